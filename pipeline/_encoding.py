@@ -1,0 +1,93 @@
+"""Preprocessing as a torch module, so the model maps raw applicant values to a probability.
+
+Explanations must be over raw features (LIMIT_BAL, PAY_0, ...), and the batched
+explainers and gradient methods run the whole `raw -> probability` function on
+the device. Keeping the encoding in torch makes that one differentiable module
+instead of a pandas step in front of the network.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import schema as S
+
+# Repayment status codes below 1 mean different things (no balance, paid in
+# full, revolving), so each gets its own indicator; 1..9 are months late.
+_STATUS_CODES = (-2.0, -1.0, 0.0)
+
+
+def _signed_log(x: torch.Tensor) -> torch.Tensor:
+    """Compress heavy-tailed NT$ amounts; keeps sign (bills can be negative)."""
+    return torch.sign(x) * torch.log1p(torch.abs(x) / 1000.0)
+
+
+class RawEncoder(nn.Module):
+    """Raw features (schema order of `features`) -> standardised numeric block."""
+
+    def __init__(self, features: list[str]) -> None:
+        super().__init__()
+        self.features = list(features)
+        self.kinds = [S.BY_NAME[n].kind for n in self.features]
+        self.codes = {
+            i: sorted(S.BY_NAME[n].codes) for i, n in enumerate(self.features) if S.BY_NAME[n].kind == "category"
+        }
+        width = self._expand(torch.zeros(1, len(self.features))).shape[1]
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("scale", torch.ones(width))
+
+    def _expand(self, x: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for i, kind in enumerate(self.kinds):
+            col = x[:, i : i + 1]
+            if kind == "amount":
+                parts.append(_signed_log(col))
+            elif kind == "repayment_status":
+                parts.append(torch.clamp(col, min=0.0))
+                parts.extend((col == c).to(x.dtype) for c in _STATUS_CODES)
+            elif kind == "category":
+                onehot = [(col == c).to(x.dtype) for c in self.codes[i]]
+                parts.extend(onehot)
+                parts.append(1.0 - torch.stack(onehot).sum(0))  # undocumented codes
+            else:
+                parts.append(col)
+        return torch.cat(parts, dim=1)
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> "RawEncoder":
+        z = self._expand(x)
+        self.mean.copy_(z.mean(0))
+        self.scale.copy_(z.std(0).clamp_min(1e-6))
+        return self
+
+    @property
+    def width(self) -> int:
+        return int(self.mean.numel())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self._expand(x) - self.mean) / self.scale
+
+
+class DefaultRiskNet(nn.Module):
+    """Encoder + ReLU MLP + affine logit calibration -> probability of default."""
+
+    def __init__(self, features: list[str], hidden: tuple[int, ...], dropout: float) -> None:
+        super().__init__()
+        self.encoder = RawEncoder(features)
+        layers: list[nn.Module] = []
+        width = self.encoder.width
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+        # Platt scaling of the logit, fitted after training on the validation split:
+        # the class-weighted loss inflates raw scores, reports need real probabilities.
+        self.register_buffer("calib", torch.tensor([1.0, 0.0]))
+
+    def logit(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.encoder(x)).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.calib[0] * self.logit(x) + self.calib[1])

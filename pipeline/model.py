@@ -1,0 +1,241 @@
+"""The default-risk model: a PyTorch MLP with its preprocessing, sklearn-style.
+
+`CreditModel` follows the scikit-learn contract (parameters in `__init__`,
+`fit` returns self, learned attributes end in `_`, `predict_proba` returns
+one column per class) so the surrogate tree, fairlearn and the explainers can
+treat it like any estimator, while `net_` is the whole differentiable
+`raw applicant -> probability of default` function for on-device explainers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from . import schema as S
+from ._encoding import DefaultRiskNet
+from ._io import atomic_write_bytes, atomic_write_text
+from .policy import ThresholdPolicy
+from .versions import library_versions
+
+WEIGHTS_FILE = "model.pt"
+META_FILE = "model.json"
+ProgressFn = Callable[[int, float, float], None]
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same device -> same weights and predictions."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+class CreditModel:
+    """MLP classifier of default risk with class-weighted training and early stopping."""
+
+    def __init__(
+        self,
+        features: tuple[str, ...] = S.DEFAULT_MODEL_FEATURES,
+        hidden: tuple[int, ...] = (64, 32),
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        batch_size: int = 256,
+        max_epochs: int = 60,
+        patience: int = 6,
+        validation_fraction: float = 0.15,
+        policy: ThresholdPolicy | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.features = tuple(features)
+        self.hidden = tuple(hidden)
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.policy = policy or ThresholdPolicy()
+        self.device = torch.device(device)
+        self.seed = seed
+
+    # ---- training -------------------------------------------------------
+    def _tensor(self, frame: pd.DataFrame) -> torch.Tensor:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise ValueError(f"the frame lacks model input column(s) {missing}")
+        return torch.as_tensor(frame[list(self.features)].to_numpy(np.float32), device=self.device)
+
+    def fit(self, frame: pd.DataFrame, y: pd.Series | np.ndarray, progress: ProgressFn | None = None) -> "CreditModel":
+        """Train on raw features; hold out a stratified validation split for early stopping and calibration."""
+        seed_everything(self.seed)
+        y = np.asarray(y, dtype=np.float32)
+        idx_tr, idx_va = train_test_split(
+            np.arange(len(y)), test_size=self.validation_fraction, stratify=y, random_state=self.seed
+        )
+        x = self._tensor(frame)
+        yt = torch.as_tensor(y, device=self.device)
+        net = DefaultRiskNet(list(self.features), self.hidden, self.dropout).to(self.device)
+        net.encoder.fit(x[idx_tr])
+        pos_weight = torch.tensor((1 - y[idx_tr].mean()) / y[idx_tr].mean(), device=self.device)
+        self.history_ = self._train(net, x, yt, idx_tr, idx_va, pos_weight, progress)
+        self._calibrate(net, x[idx_va], yt[idx_va])
+        self.net_ = net.eval()
+        self.threshold_ = self.policy.threshold(self._proba(x[idx_va]), y[idx_va])
+        self.n_train_ = len(y)
+        return self
+
+    def _train(self, net, x, y, idx_tr, idx_va, pos_weight, progress) -> list[dict]:
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        gen = torch.Generator().manual_seed(self.seed)
+        tr = torch.as_tensor(idx_tr, device=self.device)
+        best, best_state, stale, history = -np.inf, None, 0, []
+        for epoch in range(self.max_epochs):
+            net.train()
+            order = tr[torch.randperm(len(tr), generator=gen).to(self.device)]
+            total = 0.0
+            for batch in order.split(self.batch_size):
+                opt.zero_grad()
+                loss = loss_fn(net.logit(x[batch]), y[batch])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(batch)
+            net.eval()
+            with torch.no_grad():
+                val_auc = roc_auc_score(y[idx_va].cpu().numpy(), net.logit(x[idx_va]).cpu().numpy())
+            history.append({"epoch": epoch + 1, "train_loss": total / len(tr), "val_auc": float(val_auc)})
+            if progress:
+                progress(epoch + 1, total / len(tr), float(val_auc))
+            if val_auc > best + 1e-4:
+                best, stale = val_auc, 0
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        net.load_state_dict(best_state)
+        self.best_epoch_ = int(np.argmax([h["val_auc"] for h in history]) + 1)
+        return history
+
+    @staticmethod
+    def _calibrate(net: DefaultRiskNet, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Platt scaling: fit a, b in sigmoid(a*logit + b) by maximum likelihood on validation data."""
+        with torch.no_grad():
+            z = net.logit(x)
+        ab = torch.tensor([1.0, 0.0], device=z.device, requires_grad=True)
+        opt = torch.optim.LBFGS([ab], lr=0.5, max_iter=100)
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(ab[0] * z + ab[1], y)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        net.calib.copy_(ab.detach())
+
+    # ---- prediction -----------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise NotFittedError("This CreditModel is not fitted yet; call fit() or CreditModel.load() first")
+
+    @torch.no_grad()
+    def _proba(self, x: torch.Tensor, chunk: int = 65536) -> np.ndarray:
+        return torch.cat([self.net_(part) for part in x.split(chunk)]).cpu().numpy().astype(np.float64)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Columns: P(no default), P(default), as scikit-learn classifiers do."""
+        self._check_fitted()
+        p = self._proba(self._tensor(frame))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """1 = decline (predicted default at or above the threshold), 0 = approve."""
+        return (self.predict_proba(frame)[:, 1] >= self.threshold_).astype(np.int64)
+
+    classes_ = np.array([0, 1])
+
+    def to(self, device: str | torch.device) -> "CreditModel":
+        """Move the fitted network (explainers may run on another device than training)."""
+        self.device = torch.device(device)
+        if hasattr(self, "net_"):
+            self.net_.to(self.device)
+        return self
+
+    # ---- persistence ----------------------------------------------------
+    def metadata(self, data_hash: str = "") -> dict:
+        self._check_fitted()
+        return {
+            "format": 1,
+            "features": list(self.features),
+            "hidden": list(self.hidden),
+            "dropout": self.dropout,
+            "threshold": self.threshold_,
+            "policy": self.policy.to_dict(),
+            "seed": self.seed,
+            "best_epoch": self.best_epoch_,
+            "n_train": self.n_train_,
+            "training": {k: getattr(self, k) for k in ("lr", "weight_decay", "batch_size", "max_epochs", "patience")},
+            "preprocessing": "signed log1p for NT$ amounts; months late + indicators for repayment status;"
+            " one-hot for categories; standardised with training statistics",
+            "calibration": "Platt scaling on the validation split",
+            "data_hash": data_hash,
+            "versions": library_versions(),
+        }
+
+    def model_hash(self) -> str:
+        """SHA-256 over weights and architecture: identifies the model independent of file bytes."""
+        self._check_fitted()
+        h = hashlib.sha256(json.dumps([list(self.features), list(self.hidden)]).encode())
+        for name, tensor in sorted(self.net_.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def save(self, directory: str | Path, data_hash: str = "") -> list[Path]:
+        """Write weights (state dict only) and JSON metadata; returns the paths written."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save({k: v.cpu() for k, v in self.net_.state_dict().items()}, buf)
+        meta = {**self.metadata(data_hash), "model_hash": self.model_hash()}
+        atomic_write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
+        atomic_write_text(directory / META_FILE, json.dumps(meta, indent=2))
+        return [directory / WEIGHTS_FILE, directory / META_FILE]
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "CreditModel":
+        """Rebuild from `save` output; weights are loaded with weights_only=True (no pickle code)."""
+        directory = Path(directory)
+        meta = json.loads((directory / META_FILE).read_text())
+        model = cls(
+            features=tuple(meta["features"]),
+            hidden=tuple(meta["hidden"]),
+            dropout=meta["dropout"],
+            policy=ThresholdPolicy.from_dict(meta["policy"]),
+            device=device,
+            seed=meta["seed"],
+        )
+        net = DefaultRiskNet(list(model.features), model.hidden, model.dropout)
+        state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        model.net_ = net.to(model.device).eval()
+        model.threshold_ = float(meta["threshold"])
+        model.best_epoch_ = meta["best_epoch"]
+        model.n_train_ = meta["n_train"]
+        if meta.get("model_hash") and meta["model_hash"] != model.model_hash():
+            raise ValueError(f"{directory}: model weights do not match the model_hash in {META_FILE}")
+        return model
