@@ -18,9 +18,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.exceptions import NotFittedError
+from sklearn.base import BaseEstimator
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted
 
 from . import schema as S
 from ._encoding import DefaultRiskNet
@@ -40,7 +41,7 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-class CreditModel:
+class CreditModel(BaseEstimator):
     """MLP classifier of default risk with class-weighted training and early stopping."""
 
     def __init__(
@@ -149,8 +150,7 @@ class CreditModel:
 
     # ---- prediction -----------------------------------------------------
     def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise NotFittedError("This CreditModel is not fitted yet; call fit() or CreditModel.load() first")
+        check_is_fitted(self, "net_", msg="This CreditModel is not fitted yet; call fit() or CreditModel.load() first")
 
     @torch.no_grad()
     def _proba(self, x: torch.Tensor, chunk: int = 65536) -> np.ndarray:
