@@ -36,7 +36,7 @@ MSG_DUPLICATE_COLUMNS = "{file}: line {line}: duplicate column(s) {dups} in the 
 MSG_ROW_LENGTH = "{file}: line {line}: expected {expected} cells, got {got}"
 MSG_NOT_NUMERIC = "{file}: line {line}, column {column}: expected a number, got {value!r}"
 MSG_NOT_INTEGER = "{file}: line {line}, column {column}: expected a whole number, got {value!r}"
-MSG_INVALID_VALUE = "{file}: line {line}, column {column}: got {value!r}, expected {expected}"
+MSG_INVALID_VALUE = "{file}: line {line}, column {column}: got {value:g}, expected {expected}"
 MSG_DUPLICATE_ID = "{file}: line {line}, column ID: duplicate applicant id {value!r} (first seen on line {first})"
 MSG_ONE_CLASS = "{file}: column {column}: every row has label {value}; an audit needs both defaulters (1) and non-defaulters (0)"
 
@@ -173,7 +173,7 @@ def _validate_values(frame: pd.DataFrame, file: Path, lines: list[int]) -> None:
             file=file,
             line=lines[r],
             column=first["column"],
-            value=frame.at[r, first["column"]],
+            value=float(frame.at[r, first["column"]]),
             expected=first["check"],
         ) from None
 

@@ -1,0 +1,36 @@
+"""`credit-audit run`: the whole audit of one data file into one run directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline import DataValidationError
+from pipeline.acquire import DatasetUnavailable
+from pipeline.config import load_config
+from pipeline.device import DEVICE_CHOICES
+
+EXIT_BAD_INPUT = 2
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run the full audit flow on a data file")
+    p.add_argument("--data", help="CSV file (default: $CREDIT_AUDIT_DATA, then data/UCI_Credit_Card.csv)")
+    p.add_argument("--out", help="run directory (default: runs/<run-id>/)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default=None, help="where tensors run (default: auto)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    p.add_argument("--config", help="TOML file with [audit] settings (policy, lender, ...)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
+        from flows.audit import audit_flow  # Prefect import is slow: only when running
+
+        run_dir = audit_flow(data=args.data, out=args.out, config=config)
+    except (DataValidationError, DatasetUnavailable, ValueError, RuntimeError, OSError) as exc:
+        print(f"credit-audit: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"Audit finished. Outputs are in {run_dir}")
+    return 0

@@ -1,0 +1,82 @@
+"""Turn the fitted model and surrogate into the per-applicant table and the run's summary sections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import schema as S
+from ._loading import Portfolio
+from .metrics import performance
+from .model import CreditModel
+from .splitting import SplitIndex
+from .surrogate import DECISIONS, Surrogate
+
+
+def applicants_table(portfolio: Portfolio, split: SplitIndex, model: CreditModel, surrogate: Surrogate) -> pd.DataFrame:
+    """One row per applicant: id, split, label, probability, decisions, raw features."""
+    p = model.predict_proba(portfolio.features)[:, 1]
+    decline = p >= model.threshold_
+    table = pd.DataFrame({
+        "id": portfolio.ids.to_numpy(),
+        "split": split.labels(len(portfolio)),
+        "label": portfolio.labels.to_numpy(),
+        "probability": p,
+        "decision": np.where(decline, DECISIONS[1], DECISIONS[0]),
+        "surrogate_decision": np.take(DECISIONS, surrogate.predict(portfolio.features)),
+    })
+    return pd.concat([table, portfolio.features.reset_index(drop=True)], axis=1)
+
+
+def data_section(portfolio: Portfolio) -> dict:
+    f = portfolio.features
+    return {
+        "source": portfolio.source,
+        "rows": len(portfolio),
+        "data_hash": portfolio.data_hash,
+        "header_variant": portfolio.header_variant,
+        "default_rate": float(portfolio.labels.mean()),
+        "findings": [vars(x) | {"value": float(x.value)} for x in portfolio.findings],
+        "ranges": {c: {"min": float(f[c].min()), "max": float(f[c].max())} for c in f.columns},
+    }
+
+
+def model_section(model: CreditModel) -> dict:
+    meta = model.metadata()
+    return {
+        "model_hash": model.model_hash(),
+        "features": list(model.features),
+        "excluded_inputs": [n for n in S.FEATURE_NAMES if n not in model.features],
+        "architecture": f"MLP {model.net_.encoder.width} -> "
+        + " -> ".join(str(h) for h in model.hidden)
+        + " -> 1, ReLU, dropout {:.2f}, Platt-calibrated sigmoid output".format(model.dropout),
+        "hidden": list(model.hidden),
+        "threshold": model.threshold_,
+        "policy": model.policy.to_dict(),
+        "policy_text": model.policy.describe(model.threshold_),
+        "best_epoch": model.best_epoch_,
+        "training": meta["training"],
+        "preprocessing": meta["preprocessing"],
+        "calibration": meta["calibration"],
+        "history": getattr(model, "history_", []),
+    }
+
+
+def performance_section(table: pd.DataFrame, threshold: float) -> dict:
+    return {
+        name: performance(part["label"].to_numpy(), part["probability"].to_numpy(), threshold)
+        for name, part in table.groupby("split")
+    }
+
+
+def surrogate_section(surrogate: Surrogate, table: pd.DataFrame) -> dict:
+    agree = table["decision"] == table["surrogate_decision"]
+    importance = surrogate.tree_.feature_importances_
+    return {
+        "max_depth": surrogate.max_depth,
+        "n_leaves": int(surrogate.tree_.get_n_leaves()),
+        "fidelity_test": float(agree[table["split"] == "test"].mean()),
+        "fidelity_train": float(agree[table["split"] == "train"].mean()),
+        "rules": surrogate.rules(),
+        "feature_importance": {n: float(v) for n, v in zip(surrogate.features, importance) if v > 0},
+    }
