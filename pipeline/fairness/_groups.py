@@ -1,0 +1,113 @@
+"""Which groups the audit compares: protected attributes, age bands, intersections.
+
+Group labels are built from the schema's human meanings so the table and the
+report read "female, under 30", not "2, 1". Undocumented EDUCATION codes are
+too rare to judge one by one, so they are merged into one group and the merge
+is stated in the audit summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .. import schema as S
+
+OVERALL = "overall"
+OVERALL_GROUP = "all applicants"
+AGE_BAND_SUFFIX = " band"
+INTERSECTION_SEP = " x "
+GROUP_SEP = ", "
+# Attributes whose undocumented codes are merged into one group (others keep one group per code).
+MERGE_UNDOCUMENTED: tuple[str, ...] = ("EDUCATION",)
+# The intersections the issue asks for, as pairs of protected schema columns.
+INTERSECTIONS: tuple[tuple[str, str], ...] = (("SEX", "AGE"), ("SEX", "EDUCATION"))
+
+MSG_MISSING_COLUMN = "the fairness audit needs the protected column {name!r}, which the frame lacks"
+
+for _pair in INTERSECTIONS:
+    for _name in _pair:
+        if _name not in S.PROTECTED:  # pragma: no cover - guards a schema edit
+            raise ValueError(f"intersection column {_name!r} is not protected in the schema")
+
+
+@dataclass(frozen=True)
+class AuditedAttribute:
+    """One protected attribute (or intersection) with its groups in report order."""
+
+    name: str
+    columns: tuple[str, ...]
+    kind: str  # "attribute" or "intersection"
+    groups: tuple[str, ...]
+
+
+def _is_banded(name: str) -> bool:
+    return not S.BY_NAME[name].is_categorical
+
+
+def _attribute_name(name: str) -> str:
+    return name + AGE_BAND_SUFFIX if _is_banded(name) else name
+
+
+def _undocumented_label(name: str) -> str:
+    codes = ", ".join(str(c) for c in sorted(S.BY_NAME[name].extra_codes))
+    return f"undocumented (codes {codes})"
+
+
+def _single_groups(name: str) -> tuple[str, ...]:
+    f = S.BY_NAME[name]
+    if _is_banded(name):
+        return tuple(label for _, _, label in S.AGE_BANDS)
+    documented = tuple(f.codes.values())
+    if name in MERGE_UNDOCUMENTED and f.extra_codes:
+        return (*documented, _undocumented_label(name))
+    return (*documented, *f.extra_codes.values())
+
+
+def _single_labels(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame.columns:
+        raise ValueError(MSG_MISSING_COLUMN.format(name=name))
+    values = frame[name]
+    if _is_banded(name):
+        return values.map(S.age_band).astype(object)
+    f = S.BY_NAME[name]
+    mapping = {int(c): label for c, label in f.allowed_codes.items()}
+    if name in MERGE_UNDOCUMENTED:
+        mapping.update({int(c): _undocumented_label(name) for c in f.extra_codes})
+    return values.astype(int).map(mapping).astype(object)
+
+
+def audited_attributes() -> tuple[AuditedAttribute, ...]:
+    """Every protected attribute in schema order, then the intersections."""
+    out = [AuditedAttribute(_attribute_name(n), (n,), "attribute", _single_groups(n)) for n in S.PROTECTED]
+    for a, b in INTERSECTIONS:
+        groups = tuple(f"{ga}{GROUP_SEP}{gb}" for ga in _single_groups(a) for gb in _single_groups(b))
+        out.append(AuditedAttribute(_attribute_name(a) + INTERSECTION_SEP + _attribute_name(b), (a, b), "intersection", groups))
+    return tuple(out)
+
+
+def group_labels(frame: pd.DataFrame, attribute: AuditedAttribute) -> np.ndarray:
+    """The group label of every row of `frame` for one audited attribute."""
+    parts = [_single_labels(frame, c) for c in attribute.columns]
+    labels = parts[0]
+    for p in parts[1:]:
+        labels = labels + GROUP_SEP + p
+    return labels.to_numpy(dtype=object)
+
+
+def grouping_notes() -> list[str]:
+    """Plain statements of how groups were formed, for the summary."""
+    notes = []
+    for n in S.PROTECTED:
+        f = S.BY_NAME[n]
+        if _is_banded(n):
+            bands = "; ".join(f"{label} ({lo}-{hi})" for lo, hi, label in S.AGE_BANDS)
+            notes.append(f"{f.label} is audited in bands: {bands}.")
+        elif f.extra_codes and n in MERGE_UNDOCUMENTED:
+            notes.append(f"{f.label}: the undocumented codes {sorted(f.extra_codes)} are merged into one group "
+                         f"'{_undocumented_label(n)}' (each is too rare to judge alone).")
+        elif f.extra_codes:
+            notes.append(f"{f.label}: undocumented codes {sorted(f.extra_codes)} are reported as their own group(s).")
+    return notes

@@ -1,0 +1,86 @@
+"""Thresholds and the rules that turn disparities with intervals into verdicts.
+
+A verdict must survive challenge in both directions, so it is read off the
+confidence interval, not the point estimate alone:
+
+- fail: the whole interval lies on the wrong side of a threshold (the
+  disparity is there even at the most favourable end of the evidence);
+- pass: the whole interval lies on the acceptable side (absence of evidence
+  is not taken as evidence of fairness);
+- review: the interval straddles the threshold; the data cannot settle it
+  and a person must look.
+
+An attribute's verdict is the worst of its criteria; fewer than two groups
+with enough data gives "insufficient data", never a verdict.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Four-fifths (80 %) rule, US EEOC Uniform Guidelines 29 CFR 1607.4(D): each group's
+# approval rate over the most favoured group's.
+FOUR_FIFTHS = 0.80
+# Largest acceptable gap in approval rates between groups (demographic parity difference).
+PARITY_GAP_MAX = 0.10
+# Largest acceptable gap in TPR or FPR between groups (equalized odds difference).
+EQUALIZED_ODDS_GAP_MAX = 0.10
+CI_LEVEL = 0.95
+# A group is judged only with at least MIN_GROUP_SIZE applicants and MIN_OUTCOME_COUNT
+# defaulters and non-defaulters (TPR, FPR and AUC need both outcomes); below: "insufficient
+# data". With 20 defaulters one applicant moves a group's TPR by 0.05, half the equalized
+# odds threshold; with fewer, a single person could decide the verdict, and the percentile
+# bootstrap of a rate near 0 or 1 collapses to a point.
+MIN_GROUP_SIZE = 30
+MIN_OUTCOME_COUNT = math.ceil(2 / EQUALIZED_ODDS_GAP_MAX)
+
+PASS, REVIEW, FAIL, INSUFFICIENT = "pass", "review", "fail", "insufficient data"
+_SEVERITY = {PASS: 0, REVIEW: 1, FAIL: 2}
+
+RULES_TEXT = (
+    f"Intervals are {CI_LEVEL:.0%} percentile bootstrap intervals. "
+    f"Four-fifths rule: fail if the upper bound of the lowest adverse impact ratio is below {FOUR_FIFTHS}, "
+    f"pass if its lower bound is at least {FOUR_FIFTHS}, review otherwise. "
+    f"Demographic parity (approval-rate gap) and equalized odds (largest TPR or FPR gap): fail if the "
+    f"lower bound exceeds {PARITY_GAP_MAX} / {EQUALIZED_ODDS_GAP_MAX}, pass if the upper bound is within it, "
+    f"review otherwise. An attribute's verdict is the worst of the three. Groups with fewer than "
+    f"{MIN_GROUP_SIZE} applicants or fewer than {MIN_OUTCOME_COUNT} defaulters or non-defaulters are "
+    "'insufficient data' and take no part in disparities or verdicts."
+)
+
+
+def is_sufficient(count: int, defaults: int) -> bool:
+    """Enough applicants and both outcomes to estimate every rate of a group."""
+    return count >= MIN_GROUP_SIZE and min(defaults, count - defaults) >= MIN_OUTCOME_COUNT
+
+
+def _fmt(x: float) -> str:
+    return "undefined" if x is None or math.isnan(x) else f"{x:.3f}"
+
+
+def ratio_verdict(point: float, lo: float, hi: float, name: str = "lowest adverse impact ratio") -> tuple[str, str]:
+    """Higher is better; the four-fifths threshold."""
+    span = f"{name} {_fmt(point)} (95% CI {_fmt(lo)} to {_fmt(hi)})"
+    if math.isnan(hi) or math.isnan(lo):
+        return REVIEW, f"{span}: interval undefined"
+    if hi < FOUR_FIFTHS:
+        return FAIL, f"{span} is below {FOUR_FIFTHS} across the whole interval"
+    if lo >= FOUR_FIFTHS:
+        return PASS, f"{span} is at least {FOUR_FIFTHS} across the whole interval"
+    return REVIEW, f"{span} straddles {FOUR_FIFTHS}"
+
+
+def gap_verdict(point: float, lo: float, hi: float, limit: float, name: str) -> tuple[str, str]:
+    """Lower is better; a maximum acceptable gap."""
+    span = f"{name} {_fmt(point)} (95% CI {_fmt(lo)} to {_fmt(hi)})"
+    if math.isnan(hi) or math.isnan(lo):
+        return REVIEW, f"{span}: interval undefined"
+    if lo > limit:
+        return FAIL, f"{span} exceeds {limit} across the whole interval"
+    if hi <= limit:
+        return PASS, f"{span} is within {limit} across the whole interval"
+    return REVIEW, f"{span} straddles {limit}"
+
+
+def worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=_SEVERITY.__getitem__)
