@@ -1,0 +1,122 @@
+"""Batched LIME against the lime library: its sampling distribution, its ridge fit, its weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from lime.lime_tabular import LimeTabularExplainer
+from scipy.stats import ks_2samp
+from sklearn.linear_model import Ridge
+
+from pipeline.explain._lime import (
+    MSG_KEYS,
+    _weighted_ridge,
+    categorical_indices,
+    lime_explain,
+    lime_reference,
+    top_k_agreement,
+)
+from pipeline.explain._lime_sampling import QUANTILE_CELLS, LimeSampler
+
+N_DRAWS = 20_000
+
+
+@pytest.fixture(scope="module")
+def declined(fitted_model, split):
+    return split.X_test[fitted_model.predict(split.X_test) == 1]
+
+
+def test_weighted_ridge_is_sklearn_ridge():
+    rng = np.random.default_rng(0)
+    z = (rng.random((3, 400, 6)) < 0.6).astype(np.float64)
+    y = rng.random((3, 400))
+    w = rng.random((3, 400))
+    ours = _weighted_ridge(torch.as_tensor(z), torch.as_tensor(y), torch.as_tensor(w)).numpy()
+    for i in range(3):
+        ref = Ridge(alpha=1.0, fit_intercept=True).fit(z[i], y[i], sample_weight=w[i]).coef_
+        np.testing.assert_allclose(ours[i], ref, rtol=1e-8, atol=1e-10)
+
+
+def test_sampler_draws_lime_neighbourhood_distribution(split):
+    """Per feature, our table's values follow the distribution lime's own sampler draws."""
+    features = [c for c in split.X_train.columns if c not in ("SEX", "MARRIAGE")]
+    train = split.X_train[features].to_numpy(np.float64)
+    categorical = categorical_indices(features)
+    explainer = LimeTabularExplainer(
+        train, feature_names=features, categorical_features=categorical, discretizer="quartile", random_state=1
+    )
+    row = split.X_test[features].to_numpy(np.float64)[0]
+    binary, inverse = explainer._LimeTabularExplainer__data_inverse(row, N_DRAWS + 1)
+
+    sampler = LimeSampler.fit(train, set(categorical))
+    cells = np.random.default_rng(2).integers(0, QUANTILE_CELLS, size=(N_DRAWS, len(features)))
+    ours = sampler.table[np.arange(len(features)), cells]
+    low, high = sampler.own_cells(row[None, :])
+    ours_binary = (cells >= low) & (cells < high)
+
+    for j, name in enumerate(features):
+        if j in categorical:
+            codes = np.union1d(inverse[1:, j], ours[:, j])
+            theirs_freq = (inverse[1:, j, None] == codes).mean(0)
+            ours_freq = (ours[:, j, None] == codes).mean(0)
+            assert np.abs(theirs_freq - ours_freq).max() < 0.015, name
+        else:
+            assert ks_2samp(inverse[1:, j], ours[:, j]).pvalue > 1e-3, name
+        assert abs(binary[1:, j].mean() - ours_binary[:, j].mean()) < 0.015, name
+
+
+def test_applicant_bins_are_lime_discretisation(split):
+    features = [c for c in split.X_train.columns if c not in ("SEX", "MARRIAGE")]
+    train = split.X_train[features].to_numpy(np.float64)
+    categorical = categorical_indices(features)
+    explainer = LimeTabularExplainer(train, feature_names=features, categorical_features=categorical)
+    sampler = LimeSampler.fit(train, set(categorical))
+    rows = split.X_test[features].to_numpy(np.float64)[:50]
+    lime_bins = explainer.discretizer.discretize(rows)
+    low, high = sampler.own_cells(rows)
+    midpoint_cells = (low + high) // 2
+    for j in explainer.discretizer.lambdas:
+        drawn_bin = np.searchsorted(sampler.edges[j], sampler.table[j, midpoint_cells[:, j]])
+        np.testing.assert_array_equal(drawn_bin, lime_bins[:, j])
+
+
+@pytest.mark.slow
+def test_top5_agrees_with_lime_as_well_as_lime_with_itself(fitted_model, split, declined):
+    sample = declined.iloc[:8]
+    ours = lime_explain(fitted_model, sample, split.X_train, "cpu", seed=0)
+    lime_a = lime_reference(fitted_model, sample, split.X_train, "cpu", seed=0)
+    lime_b = lime_reference(fitted_model, sample, split.X_train, "cpu", seed=1)
+    ours_vs_lime = top_k_agreement(ours, lime_a).mean()
+    lime_vs_lime = top_k_agreement(lime_b, lime_a).mean()
+    assert ours_vs_lime >= lime_vs_lime - 0.05, (ours_vs_lime, lime_vs_lime)
+    # and the weights themselves, not only their ranks
+    correlations = [np.corrcoef(a, b)[0, 1] for a, b in zip(ours, lime_a, strict=True)]
+    assert np.median(correlations) > 0.95, correlations
+
+
+def test_deterministic_per_applicant_whatever_the_batch(fitted_model, split, declined):
+    batch = declined.iloc[:5]
+    whole = lime_explain(fitted_model, batch, split.X_train, "cpu", seed=3, num_samples=500)
+    again = lime_explain(fitted_model, batch, split.X_train, "cpu", seed=3, num_samples=500)
+    alone = lime_explain(fitted_model, batch.iloc[[3]], split.X_train, "cpu", seed=3, num_samples=500)
+    other_seed = lime_explain(fitted_model, batch, split.X_train, "cpu", seed=4, num_samples=500)
+    np.testing.assert_array_equal(whole, again)
+    np.testing.assert_allclose(alone[0], whole[3], rtol=1e-9, atol=1e-12)
+    assert not np.allclose(whole, other_seed)
+    assert whole.shape == (5, len(fitted_model.features))
+
+
+def test_rejects_frames_it_cannot_explain(fitted_model, split, declined):
+    with pytest.raises(ValueError, match="frame lacks model input column"):
+        lime_explain(fitted_model, declined.iloc[:2].drop(columns="PAY_0"), split.X_train, "cpu", seed=0)
+    relabelled = declined.iloc[:2].set_axis(["a", "b"])
+    with pytest.raises(ValueError, match=MSG_KEYS.split("{")[0][:40]):
+        lime_explain(fitted_model, relabelled, split.X_train, "cpu", seed=0)
+
+
+def test_top_k_agreement_counts_shared_features():
+    a = np.array([[5.0, -4.0, 3.0, 0.1, 0.2]])
+    b = np.array([[-5.0, 0.0, 3.0, 4.0, 0.2]])
+    assert top_k_agreement(a, b, k=2)[0] == 0.5
+    assert top_k_agreement(a, a, k=3)[0] == 1.0
