@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ["flows.cmd_run"]
+COMMAND_MODULES = ["flows.cmd_run", "flows.cmd_review", "flows.cmd_verify"]
 EXIT_USAGE = 2
 
 

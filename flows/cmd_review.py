@@ -1,0 +1,32 @@
+"""`credit-audit review`: the local review web app over one run directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_BAD_INPUT = 2
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("review", help="start the analyst review app (http://127.0.0.1 only)")
+    p.add_argument("--run", required=True, help="run directory written by `credit-audit run`")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
+    p.add_argument(
+        "--db",
+        default=None,
+        help="SQLAlchemy database URL for reviews (default: $CREDIT_AUDIT_REVIEW_DB, then <run>/review/reviews.sqlite)",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from review import serve
+
+    try:
+        serve(args.run, host=args.host, port=args.port, db_url=args.db)
+    except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
+        print(f"credit-audit review: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0

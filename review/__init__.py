@@ -1,0 +1,56 @@
+"""Analyst review: the queue of flagged applicants, recorded human decisions, and a tamper-evident trail.
+
+A *review* is a human's decision about one flagged applicant of one run:
+confirm the model, override to approve, override to decline, or ask for more
+information, always with a written reason and the reviewer's name. Reviews
+are append-only rows in a SQLAlchemy database (SQLite beside the run by
+default) and every one is also sealed in a hash-chained JSON-lines trail;
+`verify_run` recomputes the chain, compares it with the database and checks
+the run's manifest, so an altered, missing or added record is reported.
+
+    app = create_app(run_dir, token)             # FastAPI app (queue, applicant page, form, CSV, API)
+    serve(run_dir)                               # the same on 127.0.0.1 with uvicorn
+    report = verify_run(run_dir)                 # report.ok, report.problems
+    review_overrides(run_dir)                    # human overrides, for the next global report
+"""
+
+from ._export import csv_safe, reviews_csv
+from ._run import ReviewRun, load_review_run
+from ._server import check_loopback, serve
+from ._store import (
+    OUTCOME_LABELS,
+    Outcome,
+    Review,
+    ReviewStore,
+    ReviewValidationError,
+    review_overrides,
+    validate_review,
+)
+from ._verify import VerifyReport, verify_run
+
+
+def create_app(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - thin lazy wrapper, see _app.create_app
+    """Build the FastAPI app (imported lazily: FastAPI is not needed to verify or export)."""
+    from ._app import create_app as _create
+
+    return _create(*args, **kwargs)
+
+
+__all__ = [
+    "OUTCOME_LABELS",
+    "Outcome",
+    "Review",
+    "ReviewRun",
+    "ReviewStore",
+    "ReviewValidationError",
+    "VerifyReport",
+    "check_loopback",
+    "create_app",
+    "csv_safe",
+    "load_review_run",
+    "review_overrides",
+    "reviews_csv",
+    "serve",
+    "validate_review",
+    "verify_run",
+]

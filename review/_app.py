@@ -1,0 +1,265 @@
+"""The review web app: queue, applicant page, review form, CSV export and a small JSON API.
+
+`create_app(run_dir, token)` builds the FastAPI app over one run; `serve`
+(in _server.py) runs it on loopback. Pages are Jinja2 templates from
+templates/review/ with autoescape on; view dicts come from _views.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import jinja2
+from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from pipeline.flags import FLAG_LABELS
+
+from ._export import reviews_csv
+from ._run import ReviewRun, load_review_run
+from ._security import AUTH_COOKIE, CSP, CSRF_COOKIE, MSG_CSRF, MSG_HOST, MSG_TOKEN, NOTICE_CSP, TOKEN_HEADER, Guard
+from ._store import Review, ReviewStore, ReviewValidationError
+from ._views import DECISIONS, SORTS, STATES, QueueQuery, applicant_view, filter_queue, queue_frame, queue_view
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "review"
+MSG_BAD_FILTER = "{name} must be one of {allowed}, got {got!r}"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    return env
+
+
+class ReviewIn(BaseModel):
+    outcome: str
+    reason: str
+    reviewer: str
+
+
+def _review_json(r: Review) -> dict:
+    return {**r.record(), "seq": r.seq, "entry_hash": r.entry_hash, "final_decision": r.final_decision}
+
+
+def _query(code: str, state: str, decision: str, sort: str, order: str, page: int) -> QueueQuery:
+    for name, value, allowed in (
+        ("code", code, ["all", *FLAG_LABELS]),
+        ("state", state, list(STATES)),
+        ("decision", decision, list(DECISIONS)),
+        ("sort", sort, list(SORTS)),
+        ("order", order, ["asc", "desc"]),
+    ):
+        if value not in allowed:
+            raise HTTPException(422, MSG_BAD_FILTER.format(name=name, allowed=allowed, got=value))
+    return QueueQuery(code=code, state=state, decision=decision, sort=sort, order=order, page=page)
+
+
+def create_app(run_dir: str | Path, token: str, db_url: str | None = None, run: ReviewRun | None = None) -> FastAPI:
+    """The app over one run directory; `token` authorises writes."""
+    run = run or load_review_run(run_dir)
+    store = ReviewStore(run.path, db_url=db_url, run_id=run.run_id)
+    guard = Guard(token)
+    env = _env()
+    app = FastAPI(title=f"credit-audit review: {run.run_id}", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.run, app.state.store = run, store
+
+    @app.middleware("http")
+    async def protect(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette middleware
+        if not guard.host_ok(request):
+            return PlainTextResponse(MSG_HOST.format(host=request.headers.get("host")), status_code=400)
+        cookie = request.cookies.get(CSRF_COOKIE)
+        request.state.csrf = cookie or secrets.token_urlsafe(24)
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Cache-Control", "no-store")
+        if not cookie:
+            response.set_cookie(CSRF_COOKIE, request.state.csrf, httponly=True, samesite="strict", path="/")
+        return response
+
+    def page(name: str, status: int = 200, **ctx: object) -> HTMLResponse:
+        return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)
+
+    def q_params(
+        code: str = "all",
+        state: str = "all",
+        decision: str = "all",
+        sort: str = "flags",
+        order: str = "desc",
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    ) -> QueueQuery:
+        return _query(code, state, decision, sort, order, page)
+
+    @app.get("/", response_class=HTMLResponse)
+    def queue(
+        request: Request,
+        code: str = "all",
+        state: str = "all",
+        decision: str = "all",
+        sort: str = "flags",
+        order: str = "desc",
+        page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
+    ):
+        view = queue_view(run, store.latest(), q_params(code, state, decision, sort, order, page_no))
+        return page("queue.html.j2", view=view)
+
+    def known(applicant_id: int) -> None:
+        if applicant_id not in run.applicants.index:
+            raise HTTPException(404, f"applicant {applicant_id} is not in run {run.run_id}")
+
+    def applicant_page(
+        request: Request,
+        applicant_id: int,
+        status: int = 200,
+        errors: dict | None = None,
+        entered: dict | None = None,
+        saved: int | None = None,
+        concurrent: list | None = None,
+    ):
+        view = applicant_view(run, applicant_id, store.history(applicant_id))
+        return page(
+            "applicant.html.j2",
+            status=status,
+            view=view,
+            csrf=request.state.csrf,
+            errors=errors or {},
+            entered=entered or {},
+            saved=saved,
+            signed_in=guard.signed_in(request),
+            concurrent=concurrent or [],
+        )
+
+    @app.get("/applicants/{applicant_id}", response_class=HTMLResponse)
+    def applicant(request: Request, applicant_id: int, saved: int | None = None):
+        known(applicant_id)
+        return applicant_page(request, applicant_id, saved=saved)
+
+    @app.post("/applicants/{applicant_id}/reviews")
+    def submit(
+        request: Request,
+        applicant_id: int,
+        outcome: Annotated[str, Form(max_length=40)] = "",
+        reason: Annotated[str, Form(max_length=4000)] = "",
+        reviewer: Annotated[str, Form(max_length=200)] = "",
+        csrf_token: Annotated[str, Form(max_length=100)] = "",
+        token: Annotated[str, Form(max_length=200)] = "",
+        seen_seq: Annotated[int, Form(ge=0)] = 0,
+    ):
+        problem = guard.origin_problem(request, required=True)
+        if problem:
+            raise HTTPException(403, problem)
+        if not guard.csrf_ok(request, csrf_token):
+            raise HTTPException(403, MSG_CSRF)
+        known(applicant_id)
+        entered = {"outcome": outcome, "reason": reason, "reviewer": reviewer}
+        authorised = guard.signed_in(request) or guard.token_ok(token)
+        if not authorised:
+            return applicant_page(request, applicant_id, status=401, errors={"token": MSG_TOKEN}, entered=entered)
+        decision = str(run.row(applicant_id)["decision"])
+        try:
+            saved = store.save(applicant_id, decision, outcome, reason, reviewer)
+        except ReviewValidationError as exc:
+            return applicant_page(request, applicant_id, status=422, errors=exc.errors, entered=entered)
+        response = RedirectResponse(f"/applicants/{applicant_id}?saved={saved.seq}", status_code=303)
+        if not guard.signed_in(request):
+            response.set_cookie(AUTH_COOKIE, guard.session, httponly=True, samesite="strict", path="/")
+        return response
+
+    @app.get("/notices/{applicant_id}.pdf")
+    def notice_pdf(applicant_id: int):
+        known(applicant_id)
+        path = run.notice_pdf(applicant_id)
+        if path is None:
+            raise HTTPException(404, f"no notice was written for applicant {applicant_id} in this run")
+        return FileResponse(path, media_type="application/pdf", filename=path.name)
+
+    @app.get("/notices/{applicant_id}.html", response_class=HTMLResponse)
+    def notice_html(applicant_id: int):
+        known(applicant_id)
+        html = run.notice_html(applicant_id) if run.row(applicant_id)["decision"] == "decline" else None
+        if html is None:
+            raise HTTPException(404, f"no HTML notice is available for applicant {applicant_id}")
+        return HTMLResponse(html, headers={"Content-Security-Policy": NOTICE_CSP})
+
+    @app.get("/report.pdf")
+    def report_pdf():
+        path = run.report_pdf()
+        if path is None:
+            raise HTTPException(404, "this run has no global report yet")
+        return FileResponse(path, media_type="application/pdf", filename=path.name)
+
+    @app.get("/export/reviews.csv")
+    def export_csv():
+        probabilities = run.applicants["probability"].to_dict()
+        body = reviews_csv(store.all(), probabilities)
+        name = f"reviews_{run.run_id}.csv"
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @app.get("/static/review.css")
+    def css():
+        return FileResponse(TEMPLATES / "review.css", media_type="text/css")
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True, "run_id": run.run_id}
+
+    # ---- JSON API ------------------------------------------------------------
+    @app.get("/api/queue")
+    def api_queue(
+        code: str = "all", state: str = "all", decision: str = "all", sort: str = "flags", order: str = "desc"
+    ):
+        q = _query(code, state, decision, sort, order, 1)
+        frame = filter_queue(queue_frame(run, store.latest()), q)
+        return [
+            {
+                "id": int(r.id),
+                "probability": float(r.probability),
+                "decision": r.decision,
+                "flags": list(r.codes),
+                "state": r.state,
+            }
+            for r in frame.itertuples(index=False)
+        ]
+
+    @app.get("/api/applicants/{applicant_id}")
+    def api_applicant(applicant_id: int):
+        known(applicant_id)
+        row = run.row(applicant_id)
+        return {
+            "id": applicant_id,
+            "probability": float(row["probability"]),
+            "decision": str(row["decision"]),
+            "flags": [{"code": f.code, "reason": f.reason} for f in run.flags_of(applicant_id).itertuples()],
+            "reviews": [_review_json(r) for r in store.history(applicant_id)],
+        }
+
+    @app.get("/api/reviews")
+    def api_reviews():
+        return [_review_json(r) for r in store.all()]
+
+    @app.post("/api/applicants/{applicant_id}/reviews", status_code=201)
+    def api_submit(request: Request, applicant_id: int, body: ReviewIn):
+        problem = guard.origin_problem(request, required=False)
+        if problem:
+            raise HTTPException(403, problem)
+        if not guard.token_ok(request.headers.get(TOKEN_HEADER)):
+            raise HTTPException(401, MSG_TOKEN)
+        known(applicant_id)
+        decision = str(run.row(applicant_id)["decision"])
+        try:
+            saved = store.save(applicant_id, decision, body.outcome, body.reason, body.reviewer)
+        except ReviewValidationError as exc:
+            return JSONResponse({"detail": exc.errors}, status_code=422)
+        return _review_json(saved)
+
+    return app

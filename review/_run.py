@@ -1,0 +1,139 @@
+"""The run as the review app reads it: applicants by id, their flags, and what the run lacks.
+
+Read once at start-up (the run's outputs never change; reviews live in the
+store). Columns that later issues add (SHAP, LIME, reasons, counterfactual,
+stability, surrogate path) are optional: a missing one is reported as
+"not computed in this run", never an error. When the run has no
+flags.parquet (a run written before flags existed) the flags are computed
+here with the default FlagConfig, and the app says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline import outputs as O
+from pipeline import schema as S
+from pipeline.flags import FLAG_LABELS, FlagConfig, compute_flags
+
+FLAGS_PARQUET = "flags.parquet"
+NOTICES_DIR = Path("reports") / "notices"
+REPORT_PDF = Path("reports") / "audit_report.pdf"
+NOT_COMPUTED = "not computed in this run"
+MSG_NOT_A_RUN = "{path}: not a run directory: {missing} is missing (see docs/outputs.md)"
+MSG_UNKNOWN = "applicant {id} is not in run {run_id}"
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v == ""
+
+
+def json_cell(v: Any) -> Any:
+    """A JSON-in-a-cell value (reasons, counterfactual, surrogate_path), or None when empty or unreadable."""
+    if _missing(v):
+        return None
+    if not isinstance(v, str):
+        return v
+    try:
+        return json.loads(v)
+    except ValueError:
+        return None
+
+
+def notice_file(applicant_id: int) -> Path:
+    """Relative path of an applicant's notice (ids are integers, so the sanitised id is the id)."""
+    return NOTICES_DIR / f"notice_{int(applicant_id)}.pdf"
+
+
+@dataclass
+class ReviewRun:
+    """One run directory, loaded for review."""
+
+    path: Path
+    audit: dict
+    applicants: pd.DataFrame  # indexed by id
+    flags: pd.DataFrame  # id, code, reason, value
+    flags_computed_here: bool
+    _report_run: Any = field(default=None, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.audit["run_id"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.audit["model"]["threshold"])
+
+    @property
+    def model_features(self) -> list[str]:
+        return list(self.audit["model"].get("features", S.DEFAULT_MODEL_FEATURES))
+
+    def has(self, column: str) -> bool:
+        return column in self.applicants.columns
+
+    def prefixed(self, prefix: str) -> list[str]:
+        """Features with a `<prefix>_<FEATURE>` column, in schema order."""
+        return [n for n in S.FEATURE_NAMES if f"{prefix}_{n}" in self.applicants.columns]
+
+    def row(self, applicant_id: int) -> pd.Series:
+        try:
+            return self.applicants.loc[int(applicant_id)]
+        except KeyError:
+            raise KeyError(MSG_UNKNOWN.format(id=applicant_id, run_id=self.run_id)) from None
+
+    def flags_of(self, applicant_id: int) -> pd.DataFrame:
+        return self.flags[self.flags["id"] == int(applicant_id)]
+
+    def notice_pdf(self, applicant_id: int) -> Path | None:
+        p = self.path / notice_file(applicant_id)
+        return p if p.is_file() else None
+
+    def report_pdf(self) -> Path | None:
+        p = self.path / REPORT_PDF
+        return p if p.is_file() else None
+
+    def notice_html(self, applicant_id: int) -> str | None:
+        """The reports package's HTML notice for this applicant, when that package provides one."""
+        try:
+            reports = importlib.import_module("reports")
+        except ImportError:
+            return None
+        render, load = getattr(reports, "notice_html", None), getattr(reports, "load_run", None)
+        if render is None or load is None:
+            return None
+        if self._report_run is None:
+            self._report_run = load(self.path)
+        return str(render(self._report_run, int(applicant_id)))
+
+    @property
+    def has_notice_html(self) -> bool:
+        try:
+            reports = importlib.import_module("reports")
+        except ImportError:
+            return False
+        return hasattr(reports, "notice_html") and hasattr(reports, "load_run")
+
+
+def load_review_run(run_dir: str | Path, flag_config: FlagConfig | None = None) -> ReviewRun:
+    """Read audit.json, applicants.parquet and flags.parquet (computing flags when the run has none)."""
+    path = Path(run_dir)
+    for name in (O.AUDIT_JSON, O.APPLICANTS):
+        if not (path / name).is_file():
+            raise FileNotFoundError(MSG_NOT_A_RUN.format(path=path, missing=name))
+    audit = json.loads((path / O.AUDIT_JSON).read_text(encoding="utf-8"))
+    table = pd.read_parquet(path / O.APPLICANTS)
+    if (path / FLAGS_PARQUET).is_file():
+        flags, computed = pd.read_parquet(path / FLAGS_PARQUET), False
+    else:
+        flags = compute_flags(table, float(audit["model"]["threshold"]), flag_config).table
+        computed = True
+    flags = flags.assign(label=flags["code"].map(lambda c: FLAG_LABELS.get(c, c)))
+    applicants = table.set_index("id", drop=False)
+    return ReviewRun(path=path, audit=audit, applicants=applicants, flags=flags, flags_computed_here=computed)

@@ -1,0 +1,270 @@
+"""View builders: the finished strings and numbers the review templates print (templates hold no logic)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline import schema as S
+from pipeline.flags import FLAG_LABELS
+
+from ._run import NOT_COMPUTED, ReviewRun, json_cell
+from ._store import OUTCOME_LABELS, Outcome, Review
+
+SORTS = {
+    "flags": "number of flags",
+    "probability": "probability of default",
+    "margin": "distance to threshold",
+    "id": "applicant id",
+    "state": "review state",
+}
+SORT_COLUMNS = {"flags": "n_flags", "probability": "probability", "margin": "margin", "id": "id", "state": "state"}
+STATES = {
+    "all": "any state",
+    "unreviewed": "not reviewed",
+    "reviewed": "reviewed (any outcome)",
+    **{str(k): v for k, v in OUTCOME_LABELS.items()},
+}
+DECISIONS = {"all": "any decision", "approve": "approved by the model", "decline": "declined by the model"}
+PAGE_SIZE = 50
+CHART_TOP = 10
+CHART_WIDTH = 320
+
+
+def pct(p: float | None) -> str:
+    return NOT_COMPUTED if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p * 100:.1f}%"
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """The queue's filters and sort, already validated by the route."""
+
+    code: str = "all"
+    state: str = "all"
+    decision: str = "all"
+    sort: str = "flags"
+    order: str = "desc"
+    page: int = 1
+
+
+def queue_frame(run: ReviewRun, latest: Mapping[int, Review]) -> pd.DataFrame:
+    """One row per flagged applicant: id, probability, decision, codes, flag count, margin, review state."""
+    flags = run.flags
+    grouped = flags.groupby("id", sort=True)["code"].agg(list)
+    ids = grouped.index.to_numpy(np.int64)
+    rows = run.applicants.loc[ids]
+    p = rows["probability"].to_numpy(np.float64)
+    frame = pd.DataFrame(
+        {
+            "id": ids,
+            "probability": p,
+            "decision": rows["decision"].to_numpy(),
+            "codes": grouped.to_numpy(),
+            "n_flags": grouped.map(len).to_numpy(np.int64),
+            "margin": np.abs(p - run.threshold),
+        }
+    )
+    frame["state"] = [latest[i].outcome if i in latest else "unreviewed" for i in ids]
+    return frame
+
+
+def filter_queue(frame: pd.DataFrame, q: QueueQuery) -> pd.DataFrame:
+    keep = np.ones(len(frame), dtype=bool)
+    if q.code != "all":
+        keep &= frame["codes"].map(lambda codes: q.code in codes).to_numpy(bool)
+    if q.state == "reviewed":
+        keep &= (frame["state"] != "unreviewed").to_numpy()
+    elif q.state != "all":
+        keep &= (frame["state"] == q.state).to_numpy()
+    if q.decision != "all":
+        keep &= (frame["decision"] == q.decision).to_numpy()
+    out = frame[keep]
+    ascending = q.order == "asc"
+    column = SORT_COLUMNS[q.sort]
+    keys = [column] if column == "id" else [column, "id"]
+    return out.sort_values(keys, ascending=[ascending, True][: len(keys)], kind="stable")
+
+
+def queue_view(run: ReviewRun, latest: Mapping[int, Review], q: QueueQuery) -> dict:
+    frame = queue_frame(run, latest)
+    shown = filter_queue(frame, q)
+    pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
+    page = min(max(q.page, 1), pages)
+    part = shown.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    rows = []
+    for r in part.itertuples(index=False):
+        review = latest.get(int(r.id))
+        rows.append(
+            {
+                "id": int(r.id),
+                "probability": pct(r.probability),
+                "decision": r.decision,
+                "flags": [{"code": c, "label": FLAG_LABELS.get(c, c)} for c in r.codes],
+                "state": r.state,
+                "state_label": "not reviewed" if review is None else review.outcome_label,
+                "reviewer": "" if review is None else review.reviewer,
+            }
+        )
+    counts = run.flags["code"].value_counts()
+    return {
+        "run_id": run.run_id,
+        "threshold": pct(run.threshold),
+        "rows": rows,
+        "total_flagged": len(frame),
+        "matching": len(shown),
+        "reviewed": int((frame["state"] != "unreviewed").sum()),
+        "page": page,
+        "pages": pages,
+        "query": q,
+        "codes": [{"code": "all", "label": "any flag", "count": len(frame)}]
+        + [
+            {"code": c, "label": FLAG_LABELS.get(c, c), "count": int(counts.get(c, 0))}
+            for c in FLAG_LABELS
+            if c in counts.index
+        ],
+        "states": STATES,
+        "decisions": DECISIONS,
+        "sorts": SORTS,
+        "flags_computed_here": run.flags_computed_here,
+        "applicants": len(run.applicants),
+        "has_report": run.report_pdf() is not None,
+    }
+
+
+def bar_chart(values: Mapping[str, float], row: pd.Series, unit: str) -> dict:
+    """Top factors by absolute size as SVG bar geometry around a centre line; the rest summed."""
+    ranked = sorted(((n, v) for n, v in values.items() if not math.isnan(v)), key=lambda kv: -abs(kv[1]))
+    top, rest = ranked[:CHART_TOP], ranked[CHART_TOP:]
+    items = [(S.BY_NAME[n].label, S.BY_NAME[n].describe(float(row[n])) if n in row.index else "", v) for n, v in top]
+    if rest:
+        items.append((f"All other factors ({len(rest)})", "", float(sum(v for _, v in rest))))
+    peak = max((abs(v) for *_, v in items), default=0.0) or 1.0
+    half = CHART_WIDTH / 2
+    bars = []
+    for label, value_text, v in items:
+        w = abs(v) / peak * (half - 4)
+        bars.append(
+            {
+                "label": label,
+                "value": value_text,
+                "x": f"{half if v >= 0 else half - w:.1f}",
+                "w": f"{w:.1f}",
+                "raises": v > 0,
+                "amount": f"{v * 100:+.1f} pts" if unit == "points" else f"{v:+.3f}",
+            }
+        )
+    return {"bars": bars, "width": CHART_WIDTH, "centre": f"{half:.1f}"}
+
+
+def _chart(run: ReviewRun, row: pd.Series, prefix: str, unit: str) -> dict | None:
+    names = run.prefixed(prefix)
+    if not names:
+        return None
+    values = {n: float(row[f"{prefix}_{n}"]) for n in names}
+    if all(math.isnan(v) for v in values.values()):
+        return {"bars": [], "empty": True}
+    return bar_chart(values, row, unit)
+
+
+def _counterfactual(run: ReviewRun, row: pd.Series) -> dict:
+    if not run.has("counterfactual"):
+        return {"status": "not_computed"}
+    cf = json_cell(row["counterfactual"])
+    if row["decision"] != "decline" and cf is None:
+        return {"status": "not_applicable"}
+    if cf is None:
+        return {"status": "not_computed_here"}
+    if not cf.get("found"):
+        return {"status": "not_found"}
+    p = cf.get("probability")
+    return {
+        "status": "found",
+        "changes": [
+            str(c.get("text") or f"{c.get('label')}: {c.get('from')} -> {c.get('to')}") for c in cf.get("changes", [])
+        ],
+        "probability": pct(float(p)) if isinstance(p, int | float) else "",
+    }
+
+
+def _reasons(run: ReviewRun, row: pd.Series) -> list[str] | None:
+    if not run.has("reasons"):
+        return None
+    reasons = json_cell(row["reasons"])
+    return [str(r.get("text", r)) if isinstance(r, dict) else str(r) for r in (reasons or [])]
+
+
+def _surrogate(run: ReviewRun, row: pd.Series) -> dict:
+    decision = str(row.get("surrogate_decision", "")) if run.has("surrogate_decision") else None
+    path = json_cell(row["surrogate_path"]) if run.has("surrogate_path") else None
+    steps = [
+        {"condition": str(s.get("condition", "")), "value": str(s.get("value_text", ""))} for s in (path or [])
+    ] or None
+    fidelity = run.audit.get("surrogate", {}).get("fidelity_test")
+    return {
+        "decision": decision,
+        "agrees": decision == row["decision"] if decision else None,
+        "path": steps,
+        "fidelity": pct(fidelity) if fidelity is not None else None,
+    }
+
+
+def _data_rows(run: ReviewRun, row: pd.Series) -> list[dict]:
+    used = set(run.model_features)
+    ranges = run.audit.get("data", {}).get("ranges", {})
+    out = []
+    for f in S.FEATURES:
+        if f.name not in row.index:
+            continue
+        r = ranges.get(f.name)
+        out.append(
+            {
+                "name": f.name,
+                "label": f.label,
+                "value": f.describe(float(row[f.name])),
+                "used": f.name in used,
+                "protected": f.protected,
+                "range": "" if r is None or f.is_categorical else f"{f.describe(r['min'])} to {f.describe(r['max'])}",
+            }
+        )
+    return out
+
+
+def outcome_choices(decision: str) -> list[dict]:
+    """The outcomes that make sense for this model decision (no 'override to approve' of an approval)."""
+    skip = Outcome.OVERRIDE_APPROVE if decision == "approve" else Outcome.OVERRIDE_DECLINE
+    return [{"value": str(o), "label": OUTCOME_LABELS[o]} for o in Outcome if o != skip]
+
+
+def applicant_view(run: ReviewRun, applicant_id: int, history: list[Review]) -> dict:
+    row = run.row(applicant_id)
+    flags = run.flags_of(applicant_id)
+    p = float(row["probability"])
+    stability = float(row["stability"]) if run.has("stability") and not pd.isna(row["stability"]) else None
+    lime = _chart(run, row, "lime", "weight")
+    return {
+        "run_id": run.run_id,
+        "id": int(applicant_id),
+        "decision": str(row["decision"]),
+        "probability": pct(p),
+        "threshold": pct(run.threshold),
+        "margin": f"{abs(p - run.threshold) * 100:.1f} points {'above' if p >= run.threshold else 'below'}",
+        "split": str(row.get("split", "")),
+        "flags": [{"code": f.code, "label": f.label, "reason": f.reason} for f in flags.itertuples(index=False)],
+        "reasons": _reasons(run, row),
+        "shap": _chart(run, row, "shap", "points"),
+        "shap_base": pct(float(row["shap_base"])) if run.has("shap_base") else None,
+        "lime": lime,
+        "surrogate": _surrogate(run, row),
+        "counterfactual": _counterfactual(run, row),
+        "stability": None if stability is None else f"{stability:.0%}",
+        "data": _data_rows(run, row),
+        "notice_pdf": run.notice_pdf(applicant_id) is not None,
+        "notice_html": run.has_notice_html and row["decision"] == "decline",
+        "history": history,
+        "outcomes": outcome_choices(str(row["decision"])),
+        "not_computed": NOT_COMPUTED,
+    }
