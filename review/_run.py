@@ -26,7 +26,7 @@ from pipeline.flags import FLAG_LABELS, FlagConfig, compute_flags
 FLAGS_PARQUET = "flags.parquet"
 NOTICES_DIR = Path("reports") / "notices"
 REPORT_PDF = Path("reports") / "audit_report.pdf"
-NOT_COMPUTED = "not computed in this run"
+NOT_COMPUTED = "Not computed in this run"
 MSG_NOT_A_RUN = "{path}: not a run directory: {missing} is missing (see docs/outputs.md)"
 MSG_UNKNOWN = "applicant {id} is not in run {run_id}"
 

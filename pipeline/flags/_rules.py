@@ -115,7 +115,7 @@ class FlagResult:
     config: FlagConfig
     threshold: float
     n_applicants: int
-    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
 class _Skip(Exception):
@@ -127,7 +127,7 @@ class _Context:
     table: pd.DataFrame
     threshold: float
     config: FlagConfig
-    ranges: Mapping[str, tuple[float, float]]
+    ranges: Mapping[str, tuple[float, float, float, float]]
 
     def column(self, name: str) -> pd.Series:
         if name not in self.table.columns:
@@ -223,15 +223,18 @@ def _undocumented(ctx: _Context) -> Hits:
     return _per_feature(ctx, _categorical_features(ctx.table), bad, describe)
 
 
-def training_ranges(training: pd.DataFrame, config: FlagConfig) -> dict[str, tuple[float, float]]:
-    """The accepted [low, high] of each numeric feature: training quantiles widened by the slack."""
+def training_ranges(training: pd.DataFrame, config: FlagConfig) -> dict[str, tuple[float, float, float, float]]:
+    """Per numeric feature: (flag below, flag above, low quantile, high quantile) of the training data.
+
+    The flag bounds are the quantiles widened by `range_slack` times their spread.
+    """
     out = {}
     q = config.range_quantile
     for f in _numeric_features(training):
         col = training[f.name].to_numpy(np.float64)
         lo, hi = np.quantile(col, [q, 1.0 - q]) if q > 0 else (col.min(), col.max())
         pad = config.range_slack * (hi - lo)
-        out[f.name] = (float(lo - pad), float(hi + pad))
+        out[f.name] = (float(lo - pad), float(hi + pad), float(lo), float(hi))
     return out
 
 
@@ -240,14 +243,20 @@ def _out_of_range(ctx: _Context) -> Hits:
         raise _Skip("no training data to compare with")
     features = [f for f in _numeric_features(ctx.table) if f.name in ctx.ranges]
 
+    q = ctx.config.range_quantile
+    share = f"{(1 - q) * 100:g}%"
+
     def bad(f: S.Feature, v: np.ndarray) -> np.ndarray:
-        lo, hi = ctx.ranges[f.name]
+        lo, hi, _, _ = ctx.ranges[f.name]
         return (v < lo) | (v > hi)
 
     def describe(f: S.Feature, v: float) -> str:
-        lo, hi = ctx.ranges[f.name]
-        side, bound = ("below", lo) if v < lo else ("above", hi)
-        return f"{f.label} {f.describe(v)} is far {side} the training data (accepted range ends at {f.describe(bound)})"
+        lo, hi, qlo, qhi = ctx.ranges[f.name]
+        if v > hi:
+            where = f"{share} of training applicants have at most {f.describe(qhi)}; flagged above {f.describe(hi)}"
+            return f"{f.label} {f.describe(v)} is far above the training data ({where})"
+        where = f"{share} of training applicants have at least {f.describe(qlo)}; flagged below {f.describe(lo)}"
+        return f"{f.label} {f.describe(v)} is far below the training data ({where})"
 
     return _per_feature(ctx, features, bad, describe)
 
