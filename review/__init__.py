@@ -14,9 +14,9 @@ the run's manifest, so an altered, missing or added record is reported.
     review_overrides(run_dir)                    # human overrides, for the next global report
 """
 
+from importlib import import_module
+
 from ._export import csv_safe, reviews_csv
-from ._run import ReviewRun, load_review_run
-from ._server import check_loopback, serve
 from ._store import (
     OUTCOME_LABELS,
     Outcome,
@@ -28,12 +28,21 @@ from ._store import (
 )
 from ._verify import VerifyReport, verify_run
 
+# The app and the run loader import pandas, torch (through pipeline) and FastAPI: loaded on first use,
+# so the store, the trail and their writers stay light for other processes and tools.
+_LAZY = {
+    "create_app": "._app",
+    "ReviewRun": "._run",
+    "load_review_run": "._run",
+    "serve": "._server",
+    "check_loopback": "._server",
+}
 
-def create_app(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - thin lazy wrapper, see _app.create_app
-    """Build the FastAPI app (imported lazily: FastAPI is not needed to verify or export)."""
-    from ._app import create_app as _create
 
-    return _create(*args, **kwargs)
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.outputs import verify_manifest
-
 from ._store import DB_FILE, RECORD_FIELDS, TRAIL_FILE, ReviewStore, review_dir, run_id_of
 from ._trail import Trail, entry_hash, genesis, parse_line
 
@@ -74,6 +72,8 @@ def check_trail(lines: list[str], run_id: str) -> tuple[list[str], dict[int, dic
 
 def verify_run(run_dir: str | Path, db_url: str | None = None) -> VerifyReport:
     """Check the manifest, the trail and the database of one run."""
+    from pipeline.outputs import verify_manifest  # pipeline imports torch: only when verifying
+
     run_dir = Path(run_dir)
     manifest = tuple(verify_manifest(run_dir))
     has_db = db_url is not None or (review_dir(run_dir) / DB_FILE).exists()
