@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline import DataValidationError
-from pipeline.acquire import DatasetUnavailable
+from pipeline import DataValidationError, load_portfolio
+from pipeline.acquire import DatasetUnavailable, locate_dataset
 from pipeline.config import load_config
-from pipeline.device import DEVICE_CHOICES
+from pipeline.device import DEVICE_CHOICES, resolve_device
 
 EXIT_BAD_INPUT = 2
 
@@ -26,9 +26,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
+        resolve_device(config.device)
+        # Preflight (~1 s): bad input or a missing file fails here with one message,
+        # before the orchestrator starts and logs a traceback for a failed task.
+        data = locate_dataset(args.data)
+        load_portfolio(data)
         from flows.audit import audit_flow  # Prefect import is slow: only when running
 
-        run_dir = audit_flow(data=args.data, out=args.out, config=config)
+        run_dir = audit_flow(data=str(data), out=args.out, config=config)
     except (DataValidationError, DatasetUnavailable, ValueError, RuntimeError, OSError) as exc:
         print(f"credit-audit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

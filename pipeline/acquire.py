@@ -19,6 +19,7 @@ from ._io import atomic_write_text
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/350/default+of+credit+card+clients.zip"
 ENV_VAR = "CREDIT_AUDIT_DATA"
+URL_ENV_VAR = "CREDIT_AUDIT_DATA_URL"  # an internal mirror of the UCI zip, for closed networks
 DEFAULT_PATH = Path("data") / "UCI_Credit_Card.csv"
 MSG_NOT_FOUND = (
     "The dataset was not found at {path} and could not be downloaded from {url} ({reason}).\n"
@@ -50,8 +51,9 @@ def download_dataset(dest: Path, url: str = UCI_URL, timeout: float = 20.0) -> P
     return atomic_write_text(dest, frame.to_csv(index=False, header=False))
 
 
-def locate_dataset(cli_path: str | Path | None = None, url: str = UCI_URL, timeout: float = 20.0) -> Path:
+def locate_dataset(cli_path: str | Path | None = None, url: str | None = None, timeout: float = 20.0) -> Path:
     """Return an existing data file, downloading to the expected place if needed."""
+    url = url or os.environ.get(URL_ENV_VAR) or UCI_URL
     path = candidate_path(cli_path)
     if path.exists():
         return path

@@ -10,14 +10,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from sklearn.model_selection import train_test_split
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from pipeline import CreditModel, Portfolio, load_portfolio  # noqa: E402
+from pipeline.splitting import split_portfolio  # noqa: E402
 from pipeline.surrogate import Surrogate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,8 +45,8 @@ def portfolio(data_path: Path) -> Portfolio:
 
 @pytest.fixture(scope="session")
 def split(portfolio: Portfolio) -> Split:
-    idx = np.arange(len(portfolio))
-    tr, te = train_test_split(idx, test_size=0.2, stratify=portfolio.labels, random_state=0)
+    index = split_portfolio(portfolio, test_fraction=0.2, seed=0)  # the flow's own split
+    tr, te = index.train, index.test
     f, y = portfolio.features, portfolio.labels
     return Split(f.iloc[tr], y.iloc[tr], f.iloc[te], y.iloc[te])
 
@@ -60,3 +59,17 @@ def fitted_model(split: Split) -> CreditModel:
 @pytest.fixture(scope="session")
 def fitted_surrogate(fitted_model: CreditModel, split: Split) -> Surrogate:
     return Surrogate().fit(split.X_train, fitted_model.predict(split.X_train))
+
+
+@pytest.fixture(scope="session")
+def audit_run(tmp_path_factory) -> Path:
+    """One whole audit flow on the real file, under Prefect's test harness (shared by tests)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.audit import audit_flow
+    from pipeline.config import AuditConfig
+
+    out = tmp_path_factory.mktemp("audit-run")
+    with prefect_test_harness(server_startup_timeout=180):
+        run_dir = audit_flow(data=str(REAL_DATA), out=str(out), config=AuditConfig(seed=0, device="cpu"))
+    return Path(run_dir)

@@ -1,0 +1,75 @@
+"""Run-directory writing: atomic files, the manifest and its verification, config files."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from pipeline import outputs as O
+from pipeline._io import atomic_write_text
+from pipeline.config import AuditConfig, load_config
+
+
+def test_manifest_lists_and_verifies_every_file(tmp_path):
+    O.write_json(tmp_path / "audit.json", {"a": 1})
+    O.write_parquet(tmp_path / "applicants.parquet", pd.DataFrame({"id": [1, 2]}))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "m.json").write_text("{}")
+    (tmp_path / "review").mkdir()
+    (tmp_path / "review" / "reviews.sqlite").write_text("mutable")
+    O.write_manifest(tmp_path)
+    listed = json.loads((tmp_path / O.MANIFEST).read_text())["files"]
+    assert set(listed) == {"audit.json", "applicants.parquet", "model/m.json"}
+    assert O.verify_manifest(tmp_path) == []
+
+
+def test_verify_reports_altered_missing_and_unlisted(tmp_path):
+    O.write_json(tmp_path / "audit.json", {"a": 1})
+    O.write_json(tmp_path / "other.json", {"b": 2})
+    O.write_manifest(tmp_path)
+    (tmp_path / "audit.json").write_text('{"a": 2}')
+    (tmp_path / "other.json").unlink()
+    (tmp_path / "extra.txt").write_text("x")
+    problems = O.verify_manifest(tmp_path)
+    assert "audit.json: content differs from the manifest (altered)" in problems
+    assert "other.json: listed in the manifest but missing" in problems
+    assert "extra.txt: not listed in the manifest" in problems
+
+
+def test_atomic_write_leaves_old_content_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "f.txt"
+    atomic_write_text(target, "old")
+
+    def boom(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_json_rejects_nan(tmp_path):
+    with pytest.raises(ValueError):
+        O.write_json(tmp_path / "x.json", {"v": float("nan")})
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_run_ids_are_safe_folder_names():
+    assert O.check_run_id("20261123T062800Z-3e675d9e")
+    for bad in ("../x", "a/b", "", "x" * 81):
+        with pytest.raises(ValueError):
+            O.check_run_id(bad)
+
+
+def test_config_file_and_overrides(tmp_path):
+    cfg = tmp_path / "a.toml"
+    cfg.write_text('[audit]\nseed = 7\n[audit.policy]\nkind = "decline_rate"\nvalue = 0.2\n[audit.lender]\nname = "Bank"\n')
+    config = load_config(cfg).with_overrides(seed=None, device="cpu")
+    assert config.seed == 7 and config.device == "cpu"
+    assert config.policy.kind == "decline_rate" and config.lender.name == "Bank"
+    assert load_config(None) == AuditConfig()
