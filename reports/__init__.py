@@ -1,0 +1,27 @@
+"""Reports: the global audit PDF of a run and a notice for each applicant.
+
+A report is a rendering of a finished run (docs/outputs.md), never of a model
+or a raw data file: `load_run` reads the run directory into a read-only
+`RunResult`, and every figure printed traces back to a value in it. The
+audit report (one PDF per run) serves the compliance officer; a notice (one
+PDF per applicant, two pages) tells an applicant what was decided, why, what
+would have changed it, the data used and their rights. The same Jinja2
+templates render the HTML of the review pages. Sections a run did not compute
+are printed as "not computed in this run", never left out silently.
+"""
+
+from ._notice import notice_html, notice_pdf, render_notice, render_notices
+from ._notice_view import notice_filename
+from ._run import Applicant, RunResult, load_run, parse_applicant_id
+
+__all__ = [
+    "Applicant",
+    "RunResult",
+    "load_run",
+    "notice_filename",
+    "notice_html",
+    "notice_pdf",
+    "parse_applicant_id",
+    "render_notice",
+    "render_notices",
+]

@@ -1,0 +1,132 @@
+"""Per-applicant notices: HTML for the review pages, PDF for the applicant, in bulk.
+
+A notice is two A4 pages: page 1 is about the applicant (decision, reasons,
+contributions, what would have changed it, their data), page 2 is the same
+for everyone in the run (the logic involved, their rights, the run
+reference). The PDF path lays out page 2 once per process and joins it to
+each applicant's page 1 (WeasyPrint `Document.copy`), so only page 1 is laid
+out per applicant; when page 1 does not fit on one page (very long lender
+details, say), the whole notice is laid out as one document instead.
+
+Bulk rendering runs in a process pool; each worker loads the run and builds
+its font configuration and stylesheets once, and freezes that long-lived
+state out of the garbage collector's scans.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from pipeline._io import atomic_write_bytes
+
+from ._notice_view import general_view, letter_view, notice_filename
+from ._pdf import engine, inline_css, render_template
+from ._run import RunResult, load_run
+
+NOTICE_CSS = "notice.css"
+LETTER_PAGE_CSS = "notice_letter_page.css"
+GENERAL_PAGE_CSS = "notice_general_page.css"
+CHUNK = 64
+
+MSG_WORKERS = "workers must be at least 1, got {workers}"
+
+# run_id -> laid-out page 2 (a WeasyPrint Document), per process
+_GENERAL_PAGES: dict[str, object] = {}
+
+
+def notice_html(run: RunResult, applicant_id: object, standalone: bool = True) -> str:
+    """The whole notice as one HTML page (for the review app); stylesheet inlined when standalone."""
+    return render_template("notice.html.j2", n=letter_view(run, applicant_id), g=general_view(run),
+                           css=inline_css(NOTICE_CSS) if standalone else "")
+
+
+def _general_pages(run: RunResult):  # noqa: ANN202 - weasyprint Document
+    key = f"{run.path.resolve()}::{run.run_id}"
+    if key not in _GENERAL_PAGES:
+        html = render_template("notice_part.html.j2", part="general", n={}, g=general_view(run), css="",
+                               title=f"Your rights - audit run {run.run_id}")
+        _GENERAL_PAGES.clear()
+        _GENERAL_PAGES[key] = engine().layout(html, NOTICE_CSS, GENERAL_PAGE_CSS)
+    return _GENERAL_PAGES[key]
+
+
+def notice_pdf(run: RunResult, applicant_id: object) -> bytes:
+    """One applicant's notice as PDF bytes (page 2 reused from this process's cache)."""
+    pdf = engine()
+    general = _general_pages(run)
+    view = letter_view(run, applicant_id)
+    html = render_template("notice_part.html.j2", part="letter", n=view, g={}, css="",
+                           title=f"Decision on your credit application - reference {view['reference']}")
+    letter = pdf.layout(html, NOTICE_CSS, LETTER_PAGE_CSS)
+    if len(letter.pages) == 1 and len(general.pages) == 1:
+        return letter.copy(letter.pages + general.pages).write_pdf()
+    return pdf.pdf(notice_html(run, applicant_id, standalone=False), NOTICE_CSS)
+
+
+def render_notice(run: RunResult, applicant_id: object, out_dir: str | Path) -> Path:
+    """Write `notice_<sanitised id>.pdf` under out_dir (atomically); returns its path."""
+    path = Path(out_dir) / notice_filename(run.applicant(applicant_id).id)
+    return atomic_write_bytes(path, notice_pdf(run, applicant_id))
+
+
+# ---- bulk ---------------------------------------------------------------------------
+_WORKER_RUN: RunResult | None = None
+
+
+def _init_worker(run_dir: str) -> None:
+    """Once per worker: load the run, build the PDF engine and page 2, then freeze them for the GC."""
+    global _WORKER_RUN
+    _WORKER_RUN = load_run(run_dir)
+    engine()
+    _general_pages(_WORKER_RUN)
+    gc.collect()
+    gc.freeze()
+
+
+def _render_chunk(ids: list[int], out_dir: str) -> list[tuple[str, int, int]]:
+    """Render a chunk; returns (path, applicant id, worker peak RSS in KiB) per notice."""
+    import resource
+
+    assert _WORKER_RUN is not None
+    done = []
+    for applicant_id in ids:
+        path = render_notice(_WORKER_RUN, applicant_id, out_dir)
+        done.append((str(path), applicant_id, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    return done
+
+
+def render_notices(run: RunResult, ids: list[object] | None, out_dir: str | Path, workers: int = 2,
+                   progress=None) -> list[Path]:  # noqa: ANN001 - progress(done, total, peak_rss_kib)
+    """Render many notices (default: every declined applicant) with `workers` processes.
+
+    Workers are started with `spawn` (safe next to Prefect's and uvicorn's
+    threads) and each reads the run from `run.path`; results keep the order of
+    `ids`. `progress`, when given, is called after each finished chunk.
+    """
+    if workers < 1:
+        raise ValueError(MSG_WORKERS.format(workers=workers))
+    wanted = [run.applicant(i).id for i in (run.declined_ids() if ids is None else ids)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if workers == 1 or len(wanted) <= 1:
+        paths = []
+        for k, i in enumerate(wanted, 1):
+            paths.append(render_notice(run, i, out_dir))
+            if progress:
+                progress(k, len(wanted), 0)
+        return paths
+    chunk = max(1, min(CHUNK, len(wanted) // (workers * 4) or 1))
+    chunks = [wanted[k : k + chunk] for k in range(0, len(wanted), chunk)]
+    by_id: dict[int, Path] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(os.fspath(run.path),)) as pool:
+        for result in pool.map(_render_chunk, chunks, [os.fspath(out_dir)] * len(chunks)):
+            for path, applicant_id, _rss in result:
+                by_id[applicant_id] = Path(path)
+            if progress:
+                progress(len(by_id), len(wanted), max(r[2] for r in result))
+    return [by_id[i] for i in wanted]

@@ -1,0 +1,172 @@
+"""What one applicant's notice says, as finished strings for the template.
+
+The content follows the notice checklist in DESIGN.md (GDPR Art. 13-15 and
+22(3), EU AI Act Art. 86, ECOA / Regulation B): the decision and its date,
+who decided and how to reach them, at most four principal reasons that never
+name a protected attribute, what would have changed the decision, the data
+used about this applicant (and only this applicant), the logic involved,
+their rights and the reference that ties the notice to the audit run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from datetime import datetime
+
+from pipeline import schema as S
+
+from ._env import NOT_COMPUTED, pct
+from ._run import Applicant, RunResult
+
+MAX_REASONS = 4
+CHART_FACTORS = 7
+_DIGITS = re.compile(r"^[0-9]{1,30}$")
+
+
+def notice_filename(applicant_id: object) -> str:
+    """`notice_<digits>.pdf`, or a hash of the id when it is not plain digits: never the raw id."""
+    text = str(applicant_id)
+    stem = text if _DIGITS.match(text) else "h" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return f"notice_{stem}.pdf"
+
+
+def notice_reference(run: RunResult, applicant_id: int) -> str:
+    return f"{run.run_id}/{applicant_id}"
+
+
+def long_date(iso: str) -> str:
+    when = datetime.fromisoformat(iso)
+    return f"{when.day} {when.strftime('%B %Y')}"
+
+
+def _lender(run: RunResult) -> dict:
+    lender = run.audit.get("lender") or {}
+    return {k: str(lender.get(k) or "") for k in ("name", "address", "contact", "review_contact")}
+
+
+def _reasons(applicant: Applicant) -> list[str] | None:
+    """The principal reasons as written by the explanation step, protected attributes dropped."""
+    if applicant.reasons is None:
+        return None
+    kept = [r for r in applicant.reasons if not S.BY_NAME.get(r.get("feature"), S.BY_NAME["LIMIT_BAL"]).protected]
+    return [str(r["text"]) for r in kept[:MAX_REASONS]]
+
+
+def _chart(applicant: Applicant) -> dict | None:
+    """Top factors of this applicant's SHAP values, the rest summed as 'all other factors'."""
+    if applicant.shap is None:
+        return None
+    ranked = sorted(applicant.shap.items(), key=lambda kv: -abs(kv[1]))
+    top, rest = ranked[:CHART_FACTORS], ranked[CHART_FACTORS:]
+    rows = [(S.BY_NAME[n].label, S.BY_NAME[n].describe(applicant.features[n]), v) for n, v in top]
+    if rest:
+        rows.append((f"All other factors ({len(rest)})", "", sum(v for _, v in rest)))
+    peak = max((abs(v) for *_, v in rows), default=0.0) or 1.0
+    base = applicant.shap_base
+    return {
+        "rows": [
+            {
+                "label": label,
+                "value": value,
+                "points": f"{v * 100:+.1f}",
+                "width": f"{min(abs(v) / peak, 1.0) * 78:.1f}%",  # leaves room for the number
+                "raises": v > 0,
+            }
+            for label, value, v in rows
+        ],
+        "base": pct(base) if base is not None else NOT_COMPUTED,
+        "final": pct(applicant.probability),
+    }
+
+
+def _counterfactual(applicant: Applicant) -> dict:
+    cf = applicant.counterfactual
+    if not applicant.declined:
+        return {"status": "not_applicable", "changes": [], "probability": ""}
+    if cf is None:
+        return {"status": "not_computed", "changes": [], "probability": ""}
+    if not cf.get("found") or not cf.get("changes"):
+        return {"status": "not_found", "changes": [], "probability": ""}
+    p = cf.get("probability")
+    return {
+        "status": "found",
+        "changes": [str(c["text"]) for c in cf["changes"]],
+        "probability": pct(p) if isinstance(p, int | float) and not math.isnan(p) else "",
+    }
+
+
+def _data_rows(run: RunResult, applicant: Applicant) -> list[list[dict]]:
+    """This applicant's raw values in schema order, in two columns (left half, then right half)."""
+    used = set(run.model_features)
+    cells = [
+        {"label": f.label, "value": f.describe(applicant.features[f.name]), "used": f.name in used}
+        for f in S.FEATURES
+        if f.name in applicant.features
+    ]
+    half = (len(cells) + 1) // 2
+    left, right = cells[:half], cells[half:]
+    return [[a, b] for a, b in zip(left, right, strict=False)] + ([[left[-1]]] if len(left) > len(right) else [])
+
+
+def _categories(used: set[str]) -> str:
+    """'credit limit; personal details (education, age); repayment history (6 months); ...'"""
+    parts = []
+    for group, names in S.feature_groups(S.FEATURE_NAMES).items():
+        kept = [n for n in names if n in used]
+        if not kept:
+            continue
+        if len(kept) == 1 and S.BY_NAME[kept[0]].label.lower() == group:
+            parts.append(group)
+        elif group == "personal":
+            parts.append("personal details (" + ", ".join(S.BY_NAME[n].label.lower() for n in kept) + ")")
+        else:
+            parts.append(f"{group} ({len(kept)} months)")
+    return "; ".join(parts)
+
+
+def _logic(run: RunResult) -> dict:
+    model = run.audit["model"]
+    used = set(run.model_features)
+    excluded = [S.BY_NAME[n].label.lower() for n in S.FEATURE_NAMES if n not in used]
+    protected_used = [S.BY_NAME[n].label.lower() for n in S.PROTECTED if n in used]
+    return {
+        "categories": _categories(used),
+        "excluded": " and ".join(excluded) if excluded else "",
+        "protected_used": " and ".join(protected_used),
+        "threshold": pct(model.get("threshold")),
+        "policy_text": str(model.get("policy_text") or ""),
+        "train_rows": f"{run.audit.get('split', {}).get('train_rows', run.audit['data'].get('rows', 0)):,}",
+        "has_shap": run.has_shap,
+    }
+
+
+def letter_view(run: RunResult, applicant_id: object) -> dict:
+    """Page 1: everything the notice says about this applicant, already worded."""
+    applicant = run.applicant(applicant_id)
+    return {
+        "lender": _lender(run),
+        "date": long_date(str(run.audit["created"])),
+        "reference": notice_reference(run, applicant.id),
+        "declined": applicant.declined,
+        "probability": pct(applicant.probability),
+        "threshold": pct(run.audit["model"].get("threshold")),
+        "reasons": _reasons(applicant),
+        "chart": _chart(applicant),
+        "counterfactual": _counterfactual(applicant),
+        "data_rows": _data_rows(run, applicant),
+    }
+
+
+def general_view(run: RunResult) -> dict:
+    """Page 2: the same for every applicant of the run (logic, rights, run reference)."""
+    model, data = run.audit["model"], run.audit["data"]
+    return {
+        "lender": _lender(run),
+        "date": long_date(str(run.audit["created"])),
+        "logic": _logic(run),
+        "run_id": run.run_id,
+        "model_hash": str(model.get("model_hash", ""))[:12],
+        "data_hash": str(data.get("data_hash", ""))[:12],
+    }

@@ -1,0 +1,68 @@
+"""HTML to PDF with WeasyPrint: one font configuration and parsed stylesheets per process.
+
+Building fontconfig state and parsing the CSS costs more than laying out a
+short notice, so a `PdfEngine` keeps them for the life of the process (each
+worker of a pool builds its own once). Fonts are found by fontconfig family
+name, subset with HarfBuzz by WeasyPrint and embedded; no font file is
+fetched, and the fetcher refuses everything outside `templates/`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from markupsafe import Markup
+from weasyprint import CSS, HTML, Document
+from weasyprint.text.fonts import FontConfiguration
+
+from ._env import ENV, TEMPLATES_DIR, BundledAssetsFetcher
+
+BASE_URL = TEMPLATES_DIR.as_uri() + "/"
+
+
+@lru_cache(maxsize=16)
+def stylesheet_text(name: str) -> str:
+    return (TEMPLATES_DIR / name).read_text(encoding="utf-8")
+
+
+def inline_css(*names: str) -> Markup:
+    """Our own stylesheets, to inline in standalone HTML (trusted files, not data)."""
+    return Markup("\n".join(stylesheet_text(n) for n in names))  # noqa: S704
+
+
+def render_template(template: str, **context: object) -> str:
+    return ENV.get_template(template).render(**context)
+
+
+class PdfEngine:
+    """Process-wide WeasyPrint state: font configuration, fetcher, parsed stylesheets."""
+
+    def __init__(self) -> None:
+        self.font_config = FontConfiguration()
+        self.fetcher = BundledAssetsFetcher()
+        self._css: dict[str, CSS] = {}
+
+    def css(self, name: str) -> CSS:
+        if name not in self._css:
+            self._css[name] = CSS(string=stylesheet_text(name), font_config=self.font_config,
+                                  url_fetcher=self.fetcher, base_url=BASE_URL)
+        return self._css[name]
+
+    def layout(self, html: str, *stylesheets: str) -> Document:
+        """Parse, style and lay out `html`; the Document can be joined with others before writing."""
+        return HTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher).render(
+            stylesheets=[self.css(s) for s in stylesheets], font_config=self.font_config)
+
+    def pdf(self, html: str, *stylesheets: str) -> bytes:
+        return self.layout(html, *stylesheets).write_pdf()
+
+
+_ENGINE: PdfEngine | None = None
+
+
+def engine() -> PdfEngine:
+    """The process's engine, built on first use (once per pool worker)."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = PdfEngine()
+    return _ENGINE
