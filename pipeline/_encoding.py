@@ -37,22 +37,34 @@ class RawEncoder(nn.Module):
         self.register_buffer("mean", torch.zeros(width))
         self.register_buffer("scale", torch.ones(width))
 
+    def _expand_feature(self, i: int, col: torch.Tensor) -> list[torch.Tensor]:
+        kind = self.kinds[i]
+        if kind == "amount":
+            return [_signed_log(col)]
+        if kind == "repayment_status":
+            return [torch.clamp(col, min=0.0), *((col == c).to(col.dtype) for c in _STATUS_CODES)]
+        if kind == "category":
+            onehot = [(col == c).to(col.dtype) for c in self.codes[i]]
+            return [*onehot, 1.0 - torch.stack(onehot).sum(0)]  # last: undocumented codes
+        return [col]
+
     def _expand(self, x: torch.Tensor) -> torch.Tensor:
-        parts = []
-        for i, kind in enumerate(self.kinds):
-            col = x[:, i : i + 1]
-            if kind == "amount":
-                parts.append(_signed_log(col))
-            elif kind == "repayment_status":
-                parts.append(torch.clamp(col, min=0.0))
-                parts.extend((col == c).to(x.dtype) for c in _STATUS_CODES)
-            elif kind == "category":
-                onehot = [(col == c).to(x.dtype) for c in self.codes[i]]
-                parts.extend(onehot)
-                parts.append(1.0 - torch.stack(onehot).sum(0))  # undocumented codes
-            else:
-                parts.append(col)
-        return torch.cat(parts, dim=1)
+        return torch.cat([p for i in range(len(self.kinds)) for p in self._expand_feature(i, x[:, i : i + 1])], dim=1)
+
+    @property
+    def block_widths(self) -> list[int]:
+        """Encoded width of each raw feature, in `features` order (the blocks of `forward`)."""
+        probe = torch.zeros(1, 1, device=self.mean.device)
+        return [sum(p.shape[1] for p in self._expand_feature(i, probe)) for i in range(len(self.kinds))]
+
+    def feature_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """`forward(x)` split into one standardised block per raw feature.
+
+        Why: the encoding is feature-separable (each block depends on one raw
+        column only), so explainers can precompute each feature's share of the
+        first layer once and recombine shares for any coalition of features.
+        """
+        return list(self.forward(x).split(self.block_widths, dim=1))
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> "RawEncoder":

@@ -1,0 +1,132 @@
+"""The coalition game behind interventional SHAP, evaluated in bulk on the device.
+
+The value of a coalition S for applicant x is the mean, over the background
+rows b, of P(default) on the hybrid row that takes features in S from x and
+the others from b. The encoder is feature-separable, so the first layer's
+pre-activation of a hybrid row is a sum of per-feature shares:
+
+    pre(x, b, S) = bias + sum_{j in S} A_j(x) + sum_{j not in S} B_j(b)
+
+A (per applicant) and B (per background row) are computed once; the
+background half (bias + sum over j not in S of B_j) does not depend on the
+applicant either, so it is computed once per coalition. What remains per
+(applicant, coalition, background row) is one add and the small layers after
+the first, done as large batched matrix multiplies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._encoding import DefaultRiskNet
+
+MSG_ARCHITECTURE = (
+    "the batched SHAP engine expects net.mlp to start with Linear then ReLU (the DefaultRiskNet layout), got {got}"
+)
+# Elements of the largest (rows x hidden) block evaluated at once: large enough to amortise per-call
+# overhead and keep a GPU busy, small enough to stay near the CPU caches (measured on 2 cores).
+DEFAULT_BLOCK_ELEMENTS = 1 << 20
+
+
+class SplitNet:
+    """A fitted DefaultRiskNet cut after its first Linear layer, for share-wise evaluation."""
+
+    def __init__(self, net: DefaultRiskNet) -> None:
+        first, act = net.mlp[0], net.mlp[1]
+        if not isinstance(first, nn.Linear) or not isinstance(act, nn.ReLU):
+            raise TypeError(MSG_ARCHITECTURE.format(got=[type(m).__name__ for m in net.mlp]))
+        self.net = net
+        self.weight = first.weight.detach()  # (H, width)
+        self.bias = first.bias.detach()
+        self.rest = net.mlp[2:]
+        widths = net.encoder.block_widths
+        edges = np.cumsum([0, *widths])
+        self.slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+    @property
+    def hidden(self) -> int:
+        return int(self.weight.shape[0])
+
+    @torch.no_grad()
+    def shares(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-feature first-layer shares A (n, F, H): A[:, j] = block_j(x) @ W1[:, block_j].T."""
+        blocks = self.net.encoder.feature_blocks(x)
+        return torch.stack([blk @ self.weight[:, sl].T for blk, sl in zip(blocks, self.slices, strict=True)], dim=1)
+
+    @torch.no_grad()
+    def head(self, pre: torch.Tensor) -> torch.Tensor:
+        """First-layer pre-activation (..., H) -> P(default) (...)."""
+        shape = pre.shape[:-1]
+        z = self.rest(torch.relu_(pre.reshape(-1, pre.shape[-1]))).reshape(shape)
+        calib = self.net.calib
+        return torch.sigmoid(calib[0] * z + calib[1])
+
+
+def tensor_of(frame_values: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(frame_values, dtype=np.float32), device=device)
+
+
+@torch.no_grad()
+def coalition_values(
+    net: DefaultRiskNet,
+    x: torch.Tensor,
+    background: torch.Tensor,
+    masks: torch.Tensor,
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+) -> torch.Tensor:
+    """v[i, c] = mean_k P(default | x_i on coalition c, background row k elsewhere); (n, C) float64.
+
+    Every background row sees the same coalitions (used for exact enumeration
+    and grouped Shapley values). `x` (n, F) and `background` (K, F) hold raw
+    features in the net's feature order; `masks` (C, F) is True where the
+    feature comes from the applicant.
+    """
+    split = SplitNet(net)
+    m = masks.to(device=x.device, dtype=x.dtype)
+    a = split.shares(x)  # (n, F, H)
+    b = split.shares(background)  # (K, F, H)
+    n, k, h = x.shape[0], background.shape[0], split.hidden
+    c_all = m.shape[0]
+    out = torch.empty(n, c_all, dtype=torch.float64, device=x.device)
+    c_step = max(1, min(c_all, block_elements // (k * h)))
+    a_step = max(1, block_elements // (k * h * c_step))
+    for c0 in range(0, c_all, c_step):
+        mc = m[c0 : c0 + c_step]
+        q = torch.einsum("cf,kfh->ckh", 1.0 - mc, b) + split.bias  # background half
+        for i0 in range(0, n, a_step):
+            p = torch.matmul(mc, a[i0 : i0 + a_step])  # applicant half, (a, c, H)
+            out[i0 : i0 + a_step, c0 : c0 + c_step] = split.head(p[:, :, None, :] + q[None]).mean(-1).double()
+    return out
+
+
+class PerBackgroundGame:
+    """Coalition values when every background row k has its own coalitions masks[k] (K, C, F).
+
+    Drawing fresh coalitions per background row makes the sampling errors of
+    the K one-row games independent, so they average out in the mean instead
+    of adding up (at the same number of network evaluations, several times
+    more accurate than one shared design; see bench/explain.py).
+    """
+
+    def __init__(self, net: DefaultRiskNet, background: torch.Tensor, masks: torch.Tensor) -> None:
+        self.split = SplitNet(net)
+        self.k, self.c, self.f = masks.shape
+        self.masks = masks.to(device=background.device, dtype=background.dtype).reshape(self.k * self.c, self.f)
+        b = self.split.shares(background)  # (K, F, H)
+        q = torch.einsum("kcf,kfh->kch", 1.0 - self.masks.reshape(self.k, self.c, self.f), b) + self.split.bias
+        self.q = q.reshape(self.k * self.c, -1)  # background half of every (k, c) hybrid row
+
+    @torch.no_grad()
+    def values(self, x: torch.Tensor, block_elements: int = DEFAULT_BLOCK_ELEMENTS) -> torch.Tensor:
+        """v[i, k, c] = P(default | x_i on coalition masks[k, c], background row k elsewhere)."""
+        a = self.split.shares(x)  # (n, F, H)
+        rows = self.k * self.c
+        out = torch.empty(x.shape[0], rows, dtype=torch.float32, device=x.device)
+        r_step = max(1, min(rows, block_elements // self.split.hidden))
+        for r0 in range(0, rows, r_step):
+            mr, qr = self.masks[r0 : r0 + r_step], self.q[r0 : r0 + r_step]
+            for i in range(x.shape[0]):  # one fused multiply-add per applicant: q + masks @ A_i
+                out[i, r0 : r0 + r_step] = self.split.head(torch.addmm(qr, mr, a[i]))
+        return out.reshape(x.shape[0], self.k, self.c)
