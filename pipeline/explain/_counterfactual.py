@@ -241,10 +241,10 @@ def counterfactuals(
 
 def _verified(model, frame, features, x_all, original, choices, cand) -> list[Counterfactual]:
     """Apply each chosen change to the applicant's row and ask the model itself."""
-    changed = frame[features].astype(np.float64)
+    changed = frame[features].copy()
     for i, choice in enumerate(choices):
         for col, value in (choice or {}).items():
-            changed.iloc[i, col] = value
+            changed.iat[i, col] = changed.dtypes.iloc[col].type(value)  # status codes stay integers
     p = model.predict_proba(changed)[:, 1]
     actionable = tuple(features[c] for c in cand.columns)
     out = []
