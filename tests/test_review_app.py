@@ -1,0 +1,417 @@
+"""The review app over a real (small) run: API, security checks, rendering, and a real-browser walk-through.
+
+The run directory is written with the same functions the flow uses (scoring,
+flags, outputs) from 300 rows of the real data and the session's fitted
+model; the app is served by uvicorn on a free loopback port and driven over
+real HTTP (httpx) and, in the browser test, by headless Debian Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+
+from flows.cli import main as cli_main
+from pipeline import outputs as O
+from pipeline import schema as S
+from pipeline import scoring
+from pipeline.flags import FlagConfig, compute_flags, flag_summary
+from pipeline.splitting import split_portfolio
+from review import create_app, verify_run
+
+pytestmark = pytest.mark.slow  # needs the session's model fitted on the real data
+
+TOKEN = "test-token-0123456789abcdef"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REASON = "Bill amounts verified against statements; decision stands."
+FAKE_PDF = b"%PDF-1.4\n% test notice\n%%EOF\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(run_dir: Path, **kw):  # noqa: ANN003 - passed to create_app
+    app = create_app(run_dir, token=TOKEN, **kw)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the review app did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        app.state.store.close()
+
+
+@pytest.fixture(scope="module")
+def built_run(tmp_path_factory, portfolio, fitted_model, fitted_surrogate) -> Path:
+    """300 real applicants scored by the real model, written like a run (flags and one notice included)."""
+    rng = np.random.default_rng(0)
+    f = portfolio.features
+    odd = np.flatnonzero(~f["EDUCATION"].isin(list(S.BY_NAME["EDUCATION"].codes)).to_numpy())[:8]
+    pick = np.unique(np.concatenate([rng.choice(len(f), 292, replace=False), odd]))
+    small = replace(
+        portfolio,
+        features=f.iloc[pick].reset_index(drop=True),
+        labels=portfolio.labels.iloc[pick].reset_index(drop=True),
+        ids=portfolio.ids.iloc[pick].reset_index(drop=True),
+    )
+    split = split_portfolio(small, 0.2, 0)
+    table = scoring.applicants_table(small, split, fitted_model, fitted_surrogate)
+    threshold = fitted_model.threshold_
+    flags = compute_flags(
+        table, threshold, FlagConfig(borderline_margin=0.1), training=small.features.iloc[split.train]
+    )
+    out = tmp_path_factory.mktemp("review") / "run"
+    declined = table.loc[table["decision"] == "decline", "id"].to_numpy()
+    (out / "reports" / "notices").mkdir(parents=True)
+    (out / "reports" / "notices" / f"notice_{int(declined[0])}.pdf").write_bytes(FAKE_PDF)
+    record = {
+        "format": 1,
+        "run_id": "20261123T000000Z-test0000",
+        "created": "2026-11-23T00:00:00+00:00",
+        "data": scoring.data_section(small),
+        "model": scoring.model_section(fitted_model),
+        "surrogate": scoring.surrogate_section(fitted_surrogate, table),
+        "flags": flag_summary(flags),
+    }
+    fitted_model.save(out / O.MODEL_DIR)
+    O.write_parquet(out / O.APPLICANTS, table)
+    O.write_parquet(out / "flags.parquet", flags.table)
+    O.write_json(out / O.AUDIT_JSON, record)
+    O.write_manifest(out)
+    assert verify_run(out).ok
+    return out
+
+
+@pytest.fixture
+def run_dir(built_run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(built_run, tmp_path / "run"))
+
+
+@pytest.fixture
+def url(run_dir: Path):
+    with serving(run_dir) as base:
+        yield base
+
+
+def _flags(run_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / "flags.parquet")
+
+
+def _table(run_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / O.APPLICANTS).set_index("id")
+
+
+def _csrf(client: httpx.Client, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+# ---- queue ---------------------------------------------------------------------
+def test_queue_lists_the_flagged_and_filters(url, run_dir):
+    flags = _flags(run_dir)
+    with httpx.Client(base_url=url) as c:
+        everything = c.get("/api/queue").json()
+        assert {r["id"] for r in everything} == set(flags["id"])
+        for code in flags["code"].unique():
+            got = {r["id"] for r in c.get("/api/queue", params={"code": code}).json()}
+            assert got == set(flags.loc[flags["code"] == code, "id"])
+        by_p = c.get("/api/queue", params={"sort": "probability", "order": "asc"}).json()
+        assert [r["probability"] for r in by_p] == sorted(r["probability"] for r in by_p)
+        page = c.get("/", params={"code": "undocumented_code"})
+        linked = {int(i) for i in re.findall(r'href="/applicants/(\d+)"', page.text)}
+        assert linked and linked == set(flags.loc[flags["code"] == "undocumented_code", "id"])
+        assert c.get("/", params={"sort": "evil"}).status_code == 422
+        assert c.get("/api/queue", params={"code": "<script>"}).status_code == 422
+
+
+def test_review_state_filter(url, run_dir):
+    target = int(_flags(run_dir)["id"].iloc[0])
+    with httpx.Client(base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+        body = {"outcome": "needs_information", "reason": "Need the last payslips.", "reviewer": "Ana Analyst"}
+        assert c.post(f"/api/applicants/{target}/reviews", json=body).status_code == 201
+        pending = c.get("/api/queue", params={"state": "needs_information"}).json()
+        assert [r["id"] for r in pending] == [target]
+        unreviewed = {r["id"] for r in c.get("/api/queue", params={"state": "unreviewed"}).json()}
+        assert target not in unreviewed and len(unreviewed) == _flags(run_dir)["id"].nunique() - 1
+
+
+# ---- security ------------------------------------------------------------------
+def test_foreign_host_is_refused(url):
+    with httpx.Client(base_url=url) as c:
+        assert c.get("/", headers={"Host": "attacker.test"}).status_code == 400
+        assert c.get("/", headers={"Host": "localhost"}).status_code == 200
+
+
+def test_form_post_needs_origin_csrf_and_token(url, run_dir):
+    target = int(_flags(run_dir)["id"].iloc[0])
+    path = f"/applicants/{target}"
+    with httpx.Client(base_url=url) as c:
+        csrf = _csrf(c, path)
+        form = {"outcome": "confirm", "reason": REASON, "reviewer": "Ana Analyst", "csrf_token": csrf}
+        own = {"Origin": url}
+        assert c.post(f"{path}/reviews", data=form).status_code == 403  # no Origin/Referer
+        assert c.post(f"{path}/reviews", data=form, headers={"Origin": "http://attacker.test"}).status_code == 403
+        assert c.post(f"{path}/reviews", data=form | {"csrf_token": "forged"}, headers=own).status_code == 403
+        no_token = c.post(f"{path}/reviews", data=form, headers=own)
+        assert no_token.status_code == 401 and "review token is required" in no_token.text
+        wrong = c.post(f"{path}/reviews", data=form | {"token": TOKEN + "x"}, headers=own)
+        assert wrong.status_code == 401
+        assert c.get("/api/reviews").json() == []
+        ok = c.post(f"{path}/reviews", data=form | {"token": TOKEN}, headers=own)
+        assert ok.status_code == 303 and ok.headers["location"] == f"{path}?saved=1"
+        assert "samesite=strict" in ok.headers["set-cookie"].lower() and "httponly" in ok.headers["set-cookie"].lower()
+        again = c.post(f"{path}/reviews", data=form, headers={"Referer": url + path})  # signed in by cookie now
+        assert again.status_code == 303
+        assert [r["reviewer"] for r in c.get("/api/reviews").json()] == ["Ana Analyst", "Ana Analyst"]
+    with httpx.Client(base_url=url) as other:  # another browser: no session cookie, no CSRF cookie
+        assert other.post(f"{path}/reviews", data=form | {"token": TOKEN}, headers={"Origin": url}).status_code == 403
+
+
+def test_form_validation_errors_are_shown_and_nothing_saved(url, run_dir):
+    table = _table(run_dir)
+    approved = int(next(i for i in _flags(run_dir)["id"] if table.loc[i, "decision"] == "approve"))
+    path = f"/applicants/{approved}"
+    with httpx.Client(base_url=url) as c:
+        csrf = _csrf(c, path)
+        bad = {"outcome": "override_approve", "reason": "short", "reviewer": "", "csrf_token": csrf, "token": TOKEN}
+        page = c.post(f"{path}/reviews", data=bad, headers={"Origin": url})
+        assert page.status_code == 422
+        assert "written reason" in page.text and "reviewer name" in page.text and "override to approve" in page.text
+        assert c.get("/api/reviews").json() == []
+
+
+def test_api_write_rules(url, run_dir):
+    table = _table(run_dir)
+    declined = int(next(i for i in _flags(run_dir)["id"] if table.loc[i, "decision"] == "decline"))
+    body = {"outcome": "override_approve", "reason": REASON, "reviewer": "Bo Boss"}
+    with httpx.Client(base_url=url) as c:
+        assert c.post(f"/api/applicants/{declined}/reviews", json=body).status_code == 401
+        hdr = {"X-Review-Token": TOKEN}
+        assert (
+            c.post(
+                f"/api/applicants/{declined}/reviews", json=body, headers=hdr | {"Origin": "http://attacker.test"}
+            ).status_code
+            == 403
+        )
+        assert c.post("/api/applicants/999999999/reviews", json=body, headers=hdr).status_code == 404
+        bad = c.post(f"/api/applicants/{declined}/reviews", json=body | {"outcome": "override_decline"}, headers=hdr)
+        assert bad.status_code == 422 and "outcome" in bad.json()["detail"]
+        saved = c.post(f"/api/applicants/{declined}/reviews", json=body, headers=hdr)
+        assert saved.status_code == 201 and saved.json()["final_decision"] == "approve"
+        assert c.get(f"/api/applicants/{declined}").json()["reviews"][0]["entry_hash"] == saved.json()["entry_hash"]
+
+
+def test_user_text_is_escaped(url, run_dir):
+    target = int(_flags(run_dir)["id"].iloc[0])
+    body = {
+        "outcome": "confirm",
+        "reason": '<img src=x onerror="alert(1)"> looks fine',
+        "reviewer": "<script>x</script>",
+    }
+    with httpx.Client(base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+        assert c.post(f"/api/applicants/{target}/reviews", json=body).status_code == 201
+        for path in (f"/applicants/{target}", "/?state=reviewed"):
+            page = c.get(path)
+            assert "<script>x</script>" not in page.text and "<img src=x" not in page.text
+            assert "&lt;script&gt;x&lt;/script&gt;" in page.text
+            assert "default-src 'none'" in page.headers["content-security-policy"]
+            assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_two_reviewers_saving_at_once_lose_nothing(url, run_dir):
+    ids = [int(i) for i in _flags(run_dir)["id"].unique()[:5]]
+    errors: list[object] = []
+
+    def reviewer(name: str) -> None:
+        with httpx.Client(base_url=url, headers={"X-Review-Token": TOKEN}, timeout=60) as c:
+            for k in range(10):
+                r = c.post(
+                    f"/api/applicants/{ids[k % 5]}/reviews",
+                    json={"outcome": "needs_information", "reason": f"{REASON} {name} {k}", "reviewer": name},
+                )
+                if r.status_code != 201:
+                    errors.append(r.text)
+
+    threads = [threading.Thread(target=reviewer, args=(n,)) for n in ("Ana Analyst", "Bo Boss")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with httpx.Client(base_url=url) as c:
+        reviews = c.get("/api/reviews").json()
+    assert len(reviews) == 20 and [r["seq"] for r in reviews] == list(range(1, 21))
+    assert verify_run(run_dir).ok
+
+
+def test_csv_export(url, run_dir):
+    target = int(_flags(run_dir)["id"].iloc[0])
+    with httpx.Client(base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+        c.post(
+            f"/api/applicants/{target}/reviews",
+            json={"outcome": "confirm", "reason": "=cmd|' /C calc'!A0 is not a reason", "reviewer": "+Eve"},
+        )
+        csv_text = c.get("/export/reviews.csv")
+    assert csv_text.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_text.headers["content-disposition"]
+    line = csv_text.text.splitlines()[1]
+    assert ",'=cmd|" in line and ",'+Eve," in line
+
+
+# ---- applicant page --------------------------------------------------------------
+def test_applicant_page_shows_decision_flags_and_degrades(url, run_dir):
+    table, flags = _table(run_dir), _flags(run_dir)
+    target = int(flags["id"].iloc[0])
+    with httpx.Client(base_url=url) as c:
+        page = c.get(f"/applicants/{target}").text
+        assert f"Applicant #{target}" in page
+        assert f"{table.loc[target, 'probability'] * 100:.1f}%" in page
+        for reason in flags.loc[flags["id"] == target, "reason"]:
+            assert reason.replace("'", "&#39;").replace('"', "&#34;") in page
+        assert "Not computed in this run" in page  # SHAP, LIME, reasons are not in this run
+        assert S.BY_NAME["LIMIT_BAL"].describe(table.loc[target, "LIMIT_BAL"]) in page
+        assert c.get("/applicants/999999999").status_code == 404
+        assert c.get("/applicants/abc").status_code == 422
+
+
+def test_notice_link_and_download(url, run_dir):
+    notice = next((run_dir / "reports" / "notices").glob("notice_*.pdf"))
+    applicant = int(notice.stem.split("_")[1])
+    with httpx.Client(base_url=url) as c:
+        assert f'href="/notices/{applicant}.pdf"' in c.get(f"/applicants/{applicant}").text
+        pdf = c.get(f"/notices/{applicant}.pdf")
+        assert pdf.status_code == 200 and pdf.content == FAKE_PDF
+        other = int(next(i for i in _table(run_dir).index if i != applicant))
+        assert f"/notices/{other}.pdf" not in c.get(f"/applicants/{other}").text
+        assert c.get(f"/notices/{other}.pdf").status_code == 404
+
+
+def test_explanation_columns_are_rendered(run_dir):
+    """With SHAP, LIME, reasons, counterfactual, stability and a surrogate path in the table, the page shows them."""
+    table = pd.read_parquet(run_dir / O.APPLICANTS)
+    i = int(np.flatnonzero(table["decision"].to_numpy() == "decline")[0])
+    features = list(S.DEFAULT_MODEL_FEATURES)
+    shap = np.zeros((len(table), len(features)))
+    shap[i, features.index("PAY_0")] = 0.21
+    shap[i, features.index("LIMIT_BAL")] = -0.04
+    extra = {f"shap_{n}": shap[:, k] for k, n in enumerate(features)}
+    extra |= {f"lime_{n}": np.where(np.arange(len(table)) == i, 0.1 if n == "PAY_0" else 0.0, np.nan) for n in features}
+    reasons = [None] * len(table)
+    reasons[i] = json.dumps([{"feature": "PAY_0", "text": "Repayment status last month: 2 months late"}])
+    cf = [None] * len(table)
+    cf[i] = json.dumps(
+        {
+            "found": True,
+            "probability": 0.31,
+            "changes": [{"feature": "PAY_AMT1", "text": "Pay NT$ 5,000 more last month"}],
+        }
+    )
+    path = [None] * len(table)
+    path[i] = json.dumps(
+        [
+            {
+                "feature": "PAY_0",
+                "condition": "Repayment status last month is '2 months late' or worse",
+                "value_text": "2 months late",
+            }
+        ]
+    )
+    table = table.assign(
+        **extra, shap_base=0.22, reasons=reasons, counterfactual=cf, surrogate_path=path, stability=0.75
+    )
+    O.write_parquet(run_dir / O.APPLICANTS, table)
+    with serving(run_dir) as base, httpx.Client(base_url=base) as c:
+        page = c.get(f"/applicants/{int(table['id'].iloc[i])}").text
+    assert "Repayment status last month: 2 months late" in page
+    assert "Pay NT$ 5,000 more last month" in page and "31.0%" in page
+    assert "+21.0 pts" in page and "-4.0 pts" in page and "+0.100" in page
+    assert "2 months late" in page and "75%" in page
+    assert "Not computed in this run" not in page
+
+
+def test_review_command_refuses_non_loopback(run_dir, capsys):
+    assert cli_main(["review", "--run", str(run_dir), "--host", "0.0.0.0"]) == 2
+    assert "loopback" in capsys.readouterr().err
+
+
+# ---- real browser ------------------------------------------------------------------
+@pytest.mark.browser
+def test_browser_walkthrough_and_tampered_log(run_dir, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    flags = _flags(run_dir)
+    code = "undocumented_code"
+    expected = set(flags.loc[flags["code"] == code, "id"])
+    with serving(run_dir) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.goto(base + "/")
+            page.select_option("#f-code", code)
+            page.click("#apply")
+            page.wait_for_url(re.compile(r".*code=undocumented_code.*"))
+            shown = {int(t.strip("#")) for t in page.locator("#queue tbody a").all_inner_texts()}
+            assert shown == expected
+            page.screenshot(path=str(tmp_path / "queue.png"))
+            target = min(shown)
+            page.click(f"text=#{target}")
+            page.wait_for_url(f"{base}/applicants/{target}")
+            assert page.locator("#no-history").is_visible()
+            page.locator("input[name=outcome][value=needs_information]").check()
+            page.fill("#reason", "Education code is undocumented; asking the branch to confirm it.")
+            page.fill("#reviewer", "Ana Analyst")
+            page.fill("#token", TOKEN)
+            page.click("#save")
+            page.wait_for_selector("#saved")
+            page.reload()
+            history = page.locator("#history").inner_text()
+            assert "Ana Analyst" in history and "Education code is undocumented" in history
+            assert "Needs more information" in history
+            assert page.locator("#token").count() == 0  # signed in for this browser session
+            page.screenshot(path=str(tmp_path / "applicant.png"), full_page=True)
+        finally:
+            browser.close()
+
+    assert verify_run(run_dir).ok
+    trail = run_dir / "review" / "trail.jsonl"
+    trail.write_text(trail.read_text().replace("Ana Analyst", "Someone Else"))
+    report = verify_run(run_dir)
+    assert not report.ok and any("altered" in p for p in report.problems)
+    assert cli_main(["verify", "--run", str(run_dir)]) == 1
