@@ -10,6 +10,7 @@ templates render the HTML of the review pages. Sections a run did not compute
 are printed as "not computed in this run", never left out silently.
 """
 
+from ._audit import audit_html, render_audit_report
 from ._notice import notice_html, notice_pdf, render_notice, render_notices
 from ._notice_view import notice_filename
 from ._run import Applicant, RunResult, load_run, parse_applicant_id
@@ -17,11 +18,13 @@ from ._run import Applicant, RunResult, load_run, parse_applicant_id
 __all__ = [
     "Applicant",
     "RunResult",
+    "audit_html",
     "load_run",
     "notice_filename",
     "notice_html",
     "notice_pdf",
     "parse_applicant_id",
+    "render_audit_report",
     "render_notice",
     "render_notices",
 ]

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 RISK_UP = "#b03a2e"
 RISK_DOWN = "#2e7d5b"
@@ -202,12 +203,12 @@ def surrogate_tree(rules: Sequence[Mapping]) -> Figure:
 
     place(())
     width = max(len(order), 2)
-    fig = Figure(figsize=(180 * MM, (32 + 30 * depth) * MM))
+    fig = Figure(figsize=(180 * MM, (30 + 30 * depth) * MM))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(-0.6, width - 0.4)
     ax.set_ylim(-depth - 0.55, 0.45)
     ax.axis("off")
-    wrap = max(12, int(150 / width))
+    wrap = max(12, int(170 / width))
     for node, kids in children.items():
         for kid, answer in zip(kids, ("yes", "no"), strict=False):
             ax.annotate("", xy=(xs[kid], -len(kid) + 0.22), xytext=(xs[node], -len(node) - 0.2),
@@ -216,7 +217,7 @@ def surrogate_tree(rules: Sequence[Mapping]) -> Figure:
             ax.text(mx, my, answer, fontsize=5.5, color=MUTED, ha="center", va="center",
                     bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none"})
         question = textwrap.fill(kids[0][-1] + "?", wrap)
-        ax.text(xs[node], -len(node), question, ha="center", va="center", fontsize=5.5, color=INK,
+        ax.text(xs[node], -len(node), question, ha="center", va="center", fontsize=6, color=INK,
                 bbox={"boxstyle": "round,pad=0.3", "facecolor": "#eef2f7", "edgecolor": "#9fb3c8", "linewidth": 0.5})
     for leaf, rule in leaves.items():
         color = RISK_UP if rule["decision"] == "decline" else RISK_DOWN
@@ -260,6 +261,7 @@ def counts(items: Sequence[tuple[str, int]], xlabel: str) -> Figure:
     for yi, (_, n) in zip(ys, items, strict=True):
         ax.text(n + peak * 0.01, yi, f"{n:,}", va="center", fontsize=6.5)
     ax.set_xlim(0, peak * 1.1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     _clean(ax)
     fig.tight_layout()

@@ -1,0 +1,24 @@
+"""The global audit report of a run: one PDF (and the same page as HTML)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline._io import atomic_write_bytes
+
+from ._audit_view import audit_view
+from ._pdf import engine, inline_css, render_template
+from ._run import RunResult
+
+AUDIT_CSS = "audit.css"
+
+
+def audit_html(run: RunResult, previous: RunResult | None = None, standalone: bool = True) -> str:
+    """The audit report as one HTML page; the stylesheet is inlined when standalone."""
+    return render_template("audit.html.j2", r=audit_view(run, previous), css=inline_css(AUDIT_CSS) if standalone else "")
+
+
+def render_audit_report(run: RunResult, out_pdf: str | Path, previous: RunResult | None = None) -> Path:
+    """Write the audit report PDF atomically; `previous` adds "changes since the previous run"."""
+    pdf = engine().pdf(audit_html(run, previous, standalone=False), AUDIT_CSS)
+    return atomic_write_bytes(Path(out_pdf), pdf)
