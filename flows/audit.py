@@ -1,15 +1,17 @@
 """The audit flow: Prefect tasks that wrap pipeline/ functions, and the flow that wires them.
 
-Tasks hold no logic of their own (Kedro/Prefect ETL style): each calls one
-pipeline function so that the same work can be unit-tested with `task.fn()`
-and orchestrated here. Only I/O tasks retry.
+Tasks hold no logic of their own (Kedro/Prefect ETL style): each calls
+pipeline functions so the same work is unit-tested with `task.fn()` and
+orchestrated here. Expensive steps are *durable* (see flows/caching.py): they
+write their output into the run directory and return its path, so a killed
+run resumes where it stopped. Only I/O tasks retry.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -17,31 +19,28 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline import CreditModel, Portfolio, load_portfolio, resolve_device
-from pipeline.config import AuditConfig
-from pipeline.model import seed_everything
 from pipeline import outputs as O
+from pipeline import schema as S
 from pipeline import scoring
 from pipeline.acquire import locate_dataset
+from pipeline.config import AuditConfig
+from pipeline.model import seed_everything
 from pipeline.splitting import SplitIndex, split_portfolio
 from pipeline.surrogate import Surrogate
 from pipeline.versions import library_versions
-from pipeline import schema as S
+
+from .caching import code_version, durable, step_key
+
+plain = partial(task, cache_policy=NO_CACHE)
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    """Where a run writes; `out` is created by the flow."""
+def run_id_for(data_hash: str, config: dict, model_hash: str | None = None) -> str:
+    """Deterministic: the same data, configuration and model give the same run (and resume it)."""
+    import hashlib
+    import json
 
-    out: Path
-
-    @property
-    def audit_json(self) -> Path:
-        return self.out / O.AUDIT_JSON
-
-
-def new_run_id(data_hash: str, now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{data_hash[:8]}"
+    digest = hashlib.sha256(json.dumps([config, model_hash, code_version()], sort_keys=True).encode()).hexdigest()
+    return O.check_run_id(f"run-{data_hash[:10]}-{digest[:10]}")
 
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -49,20 +48,21 @@ def locate_data(path: str | None) -> Path:
     return locate_dataset(path)
 
 
-@task(cache_policy=NO_CACHE)
+@plain
 def load_data(path: Path) -> Portfolio:
     portfolio = load_portfolio(path)
     get_run_logger().info("loaded %d applicants from %s (data hash %s)", len(portfolio), path, portfolio.data_hash[:12])
     return portfolio
 
 
-@task(cache_policy=NO_CACHE)
+@plain
 def split_data(portfolio: Portfolio, config: AuditConfig) -> SplitIndex:
     return split_portfolio(portfolio, config.test_fraction, config.seed)
 
 
-@task(cache_policy=NO_CACHE)
-def train_model(portfolio: Portfolio, split: SplitIndex, config: AuditConfig, device: str) -> CreditModel:
+@task
+def train_model(portfolio: Portfolio, split: SplitIndex, config: AuditConfig, device: str, model_dir: str, key: str) -> str:
+    """Durable: trains, saves the model under the run, returns its folder."""
     log = get_run_logger()
     features = S.FEATURE_NAMES if config.protected_inputs else S.DEFAULT_MODEL_FEATURES
     model = CreditModel(features=features, policy=config.policy, device=device, seed=config.seed)
@@ -70,17 +70,23 @@ def train_model(portfolio: Portfolio, split: SplitIndex, config: AuditConfig, de
     def progress(epoch: int, loss: float, auc: float) -> None:
         log.info("training epoch %d/%d: loss %.4f, validation AUC %.4f", epoch, model.max_epochs, loss, auc)
 
-    train = split.train
-    return model.fit(portfolio.features.iloc[train], portfolio.labels.iloc[train], progress=progress)
+    model.fit(portfolio.features.iloc[split.train], portfolio.labels.iloc[split.train], progress=progress)
+    model.save(model_dir, data_hash=portfolio.data_hash)
+    return model_dir
 
 
-@task(cache_policy=NO_CACHE)
+@plain
+def load_model(model_dir: str, device: str) -> CreditModel:
+    return CreditModel.load(model_dir, device=device)
+
+
+@plain
 def fit_surrogate(portfolio: Portfolio, split: SplitIndex, model: CreditModel, config: AuditConfig) -> Surrogate:
     X = portfolio.features.iloc[split.train]
     return Surrogate(features=model.features, max_depth=config.surrogate_depth, seed=config.seed).fit(X, model.predict(X))
 
 
-@task(cache_policy=NO_CACHE)
+@plain
 def score(portfolio: Portfolio, split: SplitIndex, model: CreditModel, surrogate: Surrogate) -> pd.DataFrame:
     return scoring.applicants_table(portfolio, split, model, surrogate)
 
@@ -94,7 +100,7 @@ def build_audit_record(
     model: CreditModel,
     surrogate: Surrogate,
     table: pd.DataFrame,
-    timings: dict[str, float],
+    reused_model: str | None,
 ) -> dict:
     """Everything computed, as the JSON document reports and other tools read."""
     return {
@@ -103,6 +109,7 @@ def build_audit_record(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": config.seed,
         "device": device,
+        "code_version": code_version(),
         "config": config.to_dict(),
         "lender": config.to_dict()["lender"],
         "data": scoring.data_section(portfolio),
@@ -112,22 +119,20 @@ def build_audit_record(
             "test_rows": int(len(split.test)),
             "seed": split.seed,
         },
-        "model": scoring.model_section(model),
-        "performance": scoring.performance_section(table, model.threshold_),
+        "model": {**scoring.model_section(model), "reused_from": reused_model},
+        "performance": scoring.performance_section(table, model.threshold_, all_rows=reused_model is not None),
         "surrogate": scoring.surrogate_section(surrogate, table),
         "decisions": table["decision"].value_counts().to_dict(),
         "versions": library_versions(),
-        "timings": timings,
     }
 
 
-@task(cache_policy=NO_CACHE)
-def write_outputs(out: Path, record: dict, table: pd.DataFrame, model: CreditModel) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / O.MODEL_DIR, data_hash=record["data"]["data_hash"])
-    O.write_parquet(out / O.APPLICANTS, table)
-    O.write_json(out / O.AUDIT_JSON, record)
-    return O.write_manifest(out)
+@plain
+def write_outputs(run_dir: Path, record: dict, table: pd.DataFrame) -> Path:
+    """The run's tables and record, then the manifest over everything in the run."""
+    O.write_parquet(run_dir / O.APPLICANTS, table)
+    O.write_json(run_dir / O.AUDIT_JSON, record)
+    return O.write_manifest(run_dir)
 
 
 class _Timer:
@@ -143,24 +148,45 @@ class _Timer:
         self._t = now
 
 
+def _model_step(portfolio, split, config, device, run_dir: Path, key, model_dir: str | None) -> CreditModel:
+    """A given production model is loaded as is; otherwise train (durable) and load what was saved."""
+    if model_dir:
+        return load_model(model_dir, device)
+    trained = durable(train_model, run_dir)(
+        portfolio, split, config, device, str(run_dir / O.MODEL_DIR), key=key("train")
+    )
+    return load_model(trained, device)
+
+
 @flow(name="credit-audit", log_prints=True)
-def audit_flow(data: str | None = None, out: str | None = None, config: AuditConfig | None = None) -> str:
-    """Load, split, train, surrogate, score, write. Returns the run directory."""
+def audit_flow(
+    data: str | None = None,
+    out: str | None = None,
+    config: AuditConfig | None = None,
+    model_dir: str | None = None,
+) -> str:
+    """Load, split, model, surrogate, score, write. Returns the run directory."""
     config = config or AuditConfig()
     device = str(resolve_device(config.device))
     seed_everything(config.seed)
     timer = _Timer()
     portfolio = load_data(locate_data(data))
     timer.lap("load")
+    reused_hash = CreditModel.load(model_dir).model_hash() if model_dir else None
+    run_id = run_id_for(portfolio.data_hash, config.to_dict(), reused_hash)
+    run_dir = Path(out) if out else Path("runs") / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    key = partial(step_key, run_dir=run_dir, data_hash=portfolio.data_hash, config={**config.to_dict(), "device": device, "model": reused_hash})
     split = split_data(portfolio, config)
-    model = train_model(portfolio, split, config, device)
-    timer.lap("train")
+    model = _model_step(portfolio, split, config, device, run_dir, key, model_dir)
+    timer.lap("model")
     surrogate = fit_surrogate(portfolio, split, model, config)
     table = score(portfolio, split, model, surrogate)
     timer.lap("surrogate_and_score")
-    run_id = new_run_id(portfolio.data_hash)
-    run_dir = Path(out) if out else Path("runs") / O.check_run_id(run_id)
-    record = build_audit_record(run_id, config, device, portfolio, split, model, surrogate, table, timer.times)
-    write_outputs(run_dir, record, table, model)
+    record = build_audit_record(run_id, config, device, portfolio, split, model, surrogate, table, model_dir)
+    if model_dir:
+        model.save(run_dir / O.MODEL_DIR)  # the audited model travels with its run
+    record["timings"] = timer.times
+    write_outputs(run_dir, record, table)
     get_run_logger().info("run %s written to %s", run_id, run_dir)
     return str(run_dir)

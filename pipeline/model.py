@@ -188,6 +188,7 @@ class CreditModel(BaseEstimator):
             "seed": self.seed,
             "best_epoch": self.best_epoch_,
             "n_train": self.n_train_,
+            "history": getattr(self, "history_", []),
             "training": {k: getattr(self, k) for k in ("lr", "weight_decay", "batch_size", "max_epochs", "patience")},
             "preprocessing": "signed log1p for NT$ amounts; months late + indicators for repayment status;"
             " one-hot for categories; standardised with training statistics",
@@ -211,6 +212,7 @@ class CreditModel(BaseEstimator):
         directory.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         torch.save({k: v.cpu() for k, v in self.net_.state_dict().items()}, buf)
+        data_hash = data_hash or getattr(self, "training_data_hash_", "")
         meta = {**self.metadata(data_hash), "model_hash": self.model_hash()}
         atomic_write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
         atomic_write_text(directory / META_FILE, json.dumps(meta, indent=2))
@@ -236,6 +238,8 @@ class CreditModel(BaseEstimator):
         model.threshold_ = float(meta["threshold"])
         model.best_epoch_ = meta["best_epoch"]
         model.n_train_ = meta["n_train"]
+        model.history_ = meta.get("history", [])
+        model.training_data_hash_ = meta.get("data_hash", "")
         if meta.get("model_hash") and meta["model_hash"] != model.model_hash():
             raise ValueError(f"{directory}: model weights do not match the model_hash in {META_FILE}")
         return model

@@ -23,8 +23,8 @@ AUDIT_JSON = "audit.json"
 APPLICANTS = "applicants.parquet"
 MODEL_DIR = "model"
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
-# Mutable by design (the review database and its own hash-chained log): not in the manifest.
-UNTRACKED_DIRS = ("review",)
+# Mutable by design (the review store with its own hash-chained log; the resumable-step cache): not in the manifest.
+UNTRACKED_DIRS = ("review", ".cache")
 
 
 def _json_default(o: object) -> object:

@@ -62,11 +62,12 @@ def model_section(model: CreditModel) -> dict:
     }
 
 
-def performance_section(table: pd.DataFrame, threshold: float) -> dict:
-    return {
-        name: performance(part["label"].to_numpy(), part["probability"].to_numpy(), threshold)
-        for name, part in table.groupby("split")
-    }
+def performance_section(table: pd.DataFrame, threshold: float, all_rows: bool = False) -> dict:
+    """Per split; with a reused model no row was trained on, so `all` is out-of-sample too."""
+    parts = dict(iter(table.groupby("split")))
+    if all_rows:
+        parts["all"] = table
+    return {name: performance(part["label"].to_numpy(), part["probability"].to_numpy(), threshold) for name, part in parts.items()}
 
 
 def surrogate_section(surrogate: Surrogate, table: pd.DataFrame) -> dict:
