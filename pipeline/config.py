@@ -41,6 +41,16 @@ class AuditConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "AuditConfig":
+        """Inverse of to_dict (flow parameters and deployments carry plain dicts)."""
+        d = dict(d)
+        if "policy" in d:
+            d["policy"] = ThresholdPolicy(**d["policy"])
+        if "lender" in d:
+            d["lender"] = Lender(**d["lender"])
+        return cls(**d)
+
     def with_overrides(self, **kw: object) -> "AuditConfig":
         """CLI flags win over the file; None means 'not given'."""
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
