@@ -7,6 +7,8 @@ explainers compute the right numbers for whatever function they are given.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
@@ -36,6 +38,7 @@ def synthetic_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, labels
 
 
+@lru_cache(maxsize=4)  # one training per session and feature set: tests only read the model
 def small_model(
     features: tuple[str, ...] = S.DEFAULT_MODEL_FEATURES, seed: int = 0
 ) -> tuple[CreditModel, pd.DataFrame, np.ndarray]:
