@@ -182,7 +182,10 @@ def create_app(run_dir: str | Path, token: str, db_url: str | None = None, run: 
     @app.get("/notices/{applicant_id}.html", response_class=HTMLResponse)
     def notice_html(applicant_id: int):
         known(applicant_id)
-        html = run.notice_html(applicant_id) if run.row(applicant_id)["decision"] == "decline" else None
+        try:
+            html = run.notice_html(applicant_id) if run.row(applicant_id)["decision"] == "decline" else None
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            raise HTTPException(503, f"the notice could not be rendered for this run: {exc}") from exc
         if html is None:
             raise HTTPException(404, f"no HTML notice is available for applicant {applicant_id}")
         return HTMLResponse(html, headers={"Content-Security-Policy": NOTICE_CSP})

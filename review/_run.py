@@ -48,8 +48,12 @@ def json_cell(v: Any) -> Any:
 
 
 def notice_file(applicant_id: int) -> Path:
-    """Relative path of an applicant's notice (ids are integers, so the sanitised id is the id)."""
-    return NOTICES_DIR / f"notice_{int(applicant_id)}.pdf"
+    """Relative path of an applicant's notice, named as the reports package names it."""
+    try:
+        name = importlib.import_module("reports").notice_filename(int(applicant_id))
+    except (ImportError, AttributeError):
+        name = f"notice_{int(applicant_id)}.pdf"
+    return NOTICES_DIR / name
 
 
 @dataclass

@@ -154,6 +154,7 @@ def bar_chart(values: Mapping[str, float], row: pd.Series, unit: str) -> dict:
                 "x": f"{half if v >= 0 else half - w:.1f}",
                 "w": f"{w:.1f}",
                 "raises": v > 0,
+                "direction": "up" if v > 0 else ("down" if v < 0 else "flat"),
                 "amount": f"{v * 100:+.1f} pts" if unit == "points" else f"{v:+.3f}",
             }
         )

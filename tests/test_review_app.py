@@ -105,6 +105,7 @@ def built_run(tmp_path_factory, portfolio, fitted_model, fitted_surrogate) -> Pa
         "data": scoring.data_section(small),
         "model": scoring.model_section(fitted_model),
         "surrogate": scoring.surrogate_section(fitted_surrogate, table),
+        "performance": scoring.performance_section(table, threshold),
         "flags": flag_summary(flags),
     }
     fitted_model.save(out / O.MODEL_DIR)
@@ -319,6 +320,21 @@ def test_notice_link_and_download(url, run_dir):
         other = int(next(i for i in _table(run_dir).index if i != applicant))
         assert f"/notices/{other}.pdf" not in c.get(f"/applicants/{other}").text
         assert c.get(f"/notices/{other}.pdf").status_code == 404
+
+
+def test_notice_html_from_the_reports_package(url, run_dir):
+    reports = pytest.importorskip("reports")
+    if not hasattr(reports, "notice_html"):
+        pytest.skip("the reports package has no notice_html yet")
+    table = _table(run_dir)
+    declined = int(table.index[table["decision"] == "decline"][0])
+    approved = int(table.index[table["decision"] == "approve"][0])
+    with httpx.Client(base_url=url) as c:
+        assert f'href="/notices/{declined}.html"' in c.get(f"/applicants/{declined}").text
+        page = c.get(f"/notices/{declined}.html")
+        assert page.status_code == 200 and f"/{declined}" in page.text  # the notice reference <run>/<id>
+        assert "sandbox" in page.headers["content-security-policy"]
+        assert c.get(f"/notices/{approved}.html").status_code == 404
 
 
 def test_explanation_columns_are_rendered(run_dir):
