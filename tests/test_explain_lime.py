@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +122,22 @@ def test_top_k_agreement_counts_shared_features():
     b = np.array([[-5.0, 0.0, 3.0, 4.0, 0.2]])
     assert top_k_agreement(a, b, k=2)[0] == 0.5
     assert top_k_agreement(a, a, k=3)[0] == 1.0
+
+
+def test_pre_encoded_shortcut_gives_the_network_s_own_weights(fitted_model, split, declined):
+    """Without the encoder/dense layout the full network scores every sample; the weights must not move."""
+
+    class Opaque(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    opaque = copy.deepcopy(fitted_model)
+    opaque.net_ = Opaque(opaque.net_)
+    batch = declined.iloc[:3]
+    fast = lime_explain(fitted_model, batch, split.X_train, "cpu", seed=5, num_samples=1000)
+    full = lime_explain(opaque, batch, split.X_train, "cpu", seed=5, num_samples=1000)
+    np.testing.assert_allclose(fast, full, atol=1e-6)

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from .. import schema as S
+from ._lime_encoded import AGREEMENT_TOLERANCE, EncodedScorer
 from ._lime_sampling import QUANTILE_CELLS, LimeSampler
 
 MSG_MISSING_COLUMNS = "{what} lacks model input column(s) {missing}"
@@ -65,21 +66,24 @@ def kernel_width(n_features: int) -> float:
     return math.sqrt(n_features) * 0.75
 
 
-def _neighbourhood(
-    table: torch.Tensor, x: torch.Tensor, low: torch.Tensor, high: torch.Tensor, cells: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Binary representation (bool) and raw samples (float32), (m, S, F); sample 0 is the applicant.
+def _binary(cells: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """lime's interpretable representation (m, S, F), bool: 1 where the drawn code/bin is the applicant's.
 
-    `table` is the sampler's (F, T) table on the device, `cells` (m, S, F) the
-    drawn cell numbers, [low, high) (m, F) each applicant's own cell range.
+    `cells` (m, S, F) are the drawn cell numbers, [low, high) (m, F) each
+    applicant's own cell range; sample 0 is the applicant itself, all ones.
     """
+    binary = (cells >= low[:, None, :]) & (cells < high[:, None, :])
+    binary[:, 0, :] = True
+    return binary
+
+
+def _raw(table: torch.Tensor, x: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Raw feature values (m, S, F) of the drawn cells of `table` (F, T); sample 0 is the applicant's row x."""
     m, n_samples, n_features = cells.shape
     offsets = torch.arange(n_features, device=cells.device) * table.shape[1]
     raw = table.view(-1).index_select(0, (cells + offsets).view(-1)).view(m, n_samples, n_features)
-    binary = (cells >= low[:, None, :]) & (cells < high[:, None, :])
-    binary[:, 0, :] = True
     raw[:, 0, :] = x
-    return binary, raw
+    return raw
 
 
 def _cells(seed: int, keys: np.ndarray, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -97,15 +101,31 @@ def _cells(seed: int, keys: np.ndarray, shape: tuple[int, int], device: torch.de
 
 
 def _weighted_ridge(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """Coefficients of sklearn's Ridge(alpha, fit_intercept=True).fit(z, y, sample_weight=w), batched."""
-    total = w.sum(1, keepdim=True)
-    z_mean = (w[..., None] * z).sum(1, keepdim=True) / total[..., None]
-    y_mean = (w * y).sum(1, keepdim=True) / total
-    zc = z - z_mean
-    zw = zc * w[..., None]
-    gram = zw.transpose(1, 2) @ zc + alpha * torch.eye(z.shape[2], dtype=z.dtype, device=z.device)
-    rhs = zw.transpose(1, 2) @ (y - y_mean)[..., None]
-    return torch.linalg.solve(gram, rhs).squeeze(-1)
+    """Coefficients of sklearn's Ridge(alpha, fit_intercept=True).fit(z, y, sample_weight=w), batched.
+
+    Centring on the weighted means (what sklearn does for the intercept) is
+    applied to the weighted moments rather than to the data, so the samples
+    are read once: one batched product of [z, 1, y] with its weighted self.
+    z: (m, S, F) bool or float, y and w: (m, S).
+    """
+    m, n_samples, n_features = z.shape
+    aug = torch.empty((m, n_samples, n_features + 2), dtype=torch.float64, device=z.device)
+    aug[:, :, :n_features] = z
+    aug[:, :, n_features] = 1.0
+    aug[:, :, n_features + 1] = y
+    moments = (aug * w[..., None]).transpose(1, 2) @ aug  # (m, F+2, F+2)
+    zz, z1, zy = moments[:, :n_features, :n_features], moments[:, :n_features, n_features], moments[:, :n_features, -1]
+    total, y1 = moments[:, n_features, n_features], moments[:, n_features, -1]
+    gram = zz - z1[:, :, None] * z1[:, None, :] / total[:, None, None]
+    gram = gram + alpha * torch.eye(n_features, dtype=torch.float64, device=z.device)
+    rhs = zy - z1 * (y1 / total)[:, None]
+    return torch.linalg.solve(gram, rhs)
+
+
+def _scorer_agrees(scorer: EncodedScorer, net, table: torch.Tensor, x: torch.Tensor, cells: torch.Tensor) -> bool:
+    """The pre-encoded shortcut gives the network's own probabilities on the first applicant's samples."""
+    full = net(_raw(table, x[:1], cells[:1]).view(-1, x.shape[1]))
+    return bool((scorer(cells[:1], x[:1]).view(-1) - full).abs().max() <= AGREEMENT_TOLERANCE)
 
 
 def _matrix(frame: pd.DataFrame, features: list[str], what: str) -> np.ndarray:
@@ -155,6 +175,7 @@ def lime_explain(
     table = torch.as_tensor(sampler.table, dtype=torch.float32, device=device)
     low_all, high_all = sampler.own_cells(x_all)
     net = copy.deepcopy(model.net_).to(device).eval()
+    scorer = EncodedScorer.build(net, table)
     width = kernel_width(len(features))
     out = np.empty((len(x_all), len(features)), dtype=np.float64)
     step = _chunk_size(device, num_samples, len(features))
@@ -163,11 +184,16 @@ def lime_explain(
         x = torch.as_tensor(x_all[part], dtype=torch.float32, device=device)
         low, high = (torch.as_tensor(a[part], device=device) for a in (low_all, high_all))
         cells = _cells(seed, keys[part], (num_samples, len(features)), device)
-        binary, raw = _neighbourhood(table, x, low, high, cells)
-        p = net(raw.view(-1, len(features))).to(torch.float64).view(len(x), num_samples)
+        if scorer is not None and start == 0 and not _scorer_agrees(scorer, net, table, x, cells):
+            scorer = None
+        if scorer is not None:
+            p = scorer(cells, x)
+        else:
+            p = net(_raw(table, x, cells).view(-1, len(features))).view(len(x), num_samples)
+        binary = _binary(cells, low, high)
         distance_sq = len(features) - binary.sum(-1, dtype=torch.float64)
         weights = torch.sqrt(torch.exp(-distance_sq / width**2))
-        out[part] = _weighted_ridge(binary.to(torch.float64), p, weights).cpu().numpy()
+        out[part] = _weighted_ridge(binary, p.to(torch.float64), weights).cpu().numpy()
     return out
 
 
