@@ -162,11 +162,14 @@ def _model_step(portfolio, split, config, device, run_dir: Path, key, model_dir:
 def audit_flow(
     data: str | None = None,
     out: str | None = None,
-    config: AuditConfig | None = None,
+    config: dict | None = None,
     model_dir: str | None = None,
 ) -> str:
-    """Load, split, model, surrogate, score, write. Returns the run directory."""
-    config = config or AuditConfig()
+    """Load, split, model, surrogate, score, write. Returns the run directory.
+
+    `config` is `AuditConfig.to_dict()` (plain data, so deployments and schedules can carry it).
+    """
+    config = AuditConfig.from_dict(config or {})
     device = str(resolve_device(config.device))
     seed_everything(config.seed)
     timer = _Timer()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline import DataValidationError, load_portfolio
+from pipeline import CreditModel, DataValidationError, load_portfolio
 from pipeline.acquire import DatasetUnavailable, locate_dataset
 from pipeline.config import load_config
 from pipeline.device import DEVICE_CHOICES, resolve_device
@@ -20,6 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=DEVICE_CHOICES, default=None, help="where tensors run (default: auto)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--config", help="TOML file with [audit] settings (policy, lender, ...)")
+    p.add_argument("--model", help="audit this saved model (a run's model/ folder) without retraining")
     p.set_defaults(handler=run)
 
 
@@ -27,13 +28,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
         resolve_device(config.device)
+        if args.model:
+            CreditModel.load(args.model)  # fails fast on a missing or altered model
         # Preflight (~1 s): bad input or a missing file fails here with one message,
         # before the orchestrator starts and logs a traceback for a failed task.
         data = locate_dataset(args.data)
         load_portfolio(data)
         from flows.audit import audit_flow  # Prefect import is slow: only when running
 
-        run_dir = audit_flow(data=str(data), out=args.out, config=config)
+        run_dir = audit_flow(data=str(data), out=args.out, config=config.to_dict(), model_dir=args.model)
     except (DataValidationError, DatasetUnavailable, ValueError, RuntimeError, OSError) as exc:
         print(f"credit-audit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

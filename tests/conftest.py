@@ -71,5 +71,5 @@ def audit_run(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("audit-run")
     with prefect_test_harness(server_startup_timeout=180):
-        run_dir = audit_flow(data=str(REAL_DATA), out=str(out), config=AuditConfig(seed=0, device="cpu"))
+        run_dir = audit_flow(data=str(REAL_DATA), out=str(out), config=AuditConfig(seed=0, device="cpu").to_dict())
     return Path(run_dir)
