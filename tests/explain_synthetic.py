@@ -32,7 +32,10 @@ def synthetic_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
             cols[f.name] = np.round(rng.lognormal(9.5, 1.5, size=n) * rng.choice([1, 1, 1, -0.05], size=n))
         else:
             cols[f.name] = np.round(rng.lognormal(7.5, 1.5, size=n) * rng.choice([0, 1, 1, 1], size=n))
-    frame = pd.DataFrame(cols)[list(S.FEATURE_NAMES)].astype(np.float64)
+    # dtypes as the loader gives them: codes and counts int64, amounts float64
+    frame = pd.DataFrame(cols)[list(S.FEATURE_NAMES)].astype(
+        {f.name: (np.float64 if f.kind == "amount" else np.int64) for f in S.FEATURES}
+    )
     logit = 0.9 * frame["PAY_0"] - 0.5 * np.log(frame["LIMIT_BAL"] / 1e5) - 1.2 + rng.normal(0, 0.5, size=n)
     labels = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     return frame, labels

@@ -31,12 +31,15 @@ def scaled_by_std(importance: dict[str, float], frame: pd.DataFrame) -> dict[str
 
 
 def rank_agreement(importances: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """Spearman correlation between every pair of methods, over the features they share."""
+    """Spearman correlation between every pair of methods over the features they share (NaN: undefined)."""
     methods = list(importances)
     shared = [f for f in importances[methods[0]] if all(f in importances[m] for m in methods)]
     out = pd.DataFrame(np.eye(len(methods)), index=methods, columns=methods)
     for i, a in enumerate(methods):
         for b in methods[i + 1 :]:
-            rho = spearmanr([importances[a][f] for f in shared], [importances[b][f] for f in shared]).statistic
-            out.loc[a, b] = out.loc[b, a] = float(rho)
+            va = np.array([importances[a][f] for f in shared])
+            vb = np.array([importances[b][f] for f in shared])
+            # A method that ranks every feature equal (e.g. a one-split tree) has no ranking to agree with.
+            defined = np.ptp(va) > 0 and np.ptp(vb) > 0
+            out.loc[a, b] = out.loc[b, a] = float(spearmanr(va, vb).statistic) if defined else np.nan
     return out

@@ -66,7 +66,10 @@ class PortfolioExplanation:
         return {
             **self.details,
             "global_importance": self.global_importance,
-            "agreement": {a: {b: float(v) for b, v in row.items()} for a, row in self.agreement.iterrows()},
+            "agreement": {
+                a: {b: (float(v) if np.isfinite(v) else None) for b, v in row.items()}
+                for a, row in self.agreement.iterrows()
+            },
             "stability": {
                 "top_k": TOP_K,
                 "flag_below": STABILITY_FLAG_BELOW,
