@@ -17,7 +17,11 @@ import numpy as np
 import pandas as pd
 
 TOP_K = 4
-STABILITY_FLAG_BELOW = 0.5
+# The depth-4 surrogate tests mostly repayment statuses, so its path shares about one factor in
+# three with SHAP or LIME even when they agree with each other (measured on the real portfolio:
+# median 0.44 for declined applicants). Below 0.25 the methods share less than one top factor
+# in four on average: that explanation is not one a notice should state without a human look.
+STABILITY_FLAG_BELOW = 0.25
 MSG_FEATURES = "attributions have {cols} columns, expected {n} (one per feature)"
 
 
