@@ -331,7 +331,7 @@ def _flags(run: RunResult) -> dict | None:
     return {
         "applicants_flagged": f"{int(flagged or 0):,}",
         "total": f"{sum(counts.values()):,}",
-        "rows": [{"code": k, "label": str(labels.get(k, k.replace("_", " "))), "count": f"{v:,}"} for k, v in items],
+        "rows": [{"code": k, "label": str(labels.get(k, k.replace("_", " "))), "count": f"{v:,}", "n": v} for k, v in items],
         "skipped": [{"label": str(labels.get(k, k)), "why": str(v)} for k, v in ((summary or {}).get("skipped") or {}).items()],
         "chart": _svg(C.counts([(str(labels.get(k, k)), v) for k, v in items if v], "Flags raised")) if any(v for _, v in items) else None,
     }
@@ -401,7 +401,7 @@ def _summary(run: RunResult, fairness: dict | None, flags: dict | None) -> dict:
         "approve": f"{decisions.get('approve', 0):,}",
         "decline": f"{decisions.get('decline', 0):,}",
         "verdicts": [{"name": a["name"], "verdict": a["verdict"]} for a in (fairness or {}).get("attributes", [])],
-        "flags": (flags or {}).get("rows", [])[:6],
+        "flags": [f for f in (flags or {}).get("rows", []) if f["n"]][:6],
     }
 
 

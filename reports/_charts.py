@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 
@@ -51,13 +53,22 @@ def _styled(fn):  # noqa: ANN001, ANN202
     return wrapper
 
 
+_SVG_IDS = re.compile(r'(id="|href="#|url\(#)([^")]+)')
+_svg_count = itertools.count(1)
+
+
 @_styled
 def to_svg(fig: Figure) -> str:
-    """Inline SVG markup (no XML prolog), sized in points; closes the figure."""
+    """Inline SVG markup (no XML prolog), sized in points.
+
+    matplotlib numbers its element ids per figure (`text_1`, ...), so several
+    charts in one HTML page would share ids; each chart's ids get their own prefix.
+    """
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.02, metadata={"Date": None})
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    prefix = f"c{next(_svg_count)}-"
+    return _SVG_IDS.sub(lambda m: m.group(1) + prefix + m.group(2), text[text.index("<svg"):])
 
 
 @_styled

@@ -1,0 +1,555 @@
+"""Reports: the run loader, the audit PDF, per-applicant notices, and their safety.
+
+The run directory these tests render is written here from real rows of the
+dataset, a logistic model (fast, no torch) and the real metric and surrogate
+code, in the layout of docs/outputs.md. Every check reads the PDF back and
+compares it with the run's own values, never with hard-coded text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import outputs as O
+from pipeline import schema as S
+from pipeline.metrics import performance
+from pipeline.surrogate import Surrogate
+
+HOSTILE = '<img src="file:///etc/passwd"> <link rel=stylesheet href="http://127.0.0.1:9/x.css">'
+
+
+# ---------------------------------------------------------------------------
+# A run directory in the documented layout
+# ---------------------------------------------------------------------------
+def _reason(name: str, value: float, contribution: float) -> dict:
+    f = S.BY_NAME[name]
+    return {"feature": name, "label": f.label, "value_text": f.describe(value), "contribution": contribution,
+            "text": f"{f.label}: {f.describe(value)}"}
+
+
+def _counterfactual(row: pd.Series, p: float, found: bool) -> dict:
+    if not found:
+        return {"found": False, "changes": [], "probability": None}
+    changes = []
+    if row["PAY_0"] > 0:
+        f = S.BY_NAME["PAY_0"]
+        changes.append({"feature": "PAY_0", "label": f.label, "from": float(row["PAY_0"]), "to": 0.0,
+                        "text": f"{f.label}: '{f.describe(0)}' instead of '{f.describe(row['PAY_0'])}'"})
+    f = S.BY_NAME["PAY_AMT1"]
+    to = float(row["PAY_AMT1"]) + 5000.0
+    changes.append({"feature": "PAY_AMT1", "label": f.label, "from": float(row["PAY_AMT1"]), "to": to,
+                    "text": f"{f.label}: {f.describe(to)} instead of {f.describe(row['PAY_AMT1'])}"})
+    return {"found": True, "changes": changes, "probability": round(p * 0.6, 4)}
+
+
+def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Series, *, complete: bool = True,
+              lender_name: str = "Example Bank plc", seed: int = 0) -> Path:
+    """Write audit.json and the Parquet tables for these rows; `complete=False` omits the
+    explanation, fairness and flag outputs, as a run before those issues landed."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    out.mkdir(parents=True, exist_ok=True)
+    feats = list(S.DEFAULT_MODEL_FEATURES)
+    x = features[feats].to_numpy(float)
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    z = (x - mu) / sd
+    y = labels.to_numpy()
+    tr, te = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=seed)
+    lr = LogisticRegression(max_iter=500).fit(z[tr], y[tr])
+    p = lr.predict_proba(z)[:, 1]
+    threshold = float(np.quantile(p[tr], 0.8))
+    decline = p >= threshold
+    frame = pd.DataFrame({"id": ids.to_numpy().astype("int64"), "split": "train", "label": y.astype("int64"),
+                          "probability": p, "decision": np.where(decline, "decline", "approve")})
+    frame.loc[te, "split"] = "test"
+    sur = Surrogate(max_depth=3, min_samples_leaf=5).fit(features.iloc[tr], decline[tr].astype(int))
+    frame["surrogate_decision"] = np.where(sur.predict(features) == 1, "decline", "approve")
+    for name in S.FEATURE_NAMES:
+        frame[name] = features[name].to_numpy()
+    audit = {
+        "format": 1, "run_id": "20261123T062800Z-3e675d9e", "created": "2026-11-23T06:28:00+00:00",
+        "seed": seed, "device": "cpu",
+        "lender": {"name": lender_name, "address": "1 Example Street, Taipei",
+                   "contact": "credit@example.com", "review_contact": "review@example.com, +886 2 0000 0000"},
+        "data": {"source": "UCI_Credit_Card.csv", "rows": len(frame), "data_hash": "3e675d9e" + "ab" * 28,
+                 "header_variant": "named", "default_rate": float(y.mean()),
+                 "findings": [{"column": "EDUCATION", "value": 5.0, "count": 3,
+                               "message": "EDUCATION code 5 is not in the data dictionary"}],
+                 "ranges": {n: {"min": float(features[n].min()), "max": float(features[n].max())}
+                            for n in S.FEATURE_NAMES}},
+        "split": {"test_fraction": 0.2, "train_rows": len(tr), "test_rows": len(te), "seed": seed},
+        "model": {"model_hash": "9f1c2d3e" + "cd" * 28, "features": feats, "excluded_inputs": list(S.EXCLUDED_FROM_MODEL),
+                  "architecture": "MLP 21 -> 64 -> 32 -> 1, ReLU, dropout 0.1, sigmoid output",
+                  "hidden": [64, 32], "threshold": threshold, "policy": {"kind": "decline_rate", "value": 0.2},
+                  "policy_text": f"decline when the estimated probability of default is {threshold:.1%} or more",
+                  "best_epoch": 3, "training": {"lr": 0.001, "batch_size": 256, "max_epochs": 5},
+                  "preprocessing": "signed log1p for NT$ amounts", "calibration": "Platt scaling",
+                  "history": [{"epoch": e, "train_loss": 0.5 - 0.02 * e, "val_auc": 0.7 + 0.01 * e} for e in range(1, 6)]},
+        "performance": {"test": performance(y[te], p[te], threshold), "train": performance(y[tr], p[tr], threshold)},
+        "surrogate": {"max_depth": 3, "n_leaves": int(sur.tree_.get_n_leaves()),
+                      "fidelity_test": sur.fidelity(features.iloc[te], decline[te].astype(int)),
+                      "fidelity_train": sur.fidelity(features.iloc[tr], decline[tr].astype(int)),
+                      "rules": sur.rules(),
+                      "feature_importance": dict(zip(sur.features, sur.tree_.feature_importances_.tolist(), strict=True))},
+        "decisions": {"approve": int((~decline).sum()), "decline": int(decline.sum())},
+        "versions": {"python": "3.11.7", "torch": "2.13.0"},
+        "timings": {"load": 0.4, "train": 9.8},
+    }
+    if complete:
+        contrib = lr.coef_[0] * z * (p * (1 - p))[:, None]
+        for j, name in enumerate(feats):
+            frame[f"shap_{name}"] = contrib[:, j]
+            frame[f"lime_{name}"] = np.where(decline, contrib[:, j] * 0.9, np.nan)
+        frame["shap_base"] = float(p.mean())
+        allowed = [j for j, n in enumerate(feats) if not S.BY_NAME[n].protected]
+        reasons, cfs = [], []
+        for i in range(len(frame)):
+            top = sorted(allowed, key=lambda j, i=i: -contrib[i, j])[:4]
+            reasons.append(json.dumps([_reason(feats[j], x[i, j], float(contrib[i, j])) for j in top]))
+            cfs.append(json.dumps(_counterfactual(features.iloc[i], p[i], found=i % 5 != 0)) if decline[i] else None)
+        frame["reasons"], frame["counterfactual"] = reasons, cfs
+        frame["stability"] = 0.75
+        audit["explanations"] = {
+            "methods": ["shap", "lime", "surrogate"],
+            "global_importance": {
+                "shap": {n: float(np.abs(contrib[:, j]).mean()) for j, n in enumerate(feats)},
+                "lime": {n: float(np.abs(contrib[decline, j]).mean() * 0.9) for j, n in enumerate(feats)},
+            },
+        }
+        rows = []
+        for attr in ("SEX", "EDUCATION"):
+            for code, group in S.BY_NAME[attr].codes.items():
+                m = features[attr].to_numpy() == code
+                if m.sum() == 0:
+                    continue
+                row = {"attribute": attr, "kind": "attribute", "group": group,
+                       "status": "ok" if m.sum() >= 30 else "insufficient data", "count": int(m.sum()),
+                       "defaults": int(y[m].sum()), "declines": int(decline[m].sum())}
+                for rate, value in (("approval_rate", 1 - decline[m].mean()), ("decline_rate", decline[m].mean()),
+                                    ("base_rate", y[m].mean()), ("tpr", 0.6), ("fpr", 0.1), ("roc_auc", 0.75),
+                                    ("surrogate_fidelity", 0.9), ("adverse_impact_ratio", 0.95)):
+                    row[rate], row[f"{rate}_lo"], row[f"{rate}_hi"] = float(value), float(value) - 0.04, float(value) + 0.04
+                rows.append(row)
+        O.write_parquet(out / "fairness.parquet", pd.DataFrame(rows))
+
+        def disparity(v: float) -> dict:
+            return {"value": v, "lo": v - 0.02, "hi": v + 0.02}
+
+        audit["fairness"] = {
+            "thresholds": {"four_fifths": 0.8, "parity_gap_max": 0.1, "equalized_odds_gap_max": 0.1, "ci_level": 0.95},
+            "rules": "pass when the whole interval is inside the limit, fail when it is wholly outside, review otherwise",
+            "attributes": [
+                {"attribute": "SEX", "kind": "attribute", "groups_judged": ["male", "female"], "groups_insufficient": [],
+                 "favoured_group": "female", "verdict": "pass", "reasons": ["PASS: approval-rate gap"],
+                 "disparities": {"demographic_parity_difference": disparity(0.03), "lowest_adverse_impact_ratio": disparity(0.96),
+                                 "equalized_odds_difference": disparity(0.04)}},
+                {"attribute": "EDUCATION", "kind": "attribute", "groups_judged": ["graduate school", "university"],
+                 "groups_insufficient": ["other"], "favoured_group": "graduate school", "verdict": "review",
+                 "reasons": ["REVIEW: approval-rate gap"],
+                 "disparities": {"demographic_parity_difference": disparity(0.12), "lowest_adverse_impact_ratio": disparity(0.78),
+                                 "equalized_odds_difference": disparity(0.15)}},
+            ],
+            "verdicts": {"SEX": "pass", "EDUCATION": "review"},
+        }
+        flagged = frame.loc[decline, "id"].head(7).tolist()
+        O.write_parquet(out / "flags.parquet", pd.DataFrame({
+            "id": flagged, "code": ["borderline"] * 4 + ["unstable_explanation"] * 3,
+            "reason": ["probability within 5 points of the threshold"] * 4 + ["SHAP and LIME disagree"] * 3,
+            "value": [0.01] * 7}))
+        audit["flags"] = {"threshold": threshold, "applicants": len(frame), "applicants_flagged": 7, "total": 7,
+                          "counts": {"borderline": 4, "unstable_explanation": 3, "no_counterfactual": 0},
+                          "labels": {"borderline": "Borderline probability", "unstable_explanation": "Unstable explanation",
+                                     "no_counterfactual": "No counterfactual found"},
+                          "skipped": {"out_of_range": "no training table"}}
+    O.write_parquet(out / O.APPLICANTS, frame)
+    O.write_json(out / O.AUDIT_JSON, audit)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Fixtures and helpers
+# ---------------------------------------------------------------------------
+N_ROWS = 400
+
+
+def _rows(portfolio, n: int = N_ROWS):  # noqa: ANN001, ANN202
+    take = np.linspace(0, len(portfolio) - 1, n).astype(int)
+    pick = lambda s: s.iloc[take].reset_index(drop=True)  # noqa: E731
+    return pick(portfolio.features), pick(portfolio.labels), pick(portfolio.ids)
+
+
+@pytest.fixture(scope="module")
+def run_dir(portfolio, tmp_path_factory) -> Path:
+    return build_run(tmp_path_factory.mktemp("run") / "run", *_rows(portfolio))
+
+
+@pytest.fixture(scope="module")
+def partial_run_dir(portfolio, tmp_path_factory) -> Path:
+    return build_run(tmp_path_factory.mktemp("partial") / "run", *_rows(portfolio, 200), complete=False)
+
+
+@pytest.fixture(scope="module")
+def hostile_run_dir(portfolio, tmp_path_factory) -> Path:
+    """A run whose lender name, data source and one applicant's reason carry markup that would fetch files."""
+    out = build_run(tmp_path_factory.mktemp("hostile") / "run", *_rows(portfolio, 200), lender_name=HOSTILE)
+    audit = json.loads((out / O.AUDIT_JSON).read_text())
+    audit["data"]["source"] = HOSTILE
+    O.write_json(out / O.AUDIT_JSON, audit)
+    frame = pd.read_parquet(out / O.APPLICANTS)
+    first = frame.index[frame["decision"] == "decline"][0]
+    reasons = json.loads(frame.at[first, "reasons"])
+    reasons[0]["text"] = HOSTILE
+    frame.at[first, "reasons"] = json.dumps(reasons)
+    O.write_parquet(out / O.APPLICANTS, frame)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(run_dir):  # noqa: ANN001, ANN201
+    import reports
+
+    return reports.load_run(run_dir)
+
+
+def pdf_pages(path: Path) -> list[str]:
+    from pypdf import PdfReader
+
+    return [page.extract_text() or "" for page in PdfReader(path).pages]
+
+
+def pdf_text(path: Path) -> str:
+    """Text of the whole PDF with runs of whitespace collapsed (line breaks fall anywhere)."""
+    return " ".join(" ".join(pdf_pages(path)).split())
+
+
+def flat(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def fonts_embedded(path: Path) -> list[tuple[str, bool]]:
+    """(font name, has an embedded font file) for every font used on any page."""
+    from pypdf import PdfReader
+
+    found = {}
+    for page in PdfReader(path).pages:
+        fonts = (page.get("/Resources") or {}).get("/Font") or {}
+        for ref in fonts.values():
+            font = ref.get_object()
+            descendants = font.get("/DescendantFonts")
+            desc_font = descendants[0].get_object() if descendants else font
+            descriptor = (desc_font.get("/FontDescriptor") or {})
+            descriptor = descriptor.get_object() if hasattr(descriptor, "get_object") else descriptor
+            found[str(font.get("/BaseFont"))] = any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
+    return list(found.items())
+
+
+def image_xobjects(path: Path) -> int:
+    from pypdf import PdfReader
+
+    count = 0
+    for page in PdfReader(path).pages:
+        for ref in ((page.get("/Resources") or {}).get("/XObject") or {}).values():
+            count += ref.get_object().get("/Subtype") == "/Image"
+    return count
+
+
+def declined_with_counterfactual(run) -> int:  # noqa: ANN001
+    for i in run.declined_ids():
+        cf = run.applicant(i).counterfactual
+        if cf and cf.get("found"):
+            return i
+    raise AssertionError("the fixture run has no declined applicant with a counterfactual")
+
+
+# ---------------------------------------------------------------------------
+# Loading a run
+# ---------------------------------------------------------------------------
+def test_load_run_is_read_only(run, run_dir):  # noqa: ANN001
+    import reports
+
+    assert run.run_id == json.loads((run_dir / O.AUDIT_JSON).read_text())["run_id"]
+    with pytest.raises(TypeError):
+        run.audit["run_id"] = "changed"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        run.audit["model"]["features"].append("X")
+    frame = run.applicants
+    frame.loc[:, "probability"] = -1.0
+    assert (run.applicants["probability"] >= 0).all()
+    assert reports.load_run(run_dir).applicants["probability"].equals(pd.read_parquet(run_dir / O.APPLICANTS)["probability"])
+
+
+def test_load_run_errors_say_what_is_wrong(tmp_path, run):  # noqa: ANN001
+    import reports
+    from reports._run import MSG_BAD_ID, MSG_NOT_A_RUN, MSG_UNKNOWN_APPLICANT
+
+    with pytest.raises(FileNotFoundError) as err:
+        reports.load_run(tmp_path)
+    assert str(err.value) == MSG_NOT_A_RUN.format(path=tmp_path, missing=O.AUDIT_JSON)
+    with pytest.raises(KeyError) as err:
+        run.applicant(10**9)
+    assert err.value.args[0] == MSG_UNKNOWN_APPLICANT.format(id=10**9, run_id=run.run_id)
+    with pytest.raises(ValueError, match=MSG_BAD_ID.split("{")[0]):
+        run.applicant("../../etc/passwd")
+
+
+def test_applicant_record_matches_the_table(run, run_dir):  # noqa: ANN001
+    frame = pd.read_parquet(run_dir / O.APPLICANTS)
+    row = frame.iloc[7]
+    a = run.applicant(int(row["id"]))
+    assert a.probability == row["probability"] and a.decision == row["decision"]
+    assert dict(a.features) == {n: float(row[n]) for n in S.FEATURE_NAMES}
+    assert a.shap == pytest.approx({n: row[f"shap_{n}"] for n in S.DEFAULT_MODEL_FEATURES})
+    assert [dict(r) for r in a.reasons] == json.loads(row["reasons"])
+
+
+# ---------------------------------------------------------------------------
+# Notices
+# ---------------------------------------------------------------------------
+def test_notice_file_names_are_sanitised():
+    from reports import notice_filename
+
+    assert notice_filename(123) == "notice_123.pdf"
+    for raw in ("../../etc/passwd", "a b", "x" * 500, "12/3", "-5"):
+        name = notice_filename(raw)
+        assert name.startswith("notice_h") and name.endswith(".pdf")
+        assert "/" not in name and raw not in name and len(name) < 40
+
+
+def test_declined_notice_carries_every_checklist_item(run, tmp_path):  # noqa: ANN001
+    import reports
+
+    applicant_id = declined_with_counterfactual(run)
+    a = run.applicant(applicant_id)
+    path = reports.render_notice(run, applicant_id, tmp_path)
+    assert path == tmp_path / f"notice_{applicant_id}.pdf"
+    pages = pdf_pages(path)
+    assert 1 <= len(pages) <= 2
+    text = pdf_text(path)
+    audit = run.audit
+    # the decision, its date, and who decided
+    assert "We have declined your application" in text
+    assert "23 November 2026" in text
+    for key in ("name", "address", "contact", "review_contact"):
+        assert flat(audit["lender"][key]) in text
+    assert "automated" in text
+    # principal reasons: at most four, as written by the explanation step, none protected
+    expected = [r["text"] for r in a.reasons if not S.BY_NAME[r["feature"]].protected][:4]
+    assert expected and all(flat(r) in text for r in expected)
+    # contributions chart: labels of this applicant's largest SHAP values with their signed points
+    top = max(a.shap, key=lambda n: abs(a.shap[n]))
+    assert S.BY_NAME[top].label in text and f"{a.shap[top] * 100:+.1f}" in text
+    # what would have changed the decision
+    for change in a.counterfactual["changes"]:
+        assert flat(change["text"]) in text
+    # the data used: every raw value of this applicant, described with the schema
+    for f in S.FEATURES:
+        assert f.label in text
+        assert flat(f.describe(a.features[f.name])) in text
+    # logic and rights
+    for phrase in ("How the decision was made", "neural network", "Art. 22(3)", "Art. 16", "contest",
+                   "Human review", "12 CFR 1002.9", "Your rights"):
+        assert phrase in text, phrase
+    # the reference: run, model and data versions, and this applicant
+    assert f"{run.run_id}/{applicant_id}" in text
+    assert audit["model"]["model_hash"][:12] in text and audit["data"]["data_hash"][:12] in text
+    assert all(embedded for _, embedded in fonts_embedded(path))
+    assert image_xobjects(path) == 0
+
+
+def test_notice_shows_nothing_of_any_other_applicant(run, tmp_path):  # noqa: ANN001
+    import reports
+
+    mine = declined_with_counterfactual(run)
+    text = pdf_text(reports.render_notice(run, mine, tmp_path))
+    own = {flat(S.BY_NAME[n].describe(v)) for n, v in run.applicant(mine).features.items()}
+    others = [i for i in run.applicants["id"].tolist() if i != mine][::37]
+    assert len(others) >= 5
+    for other in others:
+        assert f"{run.run_id}/{other}" not in text
+        b = run.applicant(other)
+        for name in ("LIMIT_BAL", "BILL_AMT1", "BILL_AMT2", "PAY_AMT1", "PAY_AMT2"):
+            value = flat(S.BY_NAME[name].describe(b.features[name]))
+            if value not in own and value != "NT$ 0":
+                assert value not in text, (other, name, value)
+
+
+def test_approved_notice_renders_on_demand(run, tmp_path):  # noqa: ANN001
+    import reports
+
+    approved = int(run.applicants.loc[lambda f: f["decision"] == "approve", "id"].iloc[0])
+    text = pdf_text(reports.render_notice(run, approved, tmp_path))
+    assert "We have approved your application" in text and "Not applicable" in text
+    assert f"{run.run_id}/{approved}" in text
+
+
+def test_missing_sections_are_stated_not_hidden(partial_run_dir, tmp_path):  # noqa: ANN001
+    import reports
+
+    partial = reports.load_run(partial_run_dir)
+    text = pdf_text(reports.render_notice(partial, partial.declined_ids()[0], tmp_path))
+    for what in ("Principal reasons", "Contribution chart", "What would have changed the decision"):
+        assert f"{what}: not computed in this run" in text
+
+
+def test_notice_html_is_the_same_content(run):  # noqa: ANN001
+    import reports
+
+    applicant_id = declined_with_counterfactual(run)
+    html = reports.notice_html(run, applicant_id)
+    assert html.startswith("<!DOCTYPE html>") and "<style>" in html
+    for reason in run.applicant(applicant_id).reasons[:4]:
+        assert reason["label"] in html
+    assert f"{run.run_id}/{applicant_id}" in html and "Your rights" in html
+
+
+def test_cli_renders_one_notice(run_dir, run, tmp_path, capsys):  # noqa: ANN001
+    from flows.cli import main
+
+    applicant_id = run.declined_ids()[1]
+    assert main(["notice", "--run", str(run_dir), "--id", str(applicant_id), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / f"notice_{applicant_id}.pdf").is_file()
+    assert main(["notice", "--run", str(run_dir), "--id", "../../etc/passwd", "--out", str(tmp_path)]) == 2
+    assert "whole number" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"notice_{applicant_id}.pdf"]
+
+
+@pytest.mark.slow
+def test_bulk_notices_in_worker_processes(run, tmp_path):  # noqa: ANN001
+    import reports
+
+    ids = run.declined_ids()[:6]
+    paths = reports.render_notices(run, ids, tmp_path, workers=2)
+    assert [p.name for p in paths] == [f"notice_{i}.pdf" for i in ids]
+    for i, p in zip(ids, paths, strict=True):
+        assert len(pdf_pages(p)) <= 2 and f"{run.run_id}/{i}" in pdf_text(p)
+
+
+# ---------------------------------------------------------------------------
+# Safety: markup in data renders as text and fetches nothing
+# ---------------------------------------------------------------------------
+def test_fetcher_serves_only_bundled_templates():
+    from reports._env import TEMPLATES_DIR, BundledAssetsFetcher
+
+    fetcher = BundledAssetsFetcher()
+    for url in ("file:///etc/passwd", "http://127.0.0.1:9/x.css", "https://example.com/a.png",
+                (TEMPLATES_DIR / ".." / "pyproject.toml").as_uri(), "data:text/plain,hello", "ftp://x/y"):
+        with pytest.raises(ValueError, match="refused"):
+            fetcher.fetch(url)
+    assert len(fetcher.refused) == 6
+    response = fetcher.fetch((TEMPLATES_DIR / "notice.css").as_uri())
+    assert b"@page" in response.read()
+    response.close()
+
+
+def test_raw_markup_cannot_fetch_files():
+    from reports._pdf import PdfEngine
+
+    engine = PdfEngine()
+    pdf = engine.layout('<p>x</p><img src="file:///etc/passwd"><link rel=stylesheet href="http://127.0.0.1:9/a.css">')
+    assert "file:///etc/passwd" in engine.fetcher.refused
+    assert not engine.fetcher.served
+    assert b"root:" not in pdf.write_pdf()
+
+
+def test_hostile_values_render_as_text(hostile_run_dir, tmp_path):  # noqa: ANN001
+    import reports
+    from reports._pdf import engine
+
+    run = reports.load_run(hostile_run_dir)
+    before = (list(engine().fetcher.served), list(engine().fetcher.refused))
+    notice = reports.render_notice(run, run.declined_ids()[0], tmp_path)
+    report = reports.render_audit_report(run, tmp_path / "audit.pdf")
+    assert (list(engine().fetcher.served), list(engine().fetcher.refused)) == before
+    for path in (notice, report):
+        assert flat(HOSTILE) in pdf_text(path)
+        assert image_xobjects(path) == 0
+    html = reports.notice_html(run, run.declined_ids()[0])
+    assert '<img src="file:///etc/passwd">' not in html and "&lt;img src=&#34;file:///etc/passwd&#34;&gt;" in html
+
+
+# ---------------------------------------------------------------------------
+# Global audit report
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def audit_pdf(run, partial_run_dir, tmp_path_factory) -> Path:
+    import reports
+
+    previous = reports.load_run(partial_run_dir)
+    return reports.render_audit_report(run, tmp_path_factory.mktemp("audit") / "audit_report.pdf", previous=previous)
+
+
+@pytest.mark.slow
+def test_audit_report_summary_page(audit_pdf, run, partial_run_dir):  # noqa: ANN001
+    import reports
+
+    first = flat(pdf_pages(audit_pdf)[0])
+    perf = run.audit["performance"]["test"]
+    assert "Executive summary" in first and run.run_id in first
+    assert f"{perf['roc_auc']:.3f}" in first and f"{perf['accuracy'] * 100:.1f}%" in first
+    assert run.audit["data"]["data_hash"][:12] in first and run.audit["model"]["model_hash"][:12] in first
+    for attribute, verdict in run.audit["fairness"]["verdicts"].items():
+        assert f"{S.BY_NAME[attribute].label} {verdict}" in first
+    assert f"{run.audit['flags']['applicants_flagged']} applicants carry" in first
+    assert "Changes since the previous run" in first and reports.load_run(partial_run_dir).run_id in first
+
+
+@pytest.mark.slow
+def test_audit_report_pages_contents_and_charts(audit_pdf, run):  # noqa: ANN001
+    pages = [flat(p) for p in pdf_pages(audit_pdf)]
+    n = len(pages)
+    assert n >= 8
+    for i, page in enumerate(pages, 1):
+        assert run.run_id in page and f"Page {i} of {n}" in page
+    contents = pages[1]
+    for number, title in enumerate(("Data", "Model and training", "Performance on held-out data", "How the model decides",
+                                    "Fairness", "Reasons given to declined applicants", "Flagged applicants",
+                                    "Reproducibility", "Methods and their limitations"), 1):
+        heading = f"{number}. {title}"
+        page_no = next(i for i, p in enumerate(pages, 1) if heading in p and i > 2)
+        assert f"{title}" in contents and f"{page_no}" in contents
+    text = " ".join(pages)
+    for chart_text in ("ROC curve", "Calibration (10 bins)", "Importance, relative to", "weights kept",
+                       "approval rate by group", "Flags raised"):
+        assert chart_text in text, chart_text
+    for rule in run.audit["surrogate"]["rules"]:
+        assert flat(rule["text"]) in text
+    for attribute in run.audit["fairness"]["verdicts"]:
+        table = run.fairness[run.fairness["attribute"] == attribute]
+        for _, row in table.iterrows():
+            assert f"{row['approval_rate'] * 100:.1f}%" in text
+            assert f"[{row['approval_rate_lo'] * 100:.1f}%, {row['approval_rate_hi'] * 100:.1f}%]" in text
+    assert image_xobjects(audit_pdf) == 0
+    assert all(embedded for _, embedded in fonts_embedded(audit_pdf))
+
+
+@pytest.mark.slow
+def test_audit_report_of_a_partial_run_says_what_is_missing(partial_run_dir, tmp_path):  # noqa: ANN001
+    import reports
+
+    text = pdf_text(reports.render_audit_report(reports.load_run(partial_run_dir), tmp_path / "a.pdf"))
+    for what in ("Fairness", "Flags", "Global importance", "Principal reasons"):
+        assert f"{what}: not computed in this run" in text
+    assert "No previous run was given" in text
+
+
+def test_pdftotext_reads_the_notice_too(run, tmp_path):  # noqa: ANN001
+    """A second, independent reader (poppler) finds the same decision and reference."""
+    import shutil
+
+    import reports
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("poppler-utils not installed")
+    applicant_id = run.declined_ids()[2]
+    path = reports.render_notice(run, applicant_id, tmp_path)
+    out = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    assert "We have declined your application" in out and f"{run.run_id}/{applicant_id}" in flat(out)
+    assert not math.isnan(run.applicant(applicant_id).probability)
