@@ -64,10 +64,10 @@ def test_coalition_values_equal_the_network_on_explicit_hybrid_rows(full):
     np.testing.assert_allclose(got, want, atol=1e-6)
     per_bg = rng.random((10, 5, len(f))) < 0.5
     game = PerBackgroundGame(model.net_, torch.as_tensor(bg), torch.as_tensor(per_bg))
-    got = game.values(torch.as_tensor(x)).numpy()
     hybrid = np.where(per_bg[None], x[:, None, None, :], bg[None, :, None, :])
     want = _net_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 10, 5)
-    np.testing.assert_allclose(got, want, atol=1e-6)
+    for block in (None, 16 * 50 * 3):  # one applicant per step (CPU), and several per step (as on CUDA)
+        np.testing.assert_allclose(game.values(torch.as_tensor(x), block).numpy(), want, atol=1e-6)
 
 
 def test_kernel_design_enumerates_small_and_large_sizes_and_pairs_the_rest():

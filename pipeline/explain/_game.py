@@ -28,6 +28,12 @@ MSG_ARCHITECTURE = (
 # Elements of the largest (rows x hidden) block evaluated at once: large enough to amortise per-call
 # overhead and keep a GPU busy, small enough to stay near the CPU caches (measured on 2 cores).
 DEFAULT_BLOCK_ELEMENTS = 1 << 20
+_BLOCK_ELEMENTS = {"cpu": DEFAULT_BLOCK_ELEMENTS, "cuda": 1 << 26}
+
+
+def block_elements_for(device: torch.device | str) -> int:
+    """How many (rows x hidden) elements one step evaluates on this kind of device."""
+    return _BLOCK_ELEMENTS.get(torch.device(device).type, DEFAULT_BLOCK_ELEMENTS)
 
 
 class SplitNet:
@@ -74,7 +80,7 @@ def coalition_values(
     x: torch.Tensor,
     background: torch.Tensor,
     masks: torch.Tensor,
-    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+    block_elements: int | None = None,
 ) -> torch.Tensor:
     """v[i, c] = mean_k P(default | x_i on coalition c, background row k elsewhere); (n, C) float64.
 
@@ -83,6 +89,7 @@ def coalition_values(
     features in the net's feature order; `masks` (C, F) is True where the
     feature comes from the applicant.
     """
+    block_elements = block_elements or block_elements_for(x.device)
     split = SplitNet(net)
     m = masks.to(device=x.device, dtype=x.dtype)
     a = split.shares(x)  # (n, F, H)
@@ -119,14 +126,21 @@ class PerBackgroundGame:
         self.q = q.reshape(self.k * self.c, -1)  # background half of every (k, c) hybrid row
 
     @torch.no_grad()
-    def values(self, x: torch.Tensor, block_elements: int = DEFAULT_BLOCK_ELEMENTS) -> torch.Tensor:
+    def values(self, x: torch.Tensor, block_elements: int | None = None) -> torch.Tensor:
         """v[i, k, c] = P(default | x_i on coalition masks[k, c], background row k elsewhere)."""
+        block_elements = block_elements or block_elements_for(x.device)
         a = self.split.shares(x)  # (n, F, H)
-        rows = self.k * self.c
+        rows, h = self.k * self.c, self.split.hidden
         out = torch.empty(x.shape[0], rows, dtype=torch.float32, device=x.device)
-        r_step = max(1, min(rows, block_elements // self.split.hidden))
+        r_step = max(1, min(rows, block_elements // h))
+        a_step = max(1, block_elements // (h * r_step))
         for r0 in range(0, rows, r_step):
             mr, qr = self.masks[r0 : r0 + r_step], self.q[r0 : r0 + r_step]
-            for i in range(x.shape[0]):  # one fused multiply-add per applicant: q + masks @ A_i
-                out[i, r0 : r0 + r_step] = self.split.head(torch.addmm(qr, mr, a[i]))
+            for i0 in range(0, x.shape[0], a_step):
+                ai = a[i0 : i0 + a_step]
+                if len(ai) == 1:  # one fused multiply-add: q + masks @ A_i
+                    pre = torch.addmm(qr, mr, ai[0])
+                else:  # the same for a batch of applicants (large devices)
+                    pre = torch.baddbmm(qr.expand(len(ai), -1, -1), mr.expand(len(ai), -1, -1), ai)
+                out[i0 : i0 + a_step, r0 : r0 + r_step] = self.split.head(pre)
         return out.reshape(x.shape[0], self.k, self.c)
