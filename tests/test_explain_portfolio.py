@@ -87,6 +87,7 @@ def test_summary_is_json_and_reports_every_method(explained):
     assert {"shap", "tree_shap", "surrogate_impurity", "saliency", "integrated_gradients", "gradient"} <= methods
     assert set(summary["agreement"]) == methods
     assert summary["shap"]["max_additivity_gap"] < 1e-5
+    assert 0 <= summary["surrogate_vs_mlp"]["mean_top4_overlap"] <= 1
     assert len(result.background) == 20
 
 

@@ -182,6 +182,10 @@ def explain_portfolio(
         top_factors(shap_values.values, features), top_factors(lime, features), path_factors(surrogate, frame)
     )
 
+    shap_top = top_factors(shap_values.values, features)
+    tree_top = top_factors(tree.values, tree.features)
+    tree_vs_mlp = stability(shap_top, tree_top)  # pairwise overlap of the two top-4 sets
+
     cols = {f"shap_{f}": shap_values.values[:, j] for j, f in enumerate(features)}
     cols["shap_base"] = np.full(len(frame), shap_values.base)
     cols.update({_group_column(g): grouped.values[:, j] for j, g in enumerate(grouped.features)})
@@ -219,6 +223,10 @@ def explain_portfolio(
         "counterfactuals": {
             "declined": len(rows),
             "found": int(sum(1 for c in cfs if c is not None and json.loads(c)["found"])),
+        },
+        "surrogate_vs_mlp": {
+            "mean_top4_overlap": float(np.nanmean(tree_vs_mlp)) if np.isfinite(tree_vs_mlp).any() else None,
+            "note": "overlap of the top-4 features by |SHAP| of the MLP and by |TreeSHAP| of the surrogate",
         },
         "integrated_gradients": {"mean_completeness_gap": float(completeness.mean()) if len(frame) else 0.0},
         "timings": timings,
