@@ -132,7 +132,7 @@ def kernel_design(m: int, budget: int, seed: int | tuple[int, ...] = 0) -> Coali
 
 
 def constrained_wls_operator(design: CoalitionDesign) -> tuple[np.ndarray, np.ndarray]:
-    """Linear maps (L, g) with phi[:-1] = (values - base - z_last * gap) @ L.T and phi[-1] = gap - sum.
+    """The solve as a linear map: phi[:-1] = (values - base - z_last * gap) @ L.T, phi[-1] = gap - sum(phi[:-1]).
 
     The efficiency constraint sum(phi) = gap = f(x) - base is imposed by
     eliminating the last feature (as shap's KernelExplainer does); what is left
