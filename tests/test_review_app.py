@@ -431,3 +431,43 @@ def test_browser_walkthrough_and_tampered_log(run_dir, tmp_path):
     report = verify_run(run_dir)
     assert not report.ok and any("altered" in p for p in report.problems)
     assert cli_main(["verify", "--run", str(run_dir)]) == 1
+
+
+def test_review_command_prints_a_working_token(run_dir):
+    """`credit-audit review` starts on loopback, prints the URL and the token, and that token authorises a write."""
+    import subprocess
+    import sys
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "flows.cli", "review", "--run", str(run_dir), "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).resolve().parents[1]
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines[0].startswith("Review app for run") and f"http://127.0.0.1:{port}/" in lines[0]
+        token = lines[1].rsplit(" ", 1)[1].strip()
+        target = int(_flags(run_dir)["id"].iloc[0])
+        body = {"outcome": "confirm", "reason": REASON, "reviewer": "Ana Analyst"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    c.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the review command did not start listening"
+                    time.sleep(0.2)
+            assert (
+                c.post(f"/api/applicants/{target}/reviews", json=body, headers={"X-Review-Token": "x" * 32}).status_code
+                == 401
+            )
+            assert (
+                c.post(f"/api/applicants/{target}/reviews", json=body, headers={"X-Review-Token": token}).status_code
+                == 201
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert verify_run(run_dir).ok
