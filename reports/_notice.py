@@ -87,20 +87,24 @@ def _init_worker(run_dir: str) -> None:
     gc.freeze()
 
 
-def _render_chunk(ids: list[int], out_dir: str) -> list[tuple[str, int, int]]:
-    """Render a chunk; returns (path, applicant id, worker peak RSS in KiB) per notice."""
-    import resource
+def resident_kib() -> int:
+    """This process's current resident memory (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except OSError:
+        return 0
 
+
+def _render_chunk(ids: list[int], out_dir: str) -> tuple[list[tuple[int, str]], int, int]:
+    """Render a chunk in a worker; returns ((id, path) per notice, worker pid, its resident KiB after)."""
     assert _WORKER_RUN is not None
-    done = []
-    for applicant_id in ids:
-        path = render_notice(_WORKER_RUN, applicant_id, out_dir)
-        done.append((str(path), applicant_id, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-    return done
+    done = [(i, str(render_notice(_WORKER_RUN, i, out_dir))) for i in ids]
+    return done, os.getpid(), resident_kib()
 
 
 def render_notices(run: RunResult, ids: list[object] | None, out_dir: str | Path, workers: int = 2,
-                   progress=None) -> list[Path]:  # noqa: ANN001 - progress(done, total, peak_rss_kib)
+                   progress=None) -> list[Path]:  # noqa: ANN001 - progress(done, total, worker_pid, resident_kib)
     """Render many notices (default: every declined applicant) with `workers` processes.
 
     Workers are started with `spawn` (safe next to Prefect's and uvicorn's
@@ -117,16 +121,15 @@ def render_notices(run: RunResult, ids: list[object] | None, out_dir: str | Path
         for k, i in enumerate(wanted, 1):
             paths.append(render_notice(run, i, out_dir))
             if progress:
-                progress(k, len(wanted), 0)
+                progress(k, len(wanted), os.getpid(), resident_kib())
         return paths
     chunk = max(1, min(CHUNK, len(wanted) // (workers * 4) or 1))
     chunks = [wanted[k : k + chunk] for k in range(0, len(wanted), chunk)]
     by_id: dict[int, Path] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(os.fspath(run.path),)) as pool:
-        for result in pool.map(_render_chunk, chunks, [os.fspath(out_dir)] * len(chunks)):
-            for path, applicant_id, _rss in result:
-                by_id[applicant_id] = Path(path)
+        for done, pid, rss in pool.map(_render_chunk, chunks, [os.fspath(out_dir)] * len(chunks)):
+            by_id.update((i, Path(p)) for i, p in done)
             if progress:
-                progress(len(by_id), len(wanted), max(r[2] for r in result))
+                progress(len(by_id), len(wanted), pid, rss)
     return [by_id[i] for i in wanted]

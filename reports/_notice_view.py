@@ -43,7 +43,7 @@ def long_date(iso: str) -> str:
 
 def _lender(run: RunResult) -> dict:
     lender = run.audit.get("lender") or {}
-    return {k: str(lender.get(k) or "") for k in ("name", "address", "contact", "review_contact")}
+    return {k: str(lender.get(k) or "") for k in ("name", "address", "contact", "review_contact", "data_protection_officer")}
 
 
 def _reasons(applicant: Applicant) -> list[str] | None:
