@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..device import resolve_device
+from ..device import DEVICE_CHOICES, resolve_device
 from . import _verdicts as V
 from ._bootstrap import RATES, group_rates, indicator_matrix, percentile_interval
 from ._disparities import DISPARITIES, adverse_impact_ratios, disparities
@@ -65,7 +65,11 @@ class AttributeResult:
 
 @dataclass(frozen=True)
 class FairnessAudit:
-    """Everything the fairness audit computed; `table` -> fairness.parquet, `summary()` -> audit.json."""
+    """Everything the fairness audit computed; `table` -> fairness.parquet, `summary()` -> audit.json.
+
+    `timings` (seconds per step) stay out of the summary so that the same seed, data and
+    device give the same audit.json.
+    """
 
     table: pd.DataFrame
     attributes: tuple[AttributeResult, ...]
@@ -101,7 +105,6 @@ class FairnessAudit:
             "proxies": list(self.proxies),
             "unawareness_and_mitigation": self.comparison,
             "explanation_disparity": self.explanation,
-            "timings_s": self.timings,
         })
 
 
@@ -192,6 +195,8 @@ def _judge(attr: AuditedAttribute, stats: list[_GroupStats]) -> tuple[AttributeR
     points = torch.stack([s.point for s in judged])  # (G, R)
     reps = torch.stack([s.reps for s in judged], dim=1)  # (B, G, R)
     disp = _interval_dict(disparities(points), disparities(reps), DISPARITIES)
+    if math.isnan(disp["surrogate_fidelity_difference"]["value"]):
+        del disp["surrogate_fidelity_difference"]  # no surrogate decisions were given
     names = tuple(s.group for s in judged)
     air_point, air_reps = adverse_impact_ratios(points), adverse_impact_ratios(reps)
     lo, hi = percentile_interval(air_reps, V.CI_LEVEL)
@@ -258,7 +263,7 @@ def audit_fairness(X_train: pd.DataFrame, y_train, X_test: pd.DataFrame, y_test,
     `proxies=False` skips the proxy models.
     """
     _check_inputs(X_test, y_test, n_boot, reasons, surrogate_decisions)
-    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    dev = resolve_device(device) if device in DEVICE_CHOICES else torch.device(device)
     y = np.asarray(y_test, dtype=np.int64)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
