@@ -37,7 +37,7 @@ from pipeline.fairness import (
 )
 from pipeline.fairness._audit import MSG_N_BOOT
 from pipeline.fairness._bootstrap import resample_counts
-from pipeline.fairness._explanations import explanation_disparity
+from pipeline.fairness._explanations import MSG_REASONS_INDEX, explanation_disparity
 from pipeline.fairness._proxies import proxy_strength
 from pipeline.fairness._verdicts import gap_verdict, ratio_verdict
 
@@ -297,3 +297,14 @@ def test_reason_mix_by_group_is_tested_like_scipy(data, audited):
     assert sex["p_value"] < 1e-6 and sex["max_tv_distance"]["lo"] > 0.4
     assert out["reasons_naming_protected"] == 0
     assert math.isclose(out["n_declined_with_reasons"], len(declined))
+
+
+def test_same_reasons_everywhere_is_no_disparity_and_foreign_index_is_refused(data, audited):
+    frame, y, p, decline = data
+    declined = frame.index[decline == 1]
+    out = explanation_disparity(frame, decline, pd.Series([["PAY_0"]] * len(declined), index=declined), audited[0],
+                                seed=0, n_boot=200)
+    sex = next(a for a in out["attributes"] if a["attribute"] == "SEX")
+    assert sex["p_value"] == 1.0 and sex["max_tv_distance"]["hi"] == 0.0
+    with pytest.raises(ValueError, match=MSG_REASONS_INDEX.format(n=1)):
+        explanation_disparity(frame, decline, pd.Series([["PAY_0"]], index=[-1]), audited[0], seed=0, n_boot=10)

@@ -78,7 +78,10 @@ def _reason_mix(attribute: str, labels: pd.Series, top: pd.Series, n_boot: int, 
         return out | {"status": V.INSUFFICIENT, "reason": f"fewer than two groups have {V.MIN_GROUP_SIZE} declined applicants with reasons"}
     judged = judged.loc[:, judged.sum(axis=0) > 0]
     pooled = _pool_rare(judged)
-    chi2, p_value, dof, _ = chi2_contingency(pooled.to_numpy())
+    if pooled.shape[1] < 2:  # every group hears the same single reason: nothing to test
+        chi2, p_value, dof = 0.0, 1.0, 0
+    else:
+        chi2, p_value, dof, _ = chi2_contingency(pooled.to_numpy())
     n = pooled.to_numpy().sum()
     cramers_v = math.sqrt(chi2 / (n * max(1, min(pooled.shape) - 1)))
     table = judged.to_numpy(np.float64)

@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import schema as S
 from ._groups import audited_attributes, group_labels
+from ._verdicts import INSUFFICIENT
 
 PROXY_FOLDS = 3
 PROXY_MAX_ROWS = 6000  # a subsample estimates an AUC to about +-0.01 and keeps this step to seconds
@@ -61,6 +62,8 @@ def _one_attribute(X: pd.DataFrame, target: np.ndarray, predictors: list[str], s
     keep = ~np.isin(target, dropped)
     Xk, yk = X.loc[keep, predictors].to_numpy(np.float64), target[keep]
     classes = np.unique(yk)
+    if len(classes) < 2:
+        return {"status": INSUFFICIENT, "groups": [str(c) for c in classes], "groups_dropped": dropped, "n": int(len(yk))}
     proba = np.zeros((len(yk), len(classes)))
     folds = StratifiedKFold(PROXY_FOLDS, shuffle=True, random_state=seed)
     importance = None
@@ -74,6 +77,7 @@ def _one_attribute(X: pd.DataFrame, target: np.ndarray, predictors: list[str], s
     majority = classes[np.argmax([np.mean(yk == c) for c in classes])]
     order = np.argsort(-importance)[:TOP_PROXY_FEATURES]
     return {
+        "status": "ok",
         "roc_auc": auc,
         "baseline_roc_auc": 0.5,
         "accuracy": float(accuracy_score(yk, classes[np.argmax(proba, axis=1)])),
