@@ -60,7 +60,9 @@ class Row:
 def _timed(fn, *args, **kwargs):
     start = time.perf_counter()
     out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
+    secs = time.perf_counter() - start
+    print(f"  [{fn.__name__}: {secs:.1f} s]", file=sys.stderr, flush=True)  # progress of a long run
+    return out, secs
 
 
 def table(rows: list[Row], library_rate: float) -> str:
