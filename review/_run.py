@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.flags import FLAG_LABELS, FlagConfig, compute_flags
+from pipeline.surrogate import DECISIONS, Surrogate
 
 FLAGS_PARQUET = "flags.parquet"
 NOTICES_DIR = Path("reports") / "notices"
@@ -66,6 +68,8 @@ class ReviewRun:
     flags: pd.DataFrame  # id, code, reason, value
     flags_computed_here: bool
     _report_run: Any = field(default=None, repr=False)
+    _surrogate: Any = field(default=None, repr=False)
+    _surrogate_checked: bool = field(default=False, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -115,6 +119,40 @@ class ReviewRun:
         if self._report_run is None:
             self._report_run = load(self.path)
         return str(render(self._report_run, int(applicant_id)))
+
+    def surrogate(self) -> Surrogate | None:
+        """The run's surrogate tree, refitted from the run's own training rows and the model's decisions.
+
+        The tree is deterministic given those rows, its depth and seed (all in the run), so it is
+        rebuilt rather than stored; it is used only when it reproduces the recorded
+        `surrogate_decision` of every applicant, otherwise None (and the page says the path is
+        not available).
+        """
+        if self._surrogate_checked:
+            return self._surrogate
+        self._surrogate_checked = True
+        t, audit = self.applicants, self.audit
+        depth = (audit.get("surrogate") or {}).get("max_depth")
+        seed = audit.get("seed", (audit.get("config") or {}).get("seed"))
+        features = tuple(self.model_features)
+        needed = {"split", "decision", "surrogate_decision", *features}
+        if depth is None or seed is None or not needed <= set(t.columns):
+            return None
+        train = t[t["split"] == "train"]
+        tree = Surrogate(features=features, max_depth=int(depth), seed=int(seed))
+        tree.fit(train, (train["decision"] == DECISIONS[1]).to_numpy(np.int64))
+        if np.array_equal(np.take(DECISIONS, tree.predict(t)), t["surrogate_decision"].to_numpy()):
+            self._surrogate = tree
+        return self._surrogate
+
+    def surrogate_path(self, applicant_id: int) -> list[dict] | None:
+        """The applicant's path through the surrogate tree: the recorded column, else the refitted tree."""
+        if self.has("surrogate_path"):
+            return json_cell(self.row(applicant_id)["surrogate_path"])
+        tree = self.surrogate()
+        if tree is None:
+            return None
+        return tree.decision_path(self.applicants.loc[[int(applicant_id)]])
 
     @property
     def has_notice_html(self) -> bool:

@@ -200,7 +200,7 @@ def _reasons(run: ReviewRun, row: pd.Series) -> list[str] | None:
 
 def _surrogate(run: ReviewRun, row: pd.Series) -> dict:
     decision = str(row.get("surrogate_decision", "")) if run.has("surrogate_decision") else None
-    path = json_cell(row["surrogate_path"]) if run.has("surrogate_path") else None
+    path = run.surrogate_path(int(row["id"]))
     steps = [
         {"condition": str(s.get("condition", "")), "value": str(s.get("value_text", ""))} for s in (path or [])
     ] or None

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
+from markupsafe import escape
 
 from flows.cli import main as cli_main
 from pipeline import outputs as O
@@ -30,11 +31,13 @@ from pipeline import schema as S
 from pipeline import scoring
 from pipeline.flags import FlagConfig, compute_flags, flag_summary
 from pipeline.splitting import split_portfolio
+from pipeline.surrogate import Surrogate
 from review import create_app, verify_run
 
 pytestmark = pytest.mark.slow  # needs the session's model fitted on the real data
 
 TOKEN = "test-token-0123456789abcdef"
+HTTP_TIMEOUT = 120  # seconds: the CI machine may be busy
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -76,7 +79,7 @@ def serving(run_dir: Path, **kw):  # noqa: ANN003 - passed to create_app
 
 
 @pytest.fixture(scope="module")
-def built_run(tmp_path_factory, portfolio, fitted_model, fitted_surrogate) -> Path:
+def built_run(tmp_path_factory, portfolio, fitted_model) -> Path:
     """300 real applicants scored by the real model, written like a run (flags and one notice included)."""
     rng = np.random.default_rng(0)
     f = portfolio.features
@@ -89,7 +92,9 @@ def built_run(tmp_path_factory, portfolio, fitted_model, fitted_surrogate) -> Pa
         ids=portfolio.ids.iloc[pick].reset_index(drop=True),
     )
     split = split_portfolio(small, 0.2, 0)
-    table = scoring.applicants_table(small, split, fitted_model, fitted_surrogate)
+    train = small.features.iloc[split.train]
+    surrogate = Surrogate(features=fitted_model.features, max_depth=4, seed=0).fit(train, fitted_model.predict(train))
+    table = scoring.applicants_table(small, split, fitted_model, surrogate)
     threshold = fitted_model.threshold_
     flags = compute_flags(
         table, threshold, FlagConfig(borderline_margin=0.1), training=small.features.iloc[split.train]
@@ -104,7 +109,8 @@ def built_run(tmp_path_factory, portfolio, fitted_model, fitted_surrogate) -> Pa
         "created": "2026-11-23T00:00:00+00:00",
         "data": scoring.data_section(small),
         "model": scoring.model_section(fitted_model),
-        "surrogate": scoring.surrogate_section(fitted_surrogate, table),
+        "seed": 0,
+        "surrogate": scoring.surrogate_section(surrogate, table),
         "performance": scoring.performance_section(table, threshold),
         "flags": flag_summary(flags),
     }
@@ -145,7 +151,7 @@ def _csrf(client: httpx.Client, path: str) -> str:
 # ---- queue ---------------------------------------------------------------------
 def test_queue_lists_the_flagged_and_filters(url, run_dir):
     flags = _flags(run_dir)
-    with httpx.Client(base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
         everything = c.get("/api/queue").json()
         assert {r["id"] for r in everything} == set(flags["id"])
         for code in flags["code"].unique():
@@ -162,7 +168,7 @@ def test_queue_lists_the_flagged_and_filters(url, run_dir):
 
 def test_review_state_filter(url, run_dir):
     target = int(_flags(run_dir)["id"].iloc[0])
-    with httpx.Client(base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
         body = {"outcome": "needs_information", "reason": "Need the last payslips.", "reviewer": "Ana Analyst"}
         assert c.post(f"/api/applicants/{target}/reviews", json=body).status_code == 201
         pending = c.get("/api/queue", params={"state": "needs_information"}).json()
@@ -173,7 +179,7 @@ def test_review_state_filter(url, run_dir):
 
 # ---- security ------------------------------------------------------------------
 def test_foreign_host_is_refused(url):
-    with httpx.Client(base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
         assert c.get("/", headers={"Host": "attacker.test"}).status_code == 400
         assert c.get("/", headers={"Host": "localhost"}).status_code == 200
 
@@ -181,7 +187,7 @@ def test_foreign_host_is_refused(url):
 def test_form_post_needs_origin_csrf_and_token(url, run_dir):
     target = int(_flags(run_dir)["id"].iloc[0])
     path = f"/applicants/{target}"
-    with httpx.Client(base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
         csrf = _csrf(c, path)
         form = {"outcome": "confirm", "reason": REASON, "reviewer": "Ana Analyst", "csrf_token": csrf}
         own = {"Origin": url}
@@ -199,7 +205,9 @@ def test_form_post_needs_origin_csrf_and_token(url, run_dir):
         again = c.post(f"{path}/reviews", data=form, headers={"Referer": url + path})  # signed in by cookie now
         assert again.status_code == 303
         assert [r["reviewer"] for r in c.get("/api/reviews").json()] == ["Ana Analyst", "Ana Analyst"]
-    with httpx.Client(base_url=url) as other:  # another browser: no session cookie, no CSRF cookie
+    with httpx.Client(
+        timeout=HTTP_TIMEOUT, base_url=url
+    ) as other:  # another browser: no session cookie, no CSRF cookie
         assert other.post(f"{path}/reviews", data=form | {"token": TOKEN}, headers={"Origin": url}).status_code == 403
 
 
@@ -207,7 +215,7 @@ def test_form_validation_errors_are_shown_and_nothing_saved(url, run_dir):
     table = _table(run_dir)
     approved = int(next(i for i in _flags(run_dir)["id"] if table.loc[i, "decision"] == "approve"))
     path = f"/applicants/{approved}"
-    with httpx.Client(base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
         csrf = _csrf(c, path)
         bad = {"outcome": "override_approve", "reason": "short", "reviewer": "", "csrf_token": csrf, "token": TOKEN}
         page = c.post(f"{path}/reviews", data=bad, headers={"Origin": url})
@@ -220,7 +228,7 @@ def test_api_write_rules(url, run_dir):
     table = _table(run_dir)
     declined = int(next(i for i in _flags(run_dir)["id"] if table.loc[i, "decision"] == "decline"))
     body = {"outcome": "override_approve", "reason": REASON, "reviewer": "Bo Boss"}
-    with httpx.Client(base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
         assert c.post(f"/api/applicants/{declined}/reviews", json=body).status_code == 401
         hdr = {"X-Review-Token": TOKEN}
         assert (
@@ -244,7 +252,7 @@ def test_user_text_is_escaped(url, run_dir):
         "reason": '<img src=x onerror="alert(1)"> looks fine',
         "reviewer": "<script>x</script>",
     }
-    with httpx.Client(base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
         assert c.post(f"/api/applicants/{target}/reviews", json=body).status_code == 201
         for path in (f"/applicants/{target}", "/?state=reviewed"):
             page = c.get(path)
@@ -259,7 +267,7 @@ def test_two_reviewers_saving_at_once_lose_nothing(url, run_dir):
     errors: list[object] = []
 
     def reviewer(name: str) -> None:
-        with httpx.Client(base_url=url, headers={"X-Review-Token": TOKEN}, timeout=60) as c:
+        with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
             for k in range(10):
                 r = c.post(
                     f"/api/applicants/{ids[k % 5]}/reviews",
@@ -274,7 +282,7 @@ def test_two_reviewers_saving_at_once_lose_nothing(url, run_dir):
     for t in threads:
         t.join()
     assert not errors
-    with httpx.Client(base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
         reviews = c.get("/api/reviews").json()
     assert len(reviews) == 20 and [r["seq"] for r in reviews] == list(range(1, 21))
     assert verify_run(run_dir).ok
@@ -282,7 +290,7 @@ def test_two_reviewers_saving_at_once_lose_nothing(url, run_dir):
 
 def test_csv_export(url, run_dir):
     target = int(_flags(run_dir)["id"].iloc[0])
-    with httpx.Client(base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
         c.post(
             f"/api/applicants/{target}/reviews",
             json={"outcome": "confirm", "reason": "=cmd|' /C calc'!A0 is not a reason", "reviewer": "+Eve"},
@@ -298,22 +306,46 @@ def test_csv_export(url, run_dir):
 def test_applicant_page_shows_decision_flags_and_degrades(url, run_dir):
     table, flags = _table(run_dir), _flags(run_dir)
     target = int(flags["id"].iloc[0])
-    with httpx.Client(base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
         page = c.get(f"/applicants/{target}").text
         assert f"Applicant #{target}" in page
         assert f"{table.loc[target, 'probability'] * 100:.1f}%" in page
         for reason in flags.loc[flags["id"] == target, "reason"]:
-            assert reason.replace("'", "&#39;").replace('"', "&#34;") in page
+            assert str(escape(reason)) in page
         assert "Not computed in this run" in page  # SHAP, LIME, reasons are not in this run
         assert S.BY_NAME["LIMIT_BAL"].describe(table.loc[target, "LIMIT_BAL"]) in page
         assert c.get("/applicants/999999999").status_code == 404
         assert c.get("/applicants/abc").status_code == 422
 
 
+def test_surrogate_path_is_rebuilt_from_the_run(run_dir, fitted_model):
+    """The tree refitted from the run's training rows reproduces the recorded decisions, so its path is shown."""
+    table = pd.read_parquet(run_dir / O.APPLICANTS)
+    train = table[table["split"] == "train"]
+    reference = Surrogate(features=fitted_model.features, max_depth=4, seed=0).fit(
+        train, (train["decision"] == "decline").to_numpy(int)
+    )
+    target = int(table["id"].iloc[0])
+    steps = reference.decision_path(table.iloc[[0]])
+    assert steps
+    with serving(run_dir) as base, httpx.Client(timeout=HTTP_TIMEOUT, base_url=base) as c:
+        page = c.get(f"/applicants/{target}").text
+    for step in steps:
+        assert str(escape(step["condition"])) in page
+    assert "path through the tree was not recorded" not in page
+
+    # a run whose recorded surrogate decisions the refit cannot reproduce shows no (possibly wrong) path
+    flipped = table.copy()
+    flipped.loc[1, "surrogate_decision"] = "approve" if flipped.loc[1, "surrogate_decision"] == "decline" else "decline"
+    O.write_parquet(run_dir / O.APPLICANTS, flipped)
+    with serving(run_dir) as base, httpx.Client(timeout=HTTP_TIMEOUT, base_url=base) as c:
+        assert "path through the tree was not recorded" in c.get(f"/applicants/{target}").text
+
+
 def test_notice_link_and_download(url, run_dir):
     notice = next((run_dir / "reports" / "notices").glob("notice_*.pdf"))
     applicant = int(notice.stem.split("_")[1])
-    with httpx.Client(base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
         assert f'href="/notices/{applicant}.pdf"' in c.get(f"/applicants/{applicant}").text
         pdf = c.get(f"/notices/{applicant}.pdf")
         assert pdf.status_code == 200 and pdf.content == FAKE_PDF
@@ -329,7 +361,7 @@ def test_notice_html_from_the_reports_package(url, run_dir):
     table = _table(run_dir)
     declined = int(table.index[table["decision"] == "decline"][0])
     approved = int(table.index[table["decision"] == "approve"][0])
-    with httpx.Client(base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
         assert f'href="/notices/{declined}.html"' in c.get(f"/applicants/{declined}").text
         page = c.get(f"/notices/{declined}.html")
         assert page.status_code == 200 and f"/{declined}" in page.text  # the notice reference <run>/<id>
@@ -371,7 +403,7 @@ def test_explanation_columns_are_rendered(run_dir):
         **extra, shap_base=0.22, reasons=reasons, counterfactual=cf, surrogate_path=path, stability=0.75
     )
     O.write_parquet(run_dir / O.APPLICANTS, table)
-    with serving(run_dir) as base, httpx.Client(base_url=base) as c:
+    with serving(run_dir) as base, httpx.Client(timeout=HTTP_TIMEOUT, base_url=base) as c:
         page = c.get(f"/applicants/{int(table['id'].iloc[i])}").text
     assert "Repayment status last month: 2 months late" in page
     assert "Pay NT$ 5,000 more last month" in page and "31.0%" in page
@@ -449,7 +481,7 @@ def test_review_command_prints_a_working_token(run_dir):
         token = lines[1].rsplit(" ", 1)[1].strip()
         target = int(_flags(run_dir)["id"].iloc[0])
         body = {"outcome": "confirm", "reason": REASON, "reviewer": "Ana Analyst"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT) as c:
             deadline = time.monotonic() + 60
             while True:
                 try:
