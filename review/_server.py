@@ -26,6 +26,7 @@ def serve(
 ) -> None:
     """Start the app and block until interrupted."""
     import uvicorn
+    from sqlalchemy.engine import make_url
 
     from ._app import create_app
     from ._security import new_token
@@ -36,5 +37,6 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     print(f"Review app for run {app.state.run.run_id}: http://{shown}:{port}/", flush=True)
     print(f"Write token (needed to save reviews): {token}", flush=True)
-    print(f"Reviews are stored in {app.state.store.db_url} and sealed in {app.state.store.trail.path}", flush=True)
+    db = make_url(app.state.store.db_url).render_as_string(hide_password=True)
+    print(f"Reviews are stored in {db} and sealed in {app.state.store.trail.path}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
