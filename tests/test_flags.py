@@ -216,3 +216,9 @@ def test_real_data_undocumented_codes(portfolio):
     undocumented = ~f["EDUCATION"].isin([1, 2, 3, 4]) | ~f["MARRIAGE"].isin([1, 2, 3])
     assert undocumented.sum() > 0
     assert ids_of(result, FlagCode.UNDOCUMENTED_CODE) == set(portfolio.ids[undocumented.to_numpy()].tolist())
+
+
+def test_stability_default_is_the_explanation_steps_cut():
+    from pipeline.explain import STABILITY_FLAG_BELOW
+
+    assert FlagConfig().min_stability == STABILITY_FLAG_BELOW
