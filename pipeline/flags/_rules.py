@@ -326,6 +326,7 @@ def _protected_top(ctx: _Context) -> Hits:
     top_vals = np.take_along_axis(values, order, axis=1)
     hit = protected[order] & (top_vals > 0)
     mask = ctx.declined & hit.any(axis=1)
+    rank = "the largest factor" if k == 1 else f"among the {k} largest factors"
     reasons, vals = [], []
     for i in np.flatnonzero(mask):
         j = int(np.argmax(hit[i]))
@@ -333,7 +334,7 @@ def _protected_top(ctx: _Context) -> Hits:
         f = S.BY_NAME[name]
         row_value = ctx.table[name].iloc[i] if name in ctx.table.columns else np.nan
         reasons.append(
-            f"{f.label} ({f.describe(float(row_value))}), a protected attribute, is among the top {k} factors "
+            f"{f.label} ({f.describe(float(row_value))}), a protected attribute, is {rank} "
             f"and raises the probability of default by {v * 100:.1f} points"
         )
         vals.append(v)
