@@ -77,7 +77,8 @@ class CreditModel(BaseEstimator):
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise ValueError(f"the frame lacks model input column(s) {missing}")
-        return torch.as_tensor(frame[list(self.features)].to_numpy(np.float32), device=self.device)
+        # copy=True: pandas 3 may hand out a read-only view, which torch refuses to wrap.
+        return torch.as_tensor(frame[list(self.features)].to_numpy(np.float32, copy=True), device=self.device)
 
     def fit(self, frame: pd.DataFrame, y: pd.Series | np.ndarray, progress: ProgressFn | None = None) -> "CreditModel":
         """Train on raw features; hold out a stratified validation split for early stopping and calibration."""
