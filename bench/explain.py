@@ -148,6 +148,7 @@ def lime_part(model, train, portfolio_frame, seed: int) -> None:
         return
     spec = importlib.util.spec_from_file_location("explain_lime_bench", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up while being defined
     spec.loader.exec_module(mod)
     declined = portfolio_frame[model.predict(portfolio_frame) == 1]
     rows = mod.run(model, train, declined, seed)
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--portfolio-coalitions", type=int, default=256)
     parser.add_argument("--no-exact", action="store_true", help="skip exact enumeration even on CUDA")
     parser.add_argument("--skip-lime", action="store_true")
+    parser.add_argument("--skip-shap", action="store_true", help="only the LIME part")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -182,6 +184,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
         model = CreditModel.load(args.model)
     else:
         model = CreditModel(seed=args.seed).fit(train, portfolio.labels.iloc[tr])
+    if args.skip_shap:
+        lime_part(model, train, portfolio.features, args.seed)
+        return []
     rows, library_rate, notes = shap_rows(model, train, portfolio.features, args)
     print(
         f"SHAP of P(default), {len(model.features)} inputs, {args.background} background rows, torch threads"
