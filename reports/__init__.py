@@ -8,6 +8,17 @@ PDF per applicant, two pages) tells an applicant what was decided, why, what
 would have changed it, the data used and their rights. The same Jinja2
 templates render the HTML of the review pages. Sections a run did not compute
 are printed as "not computed in this run", never left out silently.
+
+    run = load_run("runs/20261123T062800Z-3e675d9e")
+    render_audit_report(run, run.path / "reports/audit_report.pdf", previous=load_run(older_dir))
+    render_notices(run, None, run.path / "reports/notices", workers=2)   # every declined applicant
+    render_notice(run, 1234, out_dir)                                    # one applicant, any decision
+    notice_html(run, 1234)                                               # the same notice for the review app
+
+Safety: Jinja2 autoescapes every value and StrictUndefined rejects a missing
+one; WeasyPrint fetches only files under `templates/` (fonts come from
+fontconfig by family name, DejaVu), so markup in a data value renders as text
+and fetches nothing. Files are written atomically, named from a sanitised id.
 """
 
 from ._audit import audit_html, render_audit_report

@@ -7,7 +7,7 @@ from pathlib import Path
 from pipeline._io import atomic_write_bytes
 
 from ._audit_view import audit_view
-from ._pdf import engine, inline_css, render_template
+from ._pdf import RENDER_LOCK, engine, inline_css, render_template
 from ._run import RunResult
 
 AUDIT_CSS = "audit.css"
@@ -20,5 +20,7 @@ def audit_html(run: RunResult, previous: RunResult | None = None, standalone: bo
 
 def render_audit_report(run: RunResult, out_pdf: str | Path, previous: RunResult | None = None) -> Path:
     """Write the audit report PDF atomically; `previous` adds "changes since the previous run"."""
-    pdf = engine().pdf(audit_html(run, previous, standalone=False), AUDIT_CSS)
+    html = audit_html(run, previous, standalone=False)
+    with RENDER_LOCK:
+        pdf = engine().pdf(html, AUDIT_CSS)
     return atomic_write_bytes(Path(out_pdf), pdf)

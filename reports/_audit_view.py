@@ -102,6 +102,7 @@ def _identity(run: RunResult) -> dict:
         "test_rows": f"{split.get('test_rows', 0):,}",
         "test_fraction": pct(split.get("test_fraction"), 0),
         "lender": str((a.get("lender") or {}).get("name", "")),
+        "findings": f"{len(data.get('findings') or []):,}",
     }
 
 
@@ -269,6 +270,8 @@ def _fairness(run: RunResult) -> dict | None:
                         "Approval rate", reference=None)))
     thresholds = (summary or {}).get("thresholds") or {}
     return {
+        "proxies": _proxies((summary or {}).get("proxies") or []),
+        "mitigation": _mitigation((summary or {}).get("unawareness_and_mitigation")),
         "attributes": attributes,
         "tables": tables,
         "charts": charts,
@@ -279,6 +282,32 @@ def _fairness(run: RunResult) -> dict | None:
         "has_summary": summary is not None,
         "has_table": table is not None,
     }
+
+
+def _proxies(rows) -> list[dict]:  # noqa: ANN001 - audit.json fairness.proxies
+    """How well the model's inputs predict each protected attribute (a proxy check)."""
+    out = []
+    for p in rows:
+        top = ", ".join(str(t.get("label", t.get("feature", ""))) for t in (p.get("top_features") or [])[:3])
+        out.append({"attribute": _label(str(p.get("attribute", ""))), "status": str(p.get("status", "")),
+                    "auc": num(p.get("roc_auc")) if p.get("roc_auc") is not None else DASH,
+                    "strength": str(p.get("strength") or DASH), "top": top or DASH,
+                    "model_input": "yes" if p.get("model_input") else "no"})
+    return out
+
+
+def _mitigation(section) -> dict | None:  # noqa: ANN001 - audit.json fairness.unawareness_and_mitigation
+    """Alternative models/thresholds compared with production (analysis only)."""
+    if not section or not section.get("variants"):
+        return None
+    variants = []
+    for v in section["variants"]:
+        verdicts = "; ".join(f"{_label(a)}: {d.get('verdict', DASH)}" for a, d in (v.get("disparities") or {}).items())
+        variants.append({"name": str(v.get("variant", "")), "description": str(v.get("description", "")),
+                         "auc": num(v.get("roc_auc")) if v.get("roc_auc") is not None else DASH,
+                         "accuracy": pct(v.get("accuracy")), "approval": pct(v.get("approval_rate")),
+                         "verdicts": verdicts or DASH})
+    return {"note": str(section.get("note", "")), "variants": variants}
 
 
 # ---- applicant-level explanations and flags ---------------------------------------------------

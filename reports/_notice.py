@@ -24,7 +24,7 @@ from pathlib import Path
 from pipeline._io import atomic_write_bytes
 
 from ._notice_view import general_view, letter_view, notice_filename
-from ._pdf import engine, inline_css, render_template
+from ._pdf import RENDER_LOCK, engine, inline_css, render_template
 from ._run import RunResult, load_run
 
 NOTICE_CSS = "notice.css"
@@ -56,15 +56,16 @@ def _general_pages(run: RunResult):  # noqa: ANN202 - weasyprint Document
 
 def notice_pdf(run: RunResult, applicant_id: object) -> bytes:
     """One applicant's notice as PDF bytes (page 2 reused from this process's cache)."""
-    pdf = engine()
-    general = _general_pages(run)
     view = letter_view(run, applicant_id)
     html = render_template("notice_part.html.j2", part="letter", n=view, g={}, css="",
                            title=f"Decision on your credit application - reference {view['reference']}")
-    letter = pdf.layout(html, NOTICE_CSS, LETTER_PAGE_CSS)
-    if len(letter.pages) == 1 and len(general.pages) == 1:
-        return letter.copy(letter.pages + general.pages).write_pdf()
-    return pdf.pdf(notice_html(run, applicant_id, standalone=False), NOTICE_CSS)
+    with RENDER_LOCK:
+        pdf = engine()
+        general = _general_pages(run)
+        letter = pdf.layout(html, NOTICE_CSS, LETTER_PAGE_CSS)
+        if len(letter.pages) == 1 and len(general.pages) == 1:
+            return letter.copy(letter.pages + general.pages).write_pdf()
+        return pdf.pdf(notice_html(run, applicant_id, standalone=False), NOTICE_CSS)
 
 
 def render_notice(run: RunResult, applicant_id: object, out_dir: str | Path) -> Path:

@@ -9,6 +9,7 @@ fetched, and the fetcher refuses everything outside `templates/`.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 from markupsafe import Markup
@@ -18,6 +19,9 @@ from weasyprint.text.fonts import FontConfiguration
 from ._env import ENV, TEMPLATES_DIR, BundledAssetsFetcher
 
 BASE_URL = TEMPLATES_DIR.as_uri() + "/"
+# WeasyPrint's font configuration is not meant to be shared between threads (the review app
+# serves requests from a thread pool): one PDF at a time per process; use processes for speed.
+RENDER_LOCK = threading.RLock()
 
 
 @lru_cache(maxsize=16)

@@ -158,6 +158,11 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
                                  "equalized_odds_difference": disparity(0.15)}},
             ],
             "verdicts": {"SEX": "pass", "EDUCATION": "review"},
+            "proxies": [{"attribute": "SEX", "model_input": False, "status": "ok", "roc_auc": 0.612, "strength": "weak",
+                         "top_features": [{"feature": "LIMIT_BAL", "label": "Credit limit", "auc_drop": 0.02}]}],
+            "unawareness_and_mitigation": {"note": "analysis only: the production decisions are not changed", "variants": [
+                {"variant": "unaware", "description": "the model without protected inputs", "roc_auc": 0.701,
+                 "accuracy": 0.77, "approval_rate": 0.8, "disparities": {"SEX": {"verdict": "pass"}}}]},
         }
         flagged = frame.loc[decline, "id"].head(7).tolist()
         O.write_parquet(out / "flags.parquet", pd.DataFrame({
@@ -521,6 +526,9 @@ def test_audit_report_pages_contents_and_charts(audit_pdf, run):  # noqa: ANN001
         assert chart_text in text, chart_text
     for rule in run.audit["surrogate"]["rules"]:
         assert flat(rule["text"]) in text
+    proxy, variant = run.audit["fairness"]["proxies"][0], run.audit["fairness"]["unawareness_and_mitigation"]["variants"][0]
+    assert f"{proxy['roc_auc']:.3f}" in text and proxy["strength"] in text
+    assert variant["description"] in text and f"{variant['roc_auc']:.3f}" in text
     for attribute in run.audit["fairness"]["verdicts"]:
         table = run.fairness[run.fairness["attribute"] == attribute]
         for _, row in table.iterrows():
