@@ -85,33 +85,40 @@ def rates_from_sums(sums: torch.Tensor, auc: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_auc(weights: torch.Tensor, y: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """ROC AUC of each row of `weights` (multiplicities, shape (m, n)), ties counted one half.
+    """ROC AUC of each row of integer `weights` (multiplicities, shape (m, n)), ties counted one half.
 
     AUC = sum over defaulters i of w_i * (weight of non-defaulters scored below i
     + half of those tied with i), over (weight of defaulters x weight of non-defaulters).
     Columns must be in ascending order of `score` (`group_rates` sorts them once), so
-    "scored below" is a cumulative sum and ties are blocks of equal scores.
+    "scored below" is a cumulative sum and ties are blocks of equal scores. The sums run
+    in integers: exact, and deterministic on CUDA (a floating-point cumsum there is not).
     """
     n = score.shape[0]
     new_block = torch.ones(n, dtype=torch.bool, device=score.device)
     new_block[1:] = score[1:] != score[:-1]
     block = torch.cumsum(new_block.long(), 0) - 1
     starts = torch.nonzero(new_block).flatten()
-    ends = torch.cat([starts[1:], torch.tensor([n], device=score.device)])
-    neg = weights * (1 - y)
-    cum = torch.cat([torch.zeros_like(neg[:, :1]), torch.cumsum(neg, dim=1)], dim=1)
-    pos = torch.nonzero(y > 0).flatten()
+    ends = torch.cat([starts[1:], torch.tensor([n], device=score.device)]) - 1
+    is_pos = y > 0
+    pos, negs = torch.nonzero(is_pos).flatten(), torch.nonzero(~is_pos).flatten()
+    weights = weights.to(torch.int32)  # multiplicities <= n; every partial sum below fits
+    neg = weights * (~is_pos).to(torch.int32)
+    cum = torch.cumsum(neg, dim=1, dtype=torch.int32)  # non-defaulter weight at or below each position
     b = block[pos]
-    credit = cum[:, starts[b]] + cum[:, ends[b]]
+    first, last = starts[b], ends[b]
+    # (weight below the tie block) + (weight through its end) = 2 x (below + half of the tied)
+    credit = cum[:, first] - neg[:, first] + cum[:, last]
     wp = weights[:, pos]
-    return _div(0.5 * (wp * credit).sum(dim=1), wp.sum(dim=1) * neg.sum(dim=1))
+    num = (wp * credit).sum(dim=1, dtype=torch.int64).double()
+    den = wp.sum(dim=1, dtype=torch.int64).double() * weights[:, negs].sum(dim=1, dtype=torch.int64).double()
+    return _div(0.5 * num, den)
 
 
 def resample_counts(n: int, n_boot: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """(n_boot, n) multiplicities of n rows drawn with replacement, n draws per replicate."""
+    """(n_boot, n) int64 multiplicities of n rows drawn with replacement, n draws per replicate."""
     idx = torch.randint(n, (n_boot, n), generator=generator, device=device)
     idx += torch.arange(n_boot, device=device).unsqueeze(1) * n
-    return torch.bincount(idx.flatten(), minlength=n_boot * n).reshape(n_boot, n).to(REPLICATE_DTYPE)
+    return torch.bincount(idx.flatten(), minlength=n_boot * n).reshape(n_boot, n)
 
 
 def group_rates(indicators: torch.Tensor, rows: torch.Tensor, n_boot: int,
@@ -123,13 +130,13 @@ def group_rates(indicators: torch.Tensor, rows: torch.Tensor, n_boot: int,
     ind = indicators[rows]
     ind = ind[torch.argsort(ind[:, 5], stable=True)]  # ascending score, as weighted_auc needs
     y, p = ind[:, 1], ind[:, 5]
-    ones = torch.ones(1, len(rows), dtype=DTYPE, device=ind.device)
+    ones = torch.ones(1, len(rows), dtype=torch.long, device=ind.device)
     point = rates_from_sums(ind.sum(dim=0, keepdim=True), weighted_auc(ones, y, p))[0]
     if n_boot == 0:
         return point, torch.empty(0, len(RATES), dtype=DTYPE, device=ind.device)
     counts = resample_counts(len(rows), n_boot, generator, ind.device)
-    ind32 = torch.nan_to_num(ind).to(REPLICATE_DTYPE)
-    reps = rates_from_sums(counts @ ind32, weighted_auc(counts, ind32[:, 1], ind32[:, 5])).to(DTYPE)
+    sums = counts.to(REPLICATE_DTYPE) @ torch.nan_to_num(ind).to(REPLICATE_DTYPE)
+    reps = rates_from_sums(sums.to(DTYPE), weighted_auc(counts, y, p))
     if torch.isnan(ind[:, 7]).any():
         reps[:, RATE_INDEX["surrogate_fidelity"]] = float("nan")
     return point, reps
