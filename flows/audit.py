@@ -1,138 +1,62 @@
-"""The audit flow: Prefect tasks that wrap pipeline/ functions, and the flow that wires them.
+"""The audit flow: wires the tasks of flows/tasks.py into one run.
 
-Tasks hold no logic of their own (Kedro/Prefect ETL style): each calls
-pipeline functions so the same work is unit-tested with `task.fn()` and
-orchestrated here. Expensive steps are *durable* (see flows/caching.py): they
-write their output into the run directory and return its path, so a killed
-run resumes where it stopped. Only I/O tasks retry.
+Load -> split -> model -> surrogate -> score -> explain (chunks) -> fairness
+-> flags -> what changed -> tables and audit.json -> global report ->
+notices (chunks) -> Prefect artifacts -> manifest. Expensive steps are
+durable, so running the same command after a crash resumes; chunked steps
+are mapped, so `--runner dask` spreads them over a cluster.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import CreditModel, Portfolio, load_portfolio, resolve_device
+from pipeline import CreditModel, Portfolio, resolve_device, scoring
 from pipeline import outputs as O
-from pipeline import schema as S
-from pipeline import scoring
-from pipeline.acquire import locate_dataset
 from pipeline.config import AuditConfig
+from pipeline.drift import compare_runs
+from pipeline.explain import background_sample
+from pipeline.explain_chunks import chunk_bounds, merge_summaries
 from pipeline.model import seed_everything
-from pipeline.splitting import SplitIndex, split_portfolio
+from pipeline.splitting import SplitIndex
 from pipeline.surrogate import Surrogate
 from pipeline.versions import library_versions
 
+from . import tasks as T
 from .caching import code_version, durable, step_key
 
-plain = partial(task, cache_policy=NO_CACHE)
+NOTICE_CHUNK = 1000
+BACKGROUND_FILE = "background.parquet"
 
 
 def run_id_for(data_hash: str, config: dict, model_hash: str | None = None) -> str:
-    """Deterministic: the same data, configuration and model give the same run (and resume it)."""
-    import hashlib
-    import json
-
-    digest = hashlib.sha256(json.dumps([config, model_hash, code_version()], sort_keys=True).encode()).hexdigest()
-    return O.check_run_id(f"run-{data_hash[:10]}-{digest[:10]}")
+    """Deterministic: the same data, configuration, model and code give the same run (and resume it)."""
+    payload = json.dumps([config, model_hash, code_version()], sort_keys=True).encode()
+    return O.check_run_id(f"run-{data_hash[:10]}-{hashlib.sha256(payload).hexdigest()[:10]}")
 
 
-@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def locate_data(path: str | None) -> Path:
-    return locate_dataset(path)
-
-
-@plain
-def load_data(path: Path) -> Portfolio:
-    portfolio = load_portfolio(path)
-    get_run_logger().info("loaded %d applicants from %s (data hash %s)", len(portfolio), path, portfolio.data_hash[:12])
-    return portfolio
-
-
-@plain
-def split_data(portfolio: Portfolio, config: AuditConfig) -> SplitIndex:
-    return split_portfolio(portfolio, config.test_fraction, config.seed)
-
-
-@task
-def train_model(portfolio: Portfolio, split: SplitIndex, config: AuditConfig, device: str, model_dir: str, key: str) -> str:
-    """Durable: trains, saves the model under the run, returns its folder."""
-    log = get_run_logger()
-    features = S.FEATURE_NAMES if config.protected_inputs else S.DEFAULT_MODEL_FEATURES
-    model = CreditModel(features=features, policy=config.policy, device=device, seed=config.seed)
-
-    def progress(epoch: int, loss: float, auc: float) -> None:
-        log.info("training epoch %d/%d: loss %.4f, validation AUC %.4f", epoch, model.max_epochs, loss, auc)
-
-    model.fit(portfolio.features.iloc[split.train], portfolio.labels.iloc[split.train], progress=progress)
-    model.save(model_dir, data_hash=portfolio.data_hash)
-    return model_dir
-
-
-@plain
-def load_model(model_dir: str, device: str) -> CreditModel:
-    return CreditModel.load(model_dir, device=device)
-
-
-@plain
-def fit_surrogate(portfolio: Portfolio, split: SplitIndex, model: CreditModel, config: AuditConfig) -> Surrogate:
-    X = portfolio.features.iloc[split.train]
-    return Surrogate(features=model.features, max_depth=config.surrogate_depth, seed=config.seed).fit(X, model.predict(X))
-
-
-@plain
-def score(portfolio: Portfolio, split: SplitIndex, model: CreditModel, surrogate: Surrogate) -> pd.DataFrame:
-    return scoring.applicants_table(portfolio, split, model, surrogate)
-
-
-def build_audit_record(
-    run_id: str,
-    config: AuditConfig,
-    device: str,
-    portfolio: Portfolio,
-    split: SplitIndex,
-    model: CreditModel,
-    surrogate: Surrogate,
-    table: pd.DataFrame,
-    reused_model: str | None,
-) -> dict:
-    """Everything computed, as the JSON document reports and other tools read."""
-    return {
-        "format": 1,
-        "run_id": run_id,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seed": config.seed,
-        "device": device,
-        "code_version": code_version(),
-        "config": config.to_dict(),
-        "lender": config.to_dict()["lender"],
-        "data": scoring.data_section(portfolio),
-        "split": {
-            "test_fraction": split.test_fraction,
-            "train_rows": int(len(split.train)),
-            "test_rows": int(len(split.test)),
-            "seed": split.seed,
-        },
-        "model": {**scoring.model_section(model), "reused_from": reused_model},
-        "performance": scoring.performance_section(table, model.threshold_, all_rows=reused_model is not None),
-        "surrogate": scoring.surrogate_section(surrogate, table),
-        "decisions": table["decision"].value_counts().to_dict(),
-        "versions": library_versions(),
-    }
-
-
-@plain
-def write_outputs(run_dir: Path, record: dict, table: pd.DataFrame) -> Path:
-    """The run's tables and record, then the manifest over everything in the run."""
-    O.write_parquet(run_dir / O.APPLICANTS, table)
-    O.write_json(run_dir / O.AUDIT_JSON, record)
-    return O.write_manifest(run_dir)
+def find_previous_run(run_dir: Path, current_id: str) -> Path | None:
+    """The newest other run beside this one (by its recorded creation time), for 'what changed'."""
+    candidates = []
+    for audit in run_dir.resolve().parent.glob(f"*/{O.AUDIT_JSON}"):
+        if audit.parent == run_dir.resolve():
+            continue
+        try:
+            record = json.loads(audit.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if record.get("run_id") != current_id and (audit.parent / O.MANIFEST).exists():
+            candidates.append((record.get("created", ""), audit.parent))
+    return max(candidates)[1] if candidates else None
 
 
 class _Timer:
@@ -148,48 +72,148 @@ class _Timer:
         self._t = now
 
 
-def _model_step(portfolio, split, config, device, run_dir: Path, key, model_dir: str | None) -> CreditModel:
+def _model(portfolio, split, config, device, run_dir: Path, key, model_dir: str | None) -> CreditModel:
     """A given production model is loaded as is; otherwise train (durable) and load what was saved."""
     if model_dir:
-        return load_model(model_dir, device)
-    trained = durable(train_model, run_dir)(
-        portfolio, split, config, device, str(run_dir / O.MODEL_DIR), key=key("train")
-    )
-    return load_model(trained, device)
+        model = T.load_model(model_dir, device)
+        model.save(run_dir / O.MODEL_DIR)  # the audited model travels with its run
+        return model
+    trained = durable(T.train_model, run_dir)(portfolio, split, config, device, str(run_dir / O.MODEL_DIR), key=key("train"))
+    return T.load_model(trained, device)
 
 
-@flow(name="credit-audit", log_prints=True)
+def _explain(run_dir, model, surrogate, portfolio, split, table, config, device, key, chunk_rows) -> tuple[pd.DataFrame, dict]:
+    """Explanation chunks mapped as tasks; their columns joined to the table, their summaries merged."""
+    training = portfolio.features.iloc[split.train]
+    background = background_sample(training[list(model.features)], config.background_size, config.seed)
+    O.write_parquet(run_dir / BACKGROUND_FILE, background.reset_index(names="row"))
+    declined = (table["decision"] == "decline").to_numpy()
+    bounds = chunk_bounds(len(table), chunk_rows)
+    task = durable(T.explain_chunk, run_dir)
+    futures = [
+        task.submit(
+            str(run_dir), model, surrogate, portfolio.features.iloc[a:b], portfolio.labels.to_numpy()[a:b],
+            declined[a:b], background, training, device, config.seed, f"explain_{i:03d}", key=key("explain", a, b),
+        )
+        for i, (a, b) in enumerate(bounds)
+    ]
+    stems = [Path(f.result()) for f in futures]
+    columns = pd.concat([pd.read_parquet(s.with_suffix(".parquet")) for s in stems], ignore_index=True)
+    summaries = [json.loads(s.with_suffix(".json").read_text()) for s in stems]
+    frames = [portfolio.features.iloc[a:b] for a, b in bounds]
+    return columns, merge_summaries(summaries, frames, portfolio.features)
+
+
+def _notices(run_dir: Path, table: pd.DataFrame, key, workers: int) -> int:
+    ids = table.loc[table["decision"] == "decline", "id"].astype(int).tolist()
+    task = durable(T.render_notice_chunk, run_dir)
+    chunks = [ids[i : i + NOTICE_CHUNK] for i in range(0, len(ids), NOTICE_CHUNK)]
+    futures = [task.submit(str(run_dir), chunk, workers, key=key("notices", chunk[0], len(chunk))) for chunk in chunks]
+    for f in futures:
+        f.result()
+    return len(ids)
+
+
+def _record(run_id, config, device, portfolio: Portfolio, split: SplitIndex, model, surrogate: Surrogate,
+            table: pd.DataFrame, reused_model: str | None, created: str) -> dict:
+    """Everything computed before the optional sections, as audit.json holds it."""
+    return {
+        "format": 1,
+        "run_id": run_id,
+        "created": created,
+        "seed": config.seed,
+        "device": device,
+        "code_version": code_version(),
+        "config": config.to_dict(),
+        "lender": config.to_dict()["lender"],
+        "data": scoring.data_section(portfolio),
+        "split": {"test_fraction": split.test_fraction, "train_rows": int(len(split.train)),
+                  "test_rows": int(len(split.test)), "seed": split.seed},
+        "model": {**scoring.model_section(model), "reused_from": reused_model},
+        "performance": scoring.performance_section(table, model.threshold_, all_rows=reused_model is not None),
+        "surrogate": scoring.surrogate_section(surrogate, table),
+        "decisions": {k: int(v) for k, v in table["decision"].value_counts().items()},
+        "versions": library_versions(),
+    }
+
+
+def _created(run_dir: Path, run_id: str) -> str:
+    """A resumed run keeps its creation time, so re-running changes no recorded identity."""
+    try:
+        old = json.loads((run_dir / O.AUDIT_JSON).read_text())
+        if old.get("run_id") == run_id:
+            return old["created"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        pass
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# Locally, chunks run one after another: each already uses every core (torch threads,
+# the notice process pool). `--runner dask` swaps in a DaskTaskRunner (flows/runners.py).
+@flow(name="credit-audit", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def audit_flow(
     data: str | None = None,
     out: str | None = None,
     config: dict | None = None,
     model_dir: str | None = None,
+    previous: str | None = None,
+    explain_chunk_rows: int = 5000,
+    notice_workers: int = 2,
 ) -> str:
-    """Load, split, model, surrogate, score, write. Returns the run directory.
+    """The whole audit of one data file. Returns the run directory.
 
-    `config` is `AuditConfig.to_dict()` (plain data, so deployments and schedules can carry it).
+    `config` is `AuditConfig.to_dict()` (plain data, so deployments and schedules carry it);
+    `model_dir` audits a saved model without retraining; `previous` is the run to compare
+    with (default: the newest other run beside this one).
     """
     config = AuditConfig.from_dict(config or {})
     device = str(resolve_device(config.device))
     seed_everything(config.seed)
-    timer = _Timer()
-    portfolio = load_data(locate_data(data))
-    timer.lap("load")
+    log, timer = get_run_logger(), _Timer()
+    portfolio = T.load_data(T.locate_data(data))
     reused_hash = CreditModel.load(model_dir).model_hash() if model_dir else None
     run_id = run_id_for(portfolio.data_hash, config.to_dict(), reused_hash)
     run_dir = Path(out) if out else Path("runs") / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    key = partial(step_key, run_dir=run_dir, data_hash=portfolio.data_hash, config={**config.to_dict(), "device": device, "model": reused_hash})
-    split = split_data(portfolio, config)
-    model = _model_step(portfolio, split, config, device, run_dir, key, model_dir)
+    key = partial(step_key, run_dir=run_dir, data_hash=portfolio.data_hash,
+                  config={**config.to_dict(), "device": device, "model": reused_hash})
+    timer.lap("load")
+
+    split = T.split_data(portfolio, config)
+    model = _model(portfolio, split, config, device, run_dir, key, model_dir)
     timer.lap("model")
-    surrogate = fit_surrogate(portfolio, split, model, config)
-    table = score(portfolio, split, model, surrogate)
+    surrogate = T.fit_surrogate(portfolio, split, model, config)
+    table = T.score(portfolio, split, model, surrogate)
     timer.lap("surrogate_and_score")
-    record = build_audit_record(run_id, config, device, portfolio, split, model, surrogate, table, model_dir)
-    if model_dir:
-        model.save(run_dir / O.MODEL_DIR)  # the audited model travels with its run
-    record["timings"] = timer.times
-    write_outputs(run_dir, record, table)
-    get_run_logger().info("run %s written to %s", run_id, run_dir)
+
+    columns, explanations = _explain(run_dir, model, surrogate, portfolio, split, table, config, device, key,
+                                     explain_chunk_rows)
+    table = pd.concat([table, columns], axis=1)
+    timer.lap("explain")
+    fairness_json = durable(T.fairness_audit, run_dir)(str(run_dir), portfolio, split, model, table, device,
+                                                       config.seed, key=key("fairness"))
+    timer.lap("fairness")
+    flags = T.flag_applicants(str(run_dir), table, portfolio, split, model.threshold_)
+    timer.lap("flags")
+
+    record = _record(run_id, config, device, portfolio, split, model, surrogate, table, model_dir,
+                     _created(run_dir, run_id))
+    record.update(explanations=explanations, fairness=json.loads(Path(fairness_json).read_text()), flags=flags)
+    previous_dir = Path(previous) if previous else find_previous_run(run_dir, run_id)
+    if previous_dir:
+        prev_table = pd.read_parquet(previous_dir / O.APPLICANTS)
+        record["changes"] = compare_runs(json.loads((previous_dir / O.AUDIT_JSON).read_text()), record,
+                                         prev_table, table)
+    O.write_parquet(run_dir / O.APPLICANTS, table)
+    O.write_json(run_dir / O.AUDIT_JSON, {**record, "timings": timer.times})
+
+    durable(T.render_report, run_dir)(str(run_dir), str(previous_dir) if previous_dir else None,
+                                       key=key("report", str(previous_dir)))
+    timer.lap("report")
+    notices = _notices(run_dir, table, key, notice_workers)
+    timer.lap("notices")
+    O.write_json(run_dir / O.AUDIT_JSON, {**record, "timings": timer.times})
+    T.publish_artifacts(str(run_dir), table)
+    O.write_manifest(run_dir)
+    log.info("run %s: %d notices, report and tables written to %s", run_id, notices, run_dir)
     return str(run_dir)

@@ -35,7 +35,7 @@ def code_version() -> str:
     return h.hexdigest()
 
 
-def step_key(step: str, run_dir: Path, data_hash: str, config: dict, *extra: Any) -> str:
+def step_key(step: str, *extra: Any, run_dir: Path, data_hash: str, config: dict) -> str:
     """The cache key of one step (or chunk) of one run."""
     payload = json.dumps(
         [step, str(Path(run_dir).resolve()), data_hash, config, code_version(), *extra], sort_keys=True, default=str

@@ -10,6 +10,8 @@ from pipeline.acquire import DatasetUnavailable, locate_dataset
 from pipeline.config import load_config
 from pipeline.device import DEVICE_CHOICES, resolve_device
 
+from .runners import RUNNERS, with_runner
+
 EXIT_BAD_INPUT = 2
 
 
@@ -21,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--config", help="TOML file with [audit] settings (policy, lender, ...)")
     p.add_argument("--model", help="audit this saved model (a run's model/ folder) without retraining")
+    p.add_argument("--previous", help="run directory to compare with (default: the newest other run beside --out)")
+    p.add_argument("--runner", choices=RUNNERS, default="local", help="where per-applicant chunks run")
+    p.add_argument("--dask-address", help="scheduler address of an existing Dask cluster (with --runner dask)")
     p.set_defaults(handler=run)
 
 
@@ -36,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         load_portfolio(data)
         from flows.audit import audit_flow  # Prefect import is slow: only when running
 
-        run_dir = audit_flow(data=str(data), out=args.out, config=config.to_dict(), model_dir=args.model)
+        flow = with_runner(audit_flow, args.runner, args.dask_address)
+        run_dir = flow(data=str(data), out=args.out, config=config.to_dict(), model_dir=args.model, previous=args.previous)
     except (DataValidationError, DatasetUnavailable, ValueError, RuntimeError, OSError) as exc:
         print(f"credit-audit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

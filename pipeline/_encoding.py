@@ -67,7 +67,7 @@ class RawEncoder(nn.Module):
         return list(self.forward(x).split(self.block_widths, dim=1))
 
     @torch.no_grad()
-    def fit(self, x: torch.Tensor) -> "RawEncoder":
+    def fit(self, x: torch.Tensor) -> RawEncoder:
         z = self._expand(x)
         self.mean.copy_(z.mean(0))
         self.scale.copy_(z.std(0).clamp_min(1e-6))

@@ -42,7 +42,7 @@ class AuditConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "AuditConfig":
+    def from_dict(cls, d: dict) -> AuditConfig:
         """Inverse of to_dict (flow parameters and deployments carry plain dicts)."""
         d = dict(d)
         if "policy" in d:
@@ -51,7 +51,7 @@ class AuditConfig:
             d["lender"] = Lender(**d["lender"])
         return cls(**d)
 
-    def with_overrides(self, **kw: object) -> "AuditConfig":
+    def with_overrides(self, **kw: object) -> AuditConfig:
         """CLI flags win over the file; None means 'not given'."""
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
 

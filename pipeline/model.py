@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,7 @@ class CreditModel(BaseEstimator):
         # copy=True: pandas 3 may hand out a read-only view, which torch refuses to wrap.
         return torch.as_tensor(frame[list(self.features)].to_numpy(np.float32, copy=True), device=self.device)
 
-    def fit(self, frame: pd.DataFrame, y: pd.Series | np.ndarray, progress: ProgressFn | None = None) -> "CreditModel":
+    def fit(self, frame: pd.DataFrame, y: pd.Series | np.ndarray, progress: ProgressFn | None = None) -> CreditModel:
         """Train on raw features; hold out a stratified validation split for early stopping and calibration."""
         seed_everything(self.seed)
         y = np.asarray(y, dtype=np.float32)
@@ -169,7 +169,7 @@ class CreditModel(BaseEstimator):
 
     classes_ = np.array([0, 1])
 
-    def to(self, device: str | torch.device) -> "CreditModel":
+    def to(self, device: str | torch.device) -> CreditModel:
         """Move the fitted network (explainers may run on another device than training)."""
         self.device = torch.device(device)
         if hasattr(self, "net_"):
@@ -220,7 +220,7 @@ class CreditModel(BaseEstimator):
         return [directory / WEIGHTS_FILE, directory / META_FILE]
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "CreditModel":
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> CreditModel:
         """Rebuild from `save` output; weights are loaded with weights_only=True (no pickle code)."""
         directory = Path(directory)
         meta = json.loads((directory / META_FILE).read_text())

@@ -45,5 +45,5 @@ class ThresholdPolicy:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ThresholdPolicy":
+    def from_dict(cls, d: dict) -> ThresholdPolicy:
         return cls(kind=d["kind"], value=float(d["value"]))

@@ -49,7 +49,7 @@ def model_section(model: CreditModel) -> dict:
         "excluded_inputs": [n for n in S.FEATURE_NAMES if n not in model.features],
         "architecture": f"MLP {model.net_.encoder.width} -> "
         + " -> ".join(str(h) for h in model.hidden)
-        + " -> 1, ReLU, dropout {:.2f}, Platt-calibrated sigmoid output".format(model.dropout),
+        + f" -> 1, ReLU, dropout {model.dropout:.2f}, Platt-calibrated sigmoid output",
         "hidden": list(model.hidden),
         "threshold": model.threshold_,
         "policy": model.policy.to_dict(),
@@ -79,5 +79,5 @@ def surrogate_section(surrogate: Surrogate, table: pd.DataFrame) -> dict:
         "fidelity_test": float(agree[table["split"] == "test"].mean()),
         "fidelity_train": float(agree[table["split"] == "train"].mean()),
         "rules": surrogate.rules(),
-        "feature_importance": {n: float(v) for n, v in zip(surrogate.features, importance) if v > 0},
+        "feature_importance": {n: float(v) for n, v in zip(surrogate.features, importance, strict=True) if v > 0},
     }

@@ -45,7 +45,7 @@ class Surrogate(BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.seed = seed
 
-    def fit(self, frame: pd.DataFrame, decisions: np.ndarray) -> "Surrogate":
+    def fit(self, frame: pd.DataFrame, decisions: np.ndarray) -> Surrogate:
         """`decisions`: the MLP's 0 (approve) / 1 (decline) for the same rows."""
         # Balanced weights: declines are the minority, and the rules that lead to
         # a decline are the ones a reader needs to see.

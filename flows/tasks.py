@@ -1,0 +1,167 @@
+"""Prefect tasks of the audit flow: each wraps pipeline/ or reports/ functions, nothing more.
+
+Durable tasks (see flows/caching.py) take a `key` and return the path of
+what they wrote under the run directory; plain tasks return objects in
+memory. Per-applicant work (explanation chunks, notice chunks) is one task
+per chunk, so it can be mapped over a Dask cluster and resumed chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline import CreditModel, Portfolio, load_portfolio, scoring
+from pipeline import outputs as O
+from pipeline import schema as S
+from pipeline.acquire import locate_dataset
+from pipeline.config import AuditConfig
+from pipeline.splitting import SplitIndex, split_portfolio
+from pipeline.surrogate import Surrogate
+
+from .caching import CACHE_DIR
+
+plain = partial(task, cache_policy=NO_CACHE)
+WORK_DIR = Path(CACHE_DIR) / "work"
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def locate_data(path: str | None) -> Path:
+    return locate_dataset(path)
+
+
+@plain
+def load_data(path: Path) -> Portfolio:
+    portfolio = load_portfolio(path)
+    get_run_logger().info("loaded %d applicants from %s (data hash %s)", len(portfolio), path, portfolio.data_hash[:12])
+    return portfolio
+
+
+@plain
+def split_data(portfolio: Portfolio, config: AuditConfig) -> SplitIndex:
+    return split_portfolio(portfolio, config.test_fraction, config.seed)
+
+
+@task
+def train_model(portfolio: Portfolio, split: SplitIndex, config: AuditConfig, device: str, model_dir: str, key: str) -> str:
+    """Durable: trains, saves the model under the run, returns its folder."""
+    log = get_run_logger()
+    features = S.FEATURE_NAMES if config.protected_inputs else S.DEFAULT_MODEL_FEATURES
+    model = CreditModel(features=features, policy=config.policy, device=device, seed=config.seed)
+
+    def progress(epoch: int, loss: float, auc: float) -> None:
+        log.info("training epoch %d/%d: loss %.4f, validation AUC %.4f", epoch, model.max_epochs, loss, auc)
+
+    model.fit(portfolio.features.iloc[split.train], portfolio.labels.iloc[split.train], progress=progress)
+    model.save(model_dir, data_hash=portfolio.data_hash)
+    return model_dir
+
+
+@plain
+def load_model(model_dir: str, device: str) -> CreditModel:
+    return CreditModel.load(model_dir, device=device)
+
+
+@plain
+def fit_surrogate(portfolio: Portfolio, split: SplitIndex, model: CreditModel, config: AuditConfig) -> Surrogate:
+    X = portfolio.features.iloc[split.train]
+    return Surrogate(features=model.features, max_depth=config.surrogate_depth, seed=config.seed).fit(X, model.predict(X))
+
+
+@plain
+def score(portfolio: Portfolio, split: SplitIndex, model: CreditModel, surrogate: Surrogate) -> pd.DataFrame:
+    return scoring.applicants_table(portfolio, split, model, surrogate)
+
+
+@task
+def explain_chunk(
+    run_dir: str,
+    model: CreditModel,
+    surrogate: Surrogate,
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    declined: np.ndarray,
+    background: pd.DataFrame,
+    training: pd.DataFrame,
+    device: str,
+    seed: int,
+    name: str,
+    key: str,
+) -> str:
+    """Durable: explain one chunk of applicants; writes its columns (Parquet) and summary (JSON)."""
+    from pipeline.explain import explain_portfolio
+
+    result = explain_portfolio(
+        model.to(device), surrogate, frame, declined, background, device=device, seed=seed,
+        training_frame=training, labels=labels,
+    )
+    out = Path(run_dir) / WORK_DIR
+    O.write_json(out / f"{name}.json", result.summary())
+    O.write_parquet(out / f"{name}.parquet", result.columns.reset_index(drop=True))
+    return str(out / name)
+
+
+@task
+def fairness_audit(
+    run_dir: str, portfolio: Portfolio, split: SplitIndex, model: CreditModel, table: pd.DataFrame,
+    device: str, seed: int, key: str,
+) -> str:
+    """Durable: the fairness audit of the held-out split; writes fairness.parquet and its summary."""
+    from pipeline.fairness import audit_fairness
+
+    test = table.iloc[split.test]  # same index as the X_test below
+    declined = test[test["decision"] == "decline"]
+    reasons = declined["reasons"].map(lambda r: [x["feature"] for x in json.loads(r)])
+    result = audit_fairness(
+        portfolio.features.iloc[split.train], portfolio.labels.iloc[split.train],
+        portfolio.features.iloc[split.test], portfolio.labels.iloc[split.test], model,
+        device=device, seed=seed, reasons=reasons,
+        surrogate_decisions=(test["surrogate_decision"] == "decline").astype(int).to_numpy(),
+    )
+    O.write_parquet(Path(run_dir) / "fairness.parquet", result.table)
+    summary_path = Path(run_dir) / WORK_DIR / "fairness.json"
+    O.write_json(summary_path, result.summary())
+    return str(summary_path)
+
+
+@plain
+def flag_applicants(run_dir: str, table: pd.DataFrame, portfolio: Portfolio, split: SplitIndex, threshold: float) -> dict:
+    """Flags for every applicant -> flags.parquet; returns the audit.json summary."""
+    from pipeline.flags import FlagConfig, compute_flags, flag_summary
+
+    result = compute_flags(table, threshold, FlagConfig(), training=portfolio.features.iloc[split.train])
+    O.write_parquet(Path(run_dir) / "flags.parquet", result.table)
+    return flag_summary(result)
+
+
+@task
+def render_report(run_dir: str, previous: str | None, key: str) -> str:
+    """Durable: the global audit PDF of the run (compared with the previous run when there is one)."""
+    from reports import load_run, render_audit_report
+
+    prev = load_run(previous) if previous else None
+    return str(render_audit_report(load_run(run_dir), Path(run_dir) / "reports" / "audit_report.pdf", prev))
+
+
+@task
+def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str) -> str:
+    """Durable: notices for a chunk of declined applicants (sanitised file names)."""
+    from reports import load_run, render_notices
+
+    out = Path(run_dir) / "reports" / "notices"
+    render_notices(load_run(run_dir), ids, out, workers=workers)
+    return str(out)
+
+
+@plain
+def publish_artifacts(run_dir: str, table: pd.DataFrame) -> list[str]:
+    from .artifacts import publish_review_artifacts
+
+    flags = pd.read_parquet(Path(run_dir) / "flags.parquet")
+    return publish_review_artifacts(run_dir, flags, table)
