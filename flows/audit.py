@@ -104,8 +104,8 @@ def _explain(run_dir, model, surrogate, portfolio, split, table, config, device,
     return columns, merge_summaries(summaries, frames, portfolio.features)
 
 
-def _notices(run_dir: Path, table: pd.DataFrame, key, workers: int) -> int:
-    ids = table.loc[table["decision"] == "decline", "id"].astype(int).tolist()
+def _notices(run_dir: Path, table: pd.DataFrame, key, workers: int, limit: int | None) -> int:
+    ids = table.loc[table["decision"] == "decline", "id"].astype(int).tolist()[:limit]
     task = durable(T.render_notice_chunk, run_dir)
     chunks = [ids[i : i + NOTICE_CHUNK] for i in range(0, len(ids), NOTICE_CHUNK)]
     futures = [task.submit(str(run_dir), chunk, workers, key=key("notices", chunk[0], len(chunk))) for chunk in chunks]
@@ -159,12 +159,14 @@ def audit_flow(
     previous: str | None = None,
     explain_chunk_rows: int = 5000,
     notice_workers: int = 2,
+    notice_limit: int | None = None,
 ) -> str:
     """The whole audit of one data file. Returns the run directory.
 
     `config` is `AuditConfig.to_dict()` (plain data, so deployments and schedules carry it);
     `model_dir` audits a saved model without retraining; `previous` is the run to compare
-    with (default: the newest other run beside this one).
+    with (default: the newest other run beside this one). `notice_limit` renders only the
+    first N declined applicants' notices (a dry run; None = all).
     """
     config = AuditConfig.from_dict(config or {})
     device = str(resolve_device(config.device))
@@ -210,7 +212,7 @@ def audit_flow(
     durable(T.render_report, run_dir)(str(run_dir), str(previous_dir) if previous_dir else None,
                                        key=key("report", str(previous_dir)))
     timer.lap("report")
-    notices = _notices(run_dir, table, key, notice_workers)
+    notices = _notices(run_dir, table, key, notice_workers, notice_limit)
     timer.lap("notices")
     O.write_json(run_dir / O.AUDIT_JSON, {**record, "timings": timer.times})
     T.publish_artifacts(str(run_dir), table)
