@@ -25,6 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="audit this saved model (a run's model/ folder) without retraining")
     p.add_argument("--previous", help="run directory to compare with (default: the newest other run beside --out)")
     p.add_argument("--notice-limit", type=int, default=None, help="render only the first N notices (dry run)")
+    p.add_argument("--explain-chunk-rows", type=int, default=5000, help="applicants per explanation task (default: 5000)")
     p.add_argument("--runner", choices=RUNNERS, default="local", help="where per-applicant chunks run")
     p.add_argument("--dask-address", help="scheduler address of an existing Dask cluster (with --runner dask)")
     p.set_defaults(handler=run)
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
         flow = with_runner(audit_flow, args.runner, args.dask_address)
         run_dir = flow(data=str(data), out=args.out, config=config.to_dict(), model_dir=args.model, previous=args.previous,
-                       notice_limit=args.notice_limit)
+                       notice_limit=args.notice_limit, explain_chunk_rows=args.explain_chunk_rows)
     except (DataValidationError, DatasetUnavailable, ValueError, RuntimeError, OSError) as exc:
         print(f"credit-audit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
