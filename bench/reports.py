@@ -25,6 +25,7 @@ import cProfile
 import gc
 import os
 import pstats
+import resource
 import sys
 import tempfile
 import time
@@ -114,14 +115,20 @@ def main() -> int:
         samples.setdefault(pid, []).append((done, rss_kib))
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="notices-"))
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     paths = reports.render_notices(run, ids, out, workers=args.workers, progress=progress)
     total = time.perf_counter() - start
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_cpu = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
     size = sum(p.stat().st_size for p in paths)
     rate = len(paths) / total
     print(f"\nreports.render_notices, {args.workers} workers: {len(paths):,} notices in {total:.1f} s "
           f"= {rate:.1f} notices/s (worker start-up included); {size / len(paths) / 1024:.0f} KiB per notice; "
           f"load average {os.getloadavg()[0]:.1f} at end")
+    per_notice = worker_cpu / len(paths)
+    print(f"worker CPU: {worker_cpu:.1f} s in all = {per_notice * 1000:.1f} ms per notice (start-up included); "
+          f"on {args.workers} otherwise idle cores that is {args.workers / per_notice:.1f} notices/s")
     print(f"speed-up over naive single process: {rate / naive_rate:.1f}x (package single process: "
           f"{single_rate / naive_rate:.1f}x)")
     print("worker resident memory over time (MiB, after each chunk):")
