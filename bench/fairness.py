@@ -7,8 +7,9 @@ also FNR, precision, ROC AUC, Brier score, mean prediction and base rate);
 the torch side always computes every rate the audit reports (12 per group,
 AUC included) plus the disparities and adverse impact ratios, so the speed
 ratio understates its advantage. fairlearn runs on one core (numpy/pandas);
-torch is timed on one thread (same resources) and on torch's default thread
-count. Agreement: each interval end of both, and
+on CPU the audit's bootstrap runs on one torch thread too (see
+pipeline.fairness._bootstrap.BOOTSTRAP_CPU_THREADS), so both use the same
+resources. Agreement: each interval end of both, and
 the difference in units of its Monte Carlo standard error (the standard error
 of a bootstrap quantile, sqrt(q(1-q)/B)/density, for both runs combined; the
 density is taken from a normal with the torch replicates' spread).
@@ -111,7 +112,6 @@ def main() -> None:
     ap.add_argument("--all-metrics", action="store_true", help="fairlearn computes every rate, not only the verdicts'")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    default_threads = torch.get_num_threads()
     device = resolve_device(args.device)
 
     portfolio = load_portfolio(args.data)
@@ -124,18 +124,14 @@ def main() -> None:
     attribute = next(a for a in audited_attributes() if a.name == args.attribute)
     labels = group_labels(X_test, attribute)
 
-    torch.set_num_threads(1)
     t_torch, ours = _torch(X_test, y, p, decline, attribute, args.n_boot, args.seed, device)
-    torch.set_num_threads(default_threads)
-    t_torch_n, _ = _torch(X_test, y, p, decline, attribute, args.n_boot, args.seed, device)
     t_fl, theirs = _fairlearn(labels, y, p, decline, args.n_boot, args.seed, args.all_metrics)
 
     print(f"fairness bootstrap, attribute {attribute.name}, {len(X_test):,} held-out applicants, "
           f"{args.n_boot:,} replicates each, torch {torch.__version__} on {device}")
-    print(f"  torch (12 rates + AUC + disparities, stratified), 1 thread:  {t_torch:8.3f} s")
-    print(f"  torch, {default_threads} threads:{'':38s}{t_torch_n:8.3f} s")
+    print(f"  torch (12 rates + AUC + disparities, stratified): {t_torch:8.3f} s")
     print(f"  fairlearn MetricFrame n_boot ({'all rates' if args.all_metrics else 'approval, TPR, FPR'}): {t_fl:8.3f} s")
-    print(f"  speed ratio: {t_fl / t_torch:,.0f}x (torch 1 thread), {t_fl / t_torch_n:,.0f}x (torch {default_threads} threads)")
+    print(f"  speed ratio: {t_fl / t_torch:,.0f}x")
     print(f"  {'interval':45s} {'torch':>19s} {'fairlearn':>19s} {'max |diff| / MC SE':>18s}")
     rows = []
     for key in theirs:
@@ -148,8 +144,7 @@ def main() -> None:
         print(f"  {key:45s} [{a_lo:.4f}, {a_hi:.4f}]  [{b_lo:.4f}, {b_hi:.4f}] {z:18.2f}")
     if args.json:
         args.json.write_text(json.dumps({"attribute": attribute.name, "n_boot": args.n_boot, "device": str(device),
-                                         "torch_s_1_thread": t_torch, "torch_s_default_threads": t_torch_n,
-                                         "default_threads": default_threads, "fairlearn_s": t_fl, "ratio": t_fl / t_torch,
+                                         "torch_s": t_torch, "fairlearn_s": t_fl, "ratio": t_fl / t_torch,
                                          "all_metrics": args.all_metrics, "intervals": rows}, indent=2))
 
 

@@ -206,7 +206,9 @@ def test_same_seed_same_intervals_other_seed_other_replicates(data):
     def run(seed):
         return group_disparities(frame, y, decline, p, device=CPU, seed=seed, n_boot=300, attributes=some)[0]
 
+    threads = torch.get_num_threads()
     first, again, other = run(0), run(0), run(1)
+    assert torch.get_num_threads() == threads  # the bootstrap's one-thread setting is undone
     pd.testing.assert_frame_equal(first, again)
     assert not np.allclose(other["approval_rate_lo"], first["approval_rate_lo"])
     np.testing.assert_array_equal(other["approval_rate"], first["approval_rate"])

@@ -134,9 +134,9 @@ def test_real_audit_end_to_end(split, fitted_model, fitted_surrogate, tmp_path):
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_unawareness_and_mitigation_leave_production_decisions_alone(split):
     """A small model keeps the retraining cheap; the comparison machinery is the same."""
-    rows = np.random.default_rng(0).choice(len(split.X_train), 6000, replace=False)
+    rows = np.random.default_rng(0).choice(len(split.X_train), 4000, replace=False)
     X_train, y_train = split.X_train.iloc[rows], split.y_train.iloc[rows]
-    small = CreditModel(hidden=(16,), max_epochs=4, patience=2, seed=0).fit(X_train, y_train)
+    small = CreditModel(hidden=(8,), max_epochs=3, patience=2, seed=0).fit(X_train, y_train)
     before = small.predict(split.X_test)
     out = unawareness_and_mitigation(X_train, y_train, split.X_test, split.y_test, small, seed=0, device=CPU)
     np.testing.assert_array_equal(small.predict(split.X_test), before)

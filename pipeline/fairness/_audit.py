@@ -20,7 +20,7 @@ import torch
 
 from ..device import DEVICE_CHOICES, resolve_device
 from . import _verdicts as V
-from ._bootstrap import RATES, group_rates, indicator_matrix, percentile_interval
+from ._bootstrap import RATES, bootstrap_threads, group_rates, indicator_matrix, percentile_interval
 from ._disparities import DISPARITIES, adverse_impact_ratios, disparities
 from ._groups import OVERALL, OVERALL_GROUP, AuditedAttribute, audited_attributes, group_labels, grouping_notes
 
@@ -223,20 +223,23 @@ def _judge(attr: AuditedAttribute, stats: list[_GroupStats]) -> tuple[AttributeR
 def group_disparities(X_test: pd.DataFrame, y_test: np.ndarray, decline: np.ndarray, p_default: np.ndarray, *,
                       device: torch.device, seed: int, n_boot: int,
                       surrogate_decisions: np.ndarray | None = None,
-                      attributes: tuple[AuditedAttribute, ...] | None = None) -> tuple[pd.DataFrame, tuple[AttributeResult, ...]]:
-    """Per-group rates with intervals (the table) and per-attribute disparities with verdicts."""
+                      attributes: tuple[AuditedAttribute, ...] | None = None,
+                      include_overall: bool = True) -> tuple[pd.DataFrame, tuple[AttributeResult, ...]]:
+    """Per-group rates with intervals (the table, led by an "overall" row) and per-attribute verdicts."""
     agree = None if surrogate_decisions is None else (np.asarray(surrogate_decisions) == np.asarray(decline)).astype(float)
     indicators = indicator_matrix(y_test, decline, p_default, agree, device)
     gen = torch.Generator(device=device).manual_seed(seed)
     rows: list[dict] = []
-    everyone = np.full(len(X_test), OVERALL_GROUP, dtype=object)
-    rows += _rows(OVERALL, OVERALL, _group_stats(indicators, everyone, (OVERALL_GROUP,), n_boot, gen), {})
     results = []
-    for attr in attributes or audited_attributes():
-        stats = _group_stats(indicators, group_labels(X_test, attr), attr.groups, n_boot, gen)
-        result, air = _judge(attr, stats)
-        results.append(result)
-        rows += _rows(attr.name, attr.kind, stats, air)
+    with bootstrap_threads(device):
+        if include_overall:
+            everyone = np.full(len(X_test), OVERALL_GROUP, dtype=object)
+            rows += _rows(OVERALL, OVERALL, _group_stats(indicators, everyone, (OVERALL_GROUP,), n_boot, gen), {})
+        for attr in attributes or audited_attributes():
+            stats = _group_stats(indicators, group_labels(X_test, attr), attr.groups, n_boot, gen)
+            result, air = _judge(attr, stats)
+            results.append(result)
+            rows += _rows(attr.name, attr.kind, stats, air)
     return pd.DataFrame(rows), tuple(results)
 
 

@@ -37,7 +37,7 @@ def _variant(name: str, description: str, X_test: pd.DataFrame, y: np.ndarray, d
     # Disparities depend on decisions only; without scores (ThresholdOptimizer) the AUC/calibration columns are unused.
     scores = p_default if p_default is not None else decline.astype(np.float64)
     _, results = group_disparities(X_test, y, decline, scores, device=device, seed=seed, n_boot=COMPARISON_BOOT,
-                                   attributes=singles)
+                                   attributes=singles, include_overall=False)
     return {
         "variant": name,
         "description": description,
