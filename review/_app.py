@@ -14,7 +14,7 @@ from typing import Annotated
 import jinja2
 from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pipeline.flags import FLAG_LABELS
 
@@ -36,9 +36,11 @@ def _env() -> jinja2.Environment:
 
 
 class ReviewIn(BaseModel):
-    outcome: str
-    reason: str
-    reviewer: str
+    """A review posted to the JSON API (lengths capped here; the store applies the real rules)."""
+
+    outcome: str = Field(max_length=40)
+    reason: str = Field(max_length=4000)
+    reviewer: str = Field(max_length=200)
 
 
 def _review_json(r: Review) -> dict:

@@ -103,7 +103,10 @@ def queue_view(run: ReviewRun, latest: Mapping[int, Review], q: QueueQuery) -> d
                 "id": int(r.id),
                 "probability": pct(r.probability),
                 "decision": r.decision,
-                "flags": [{"code": c, "label": FLAG_LABELS.get(c, c)} for c in r.codes],
+                "flags": [
+                    {"code": f.code, "label": FLAG_LABELS.get(f.code, f.code), "reason": f.reason}
+                    for f in run.flags_of(int(r.id)).itertuples(index=False)
+                ],
                 "state": r.state,
                 "state_label": "not reviewed" if review is None else review.outcome_label,
                 "reviewer": "" if review is None else review.reviewer,

@@ -162,6 +162,8 @@ def test_queue_lists_the_flagged_and_filters(url, run_dir):
         page = c.get("/", params={"code": "undocumented_code"})
         linked = {int(i) for i in re.findall(r'href="/applicants/(\d+)"', page.text)}
         assert linked and linked == set(flags.loc[flags["code"] == "undocumented_code", "id"])
+        first = flags[flags["code"] == "undocumented_code"].iloc[0]
+        assert f'title="{escape(first["reason"])}"' in page.text  # the reason on hover
         assert c.get("/", params={"sort": "evil"}).status_code == 422
         assert c.get("/api/queue", params={"code": "<script>"}).status_code == 422
 
