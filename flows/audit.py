@@ -195,7 +195,7 @@ def audit_flow(
     fairness_json = durable(T.fairness_audit, run_dir)(str(run_dir), portfolio, split, model, table, device,
                                                        config.seed, key=key("fairness"))
     timer.lap("fairness")
-    flags = T.flag_applicants(str(run_dir), table, portfolio, split, model.threshold_)
+    flags = T.flag_applicants(str(run_dir), table, portfolio, split, model.threshold_, config)
     timer.lap("flags")
 
     record = _record(run_id, config, device, portfolio, split, model, surrogate, table, model_dir,

@@ -131,11 +131,12 @@ def fairness_audit(
 
 
 @plain
-def flag_applicants(run_dir: str, table: pd.DataFrame, portfolio: Portfolio, split: SplitIndex, threshold: float) -> dict:
+def flag_applicants(run_dir: str, table: pd.DataFrame, portfolio: Portfolio, split: SplitIndex, threshold: float,
+                    config: AuditConfig) -> dict:
     """Flags for every applicant -> flags.parquet; returns the audit.json summary."""
-    from pipeline.flags import FlagConfig, compute_flags, flag_summary
+    from pipeline.flags import compute_flags, flag_summary
 
-    result = compute_flags(table, threshold, FlagConfig(), training=portfolio.features.iloc[split.train])
+    result = compute_flags(table, threshold, config.flags, training=portfolio.features.iloc[split.train])
     O.write_parquet(Path(run_dir) / "flags.parquet", result.table)
     return flag_summary(result)
 

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from .flags import FlagConfig
 from .policy import ThresholdPolicy
 
 MSG_UNKNOWN_KEY = "{file}: unknown setting(s) {keys} in [{section}]; expected some of {expected}"
@@ -37,6 +38,7 @@ class AuditConfig:
     background_size: int = 100
     protected_inputs: bool = False
     lender: Lender = field(default_factory=Lender)
+    flags: FlagConfig = field(default_factory=FlagConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +51,8 @@ class AuditConfig:
             d["policy"] = ThresholdPolicy(**d["policy"])
         if "lender" in d:
             d["lender"] = Lender(**d["lender"])
+        if "flags" in d:
+            d["flags"] = _flag_config(d["flags"])
         return cls(**d)
 
     def with_overrides(self, **kw: object) -> AuditConfig:
@@ -65,7 +69,7 @@ def _checked(section: dict, cls: type, file: Path, name: str) -> dict:
 
 
 def load_config(path: str | Path | None) -> AuditConfig:
-    """Read `[audit]`, `[audit.policy]` and `[audit.lender]` from a TOML file (all optional)."""
+    """Read `[audit]`, `[audit.policy]`, `[audit.lender]` and `[audit.flags]` from a TOML file (all optional)."""
     if path is None:
         return AuditConfig()
     file = Path(path)
@@ -76,4 +80,13 @@ def load_config(path: str | Path | None) -> AuditConfig:
         raw["policy"] = ThresholdPolicy(**_checked(raw["policy"], ThresholdPolicy, file, "audit.policy"))
     if "lender" in raw:
         raw["lender"] = Lender(**_checked(raw["lender"], Lender, file, "audit.lender"))
+    if "flags" in raw:
+        raw["flags"] = _flag_config(_checked(raw["flags"], FlagConfig, file, "audit.flags"))
     return AuditConfig(**raw)
+
+
+def _flag_config(d: dict) -> FlagConfig:
+    d = dict(d)
+    if "enabled" in d:
+        d["enabled"] = tuple(d["enabled"])
+    return FlagConfig(**d)

@@ -68,8 +68,13 @@ def test_run_ids_are_safe_folder_names():
 
 def test_config_file_and_overrides(tmp_path):
     cfg = tmp_path / "a.toml"
-    cfg.write_text('[audit]\nseed = 7\n[audit.policy]\nkind = "decline_rate"\nvalue = 0.2\n[audit.lender]\nname = "Bank"\n')
+    cfg.write_text(
+        '[audit]\nseed = 7\n[audit.policy]\nkind = "decline_rate"\nvalue = 0.2\n[audit.lender]\nname = "Bank"\n'
+        '[audit.flags]\nborderline_margin = 0.1\nenabled = ["borderline"]\n'
+    )
     config = load_config(cfg).with_overrides(seed=None, device="cpu")
     assert config.seed == 7 and config.device == "cpu"
     assert config.policy.kind == "decline_rate" and config.lender.name == "Bank"
+    assert config.flags.borderline_margin == 0.1 and config.flags.enabled == ("borderline",)
+    assert AuditConfig.from_dict(config.to_dict()) == config
     assert load_config(None) == AuditConfig()
