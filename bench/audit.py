@@ -31,14 +31,16 @@ GOAL_WALL_S = 15 * 60
 GOAL_PEAK_GIB = 4.0
 GOAL_GPU_EXPLAIN_S = 10.0
 SAMPLE_S = 0.2
+PROGRESS_S = 30.0
 GIB = 1024**3
 
 
 class TreeMemory:
     """Peak resident memory of a process and all its descendants, sampled in a thread."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, report=None) -> None:  # noqa: ANN001 - report(self) every PROGRESS_S
         self.root = psutil.Process(pid)
+        self.report = report
         self.peak_total = 0
         self.peak_root = 0
         self.peak_processes = 0
@@ -63,8 +65,12 @@ class TreeMemory:
         self.peak_processes = max(self.peak_processes, len(procs))
 
     def _loop(self) -> None:
+        last = time.monotonic()
         while not self._stop.is_set():
             self._sample()
+            if self.report and time.monotonic() - last >= PROGRESS_S:
+                last = time.monotonic()
+                self.report(self)
             self._stop.wait(SAMPLE_S)
 
     def __enter__(self) -> TreeMemory:
@@ -83,8 +89,15 @@ def run_audit(data: Path, out: Path, device: str, notice_limit: int | None) -> t
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     log = (out.parent / f"{out.name}.log").open("w")
     start = time.perf_counter()
+    notices = out / "reports" / "notices"
+
+    def progress(mem: TreeMemory) -> None:  # partial figures survive an interrupted bench
+        done = len(list(notices.glob("*.pdf"))) if notices.exists() else 0
+        print(f"  {time.perf_counter() - start:7.0f} s: peak RSS so far {mem.peak_total / GIB:.2f} GiB, "
+              f"{done} notices, load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    with TreeMemory(proc.pid) as mem:
+    with TreeMemory(proc.pid, progress) as mem:
         rc = proc.wait()
     wall = time.perf_counter() - start
     log.close()
@@ -105,7 +118,8 @@ def main() -> int:
     wall, mem, rc = run_audit(args.data, out, args.device, args.notice_limit)
     load_after = os.getloadavg()
     if rc != 0:
-        print(f"credit-audit run failed (exit {rc}); log: {out.parent / (out.name + '.log')}")
+        print(f"credit-audit run failed (exit {rc}) after {wall:.0f} s, peak RSS {mem.peak_total / GIB:.2f} GiB; "
+              f"log: {out.parent / (out.name + '.log')}")
         return rc
     audit = json.loads((out / "audit.json").read_text())
     notices = len(list((out / "reports" / "notices").glob("*.pdf")))
