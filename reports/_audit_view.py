@@ -175,14 +175,18 @@ def _importances(run: RunResult) -> tuple[dict[str, dict[str, float]], str]:
     return {}, ""
 
 
-def _agreement(by_method: Mapping[str, Mapping[str, float]]) -> list[dict]:
+def _agreement(by_method: Mapping[str, Mapping[str, float]], spearman: Mapping | None = None) -> list[dict]:
+    """Top-5 overlap between methods, with the explanation step's rank correlation when it recorded one."""
     methods = list(by_method)
+    spearman = spearman or {}
     tops = {m: [f for f, _ in sorted(v.items(), key=lambda kv: -abs(kv[1]))[:TOP_AGREEMENT]] for m, v in by_method.items()}
     rows = []
     for i, a in enumerate(methods):
         for b in methods[i + 1:]:
             shared = [f for f in tops[a] if f in tops[b]]
+            rho = (spearman.get(a) or {}).get(b)
             rows.append({"pair": f"{a} and {b}", "shared": f"{len(shared)} of {TOP_AGREEMENT}",
+                         "spearman": num(rho, 2) if isinstance(rho, int | float) else DASH,
                          "features": ", ".join(_label(f) for f in shared) or "none"})
     return rows
 
@@ -207,7 +211,7 @@ def _decides(run: RunResult) -> dict:
             "methods": ", ".join(by_method),
             "origin": origin,
             "chart": _svg(C.importance(by_method, {f.name: f.label for f in S.FEATURES})),
-            "agreement": _agreement(by_method),
+            "agreement": _agreement(by_method, (run.section("explanations") or {}).get("agreement")),
             "top": ", ".join(top_features),
         },
         "surrogate": None if not sur else {
@@ -416,9 +420,12 @@ def _changes(run: RunResult, previous: RunResult | None) -> dict | None:
         rows.append({"label": f"Fairness verdict: {_label(attr)}", "before": str(old), "now": str(new),
                      "delta": "changed" if old != new else "same"})
     a, b = run.audit, previous.audit
+    drift = (a.get("changes") or {}).get("data_drift") or {}
+    ranked = sorted(drift.items(), key=lambda kv: -(kv[1].get("psi") or 0.0))[:8]
     return {
         "previous_run": previous.run_id,
         "rows": rows,
+        "drift": [{"label": _label(f), "psi": num(d.get("psi"), 3), "reading": str(d.get("reading", ""))} for f, d in ranked],
         "same_data": a["data"].get("data_hash") == b["data"].get("data_hash"),
         "same_model": a["model"].get("model_hash") == b["model"].get("model_hash"),
     }
@@ -432,6 +439,11 @@ def _summary(run: RunResult, fairness: dict | None, flags: dict | None) -> dict:
         "verdicts": [{"name": a["name"], "verdict": a["verdict"]} for a in (fairness or {}).get("attributes", [])],
         "flags": [f for f in (flags or {}).get("rows", []) if f["n"]][:6],
     }
+
+
+def _limitations(run: RunResult) -> list[dict]:
+    recorded = (run.section("explanations") or {}).get("limitations") or {}
+    return [{"method": str(m), "text": str(t)} for m, t in recorded.items()]
 
 
 def audit_view(run: RunResult, previous: RunResult | None = None) -> dict:
@@ -449,4 +461,5 @@ def audit_view(run: RunResult, previous: RunResult | None = None) -> dict:
         "reasons": _reasons(run),
         "flags": flags,
         "repro": _reproducibility(run),
+        "limitations": _limitations(run),
     }

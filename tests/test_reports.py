@@ -123,7 +123,12 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
                 "shap": {n: float(np.abs(contrib[:, j]).mean()) for j, n in enumerate(feats)},
                 "lime": {n: float(np.abs(contrib[decline, j]).mean() * 0.9) for j, n in enumerate(feats)},
             },
+            "agreement": {"shap": {"lime": 0.87}, "lime": {"shap": 0.87}},
+            "limitations": {"shap": "values depend on the background sample of 200 applicants"},
         }
+        audit["changes"] = {"previous_run": "20261116T062800Z-3e675d9e", "same_model": False, "same_data": True,
+                            "data_drift": {"LIMIT_BAL": {"psi": 0.213, "reading": "moderate shift"},
+                                           "AGE": {"psi": 0.004, "reading": "stable"}}}
         rows = []
         for attr in ("SEX", "EDUCATION"):
             for code, group in S.BY_NAME[attr].codes.items():
@@ -504,6 +509,7 @@ def test_audit_report_summary_page(audit_pdf, run, partial_run_dir):  # noqa: AN
         assert f"{S.BY_NAME[attribute].label} {verdict}" in first
     assert f"{run.audit['flags']['applicants_flagged']} applicants carry" in first
     assert "Changes since the previous run" in first and reports.load_run(partial_run_dir).run_id in first
+    assert "Credit limit 0.213 (moderate shift)" in first
 
 
 @pytest.mark.slow
@@ -529,6 +535,8 @@ def test_audit_report_pages_contents_and_charts(audit_pdf, run):  # noqa: ANN001
     proxy, variant = run.audit["fairness"]["proxies"][0], run.audit["fairness"]["unawareness_and_mitigation"]["variants"][0]
     assert f"{proxy['roc_auc']:.3f}" in text and proxy["strength"] in text
     assert variant["description"] in text and f"{variant['roc_auc']:.3f}" in text
+    assert "shap and lime 0.87" in text
+    assert run.audit["explanations"]["limitations"]["shap"] in text
     for attribute in run.audit["fairness"]["verdicts"]:
         table = run.fairness[run.fairness["attribute"] == attribute]
         for _, row in table.iterrows():
