@@ -9,6 +9,7 @@ per chunk, so it can be mapped over a Dask cluster and resumed chunk by chunk.
 from __future__ import annotations
 
 import json
+import multiprocessing
 from functools import partial
 from pathlib import Path
 
@@ -155,6 +156,8 @@ def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str) ->
     """Durable: notices for a chunk of declined applicants (sanitised file names)."""
     from reports import load_run, render_notices
 
+    if multiprocessing.current_process().daemon:  # a Dask worker: daemonic processes may not start a pool
+        workers = 1
     out = Path(run_dir) / "reports" / "notices"
     render_notices(load_run(run_dir), ids, out, workers=workers)
     return str(out)
