@@ -10,7 +10,7 @@ from pipeline.acquire import DatasetUnavailable, locate_dataset
 from pipeline.config import load_config
 from pipeline.device import DEVICE_CHOICES, resolve_device
 
-from .runners import RUNNERS, with_runner
+from .runners import RUNNERS, api_for_workers, with_runner
 
 EXIT_BAD_INPUT = 2
 
@@ -44,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
         from flows.audit import audit_flow  # Prefect import is slow: only when running
 
         flow = with_runner(audit_flow, args.runner, args.dask_address)
-        run_dir = flow(data=str(data), out=args.out, config=config.to_dict(), model_dir=args.model, previous=args.previous,
-                       notice_limit=args.notice_limit, explain_chunk_rows=args.explain_chunk_rows)
+        with api_for_workers(args.runner):
+            run_dir = flow(data=str(data), out=args.out, config=config.to_dict(), model_dir=args.model,
+                           previous=args.previous, notice_limit=args.notice_limit,
+                           explain_chunk_rows=args.explain_chunk_rows)
     except (DataValidationError, DatasetUnavailable, ValueError, RuntimeError, OSError) as exc:
         print(f"credit-audit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

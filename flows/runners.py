@@ -7,6 +7,10 @@ every worker shares (durable steps write there).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prefect import Flow
 
 RUNNERS = ("local", "dask")
@@ -24,3 +28,29 @@ def with_runner(flow: Flow, runner: str = "local", dask_address: str | None = No
     from prefect_dask import DaskTaskRunner
 
     return flow.with_options(task_runner=DaskTaskRunner(address=dask_address))
+
+
+@contextmanager
+def api_for_workers(runner: str) -> Iterator[None]:
+    """Give Dask workers the flow's Prefect API.
+
+    Workers are other processes: with no PREFECT_API_URL configured, each would start
+    its own temporary server when its first task runs (minutes on busy cores, one SQLite
+    file for all; workers were lost doing it). So start the temporary server here and put
+    its URL in the settings that prefect-dask sends with every task. A cluster on other
+    machines needs a real server (PREFECT_API_URL) that every worker can reach.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if runner != "dask" or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")))
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        server.stop()
