@@ -174,14 +174,14 @@ def _frame_equal(a: pd.DataFrame, b: pd.DataFrame, label: str) -> None:
     assert list(a.columns) == list(b.columns), label
     assert len(a) == len(b), label
     for col in a.columns:
-        x, y = a[col], b[col]
-        if pd.api.types.is_float_dtype(x):
-            # Exact except for float reductions: Dask workers run torch on one thread
-            # (OMP_NUM_THREADS=1), the local run on all cores, so sums may differ in the last bits.
-            np.testing.assert_allclose(x.to_numpy(), y.to_numpy(), rtol=1e-6, atol=1e-9, equal_nan=True,
+        if col.startswith("lime_"):
+            # LIME's weighted ridge fit goes through BLAS: Dask workers run it on one thread
+            # (OMP_NUM_THREADS=1), the local run on all cores, so sums differ in the last bits
+            # (measured: <= 4e-11 on coefficients of order 1e-2). Everything else is exact.
+            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=0, atol=1e-9, equal_nan=True,
                                        err_msg=f"{label}.{col}")
         else:
-            assert x.equals(y), f"{label}.{col}"
+            assert a[col].equals(b[col]), f"{label}.{col}"
 
 
 def test_dask_runner_equals_the_single_process_run(code, resumed, slices, tmp_path, monkeypatch):
