@@ -30,6 +30,7 @@ from pipeline.model import seed_everything
 from pipeline.splitting import SplitIndex
 from pipeline.surrogate import Surrogate
 from pipeline.versions import library_versions
+from review import review_overrides
 
 from . import tasks as T
 from .caching import code_version, durable, step_key
@@ -204,8 +205,10 @@ def audit_flow(
     previous_dir = Path(previous) if previous else find_previous_run(run_dir, run_id)
     if previous_dir:
         prev_table = pd.read_parquet(previous_dir / O.APPLICANTS)
-        record["changes"] = compare_runs(json.loads((previous_dir / O.AUDIT_JSON).read_text()), record,
-                                         prev_table, table)
+        previous_record = json.loads((previous_dir / O.AUDIT_JSON).read_text())
+        record["changes"] = compare_runs(previous_record, record, prev_table, table)
+        record["human_overrides"] = {"previous_run": previous_record.get("run_id"),
+                                     "items": review_overrides(previous_dir)}
     O.write_parquet(run_dir / O.APPLICANTS, table)
     O.write_json(run_dir / O.AUDIT_JSON, {**record, "timings": timer.times})
 

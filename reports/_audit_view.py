@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from markupsafe import Markup
 
 from pipeline import schema as S
+from pipeline.explain import STABILITY_FLAG_BELOW
 
 from . import _charts as C
 from ._env import DASH, NOT_COMPUTED, num, pct
@@ -336,7 +337,8 @@ def _reasons(run: RunResult) -> dict | None:
     stability = None
     if "stability" in frame.columns and declined["stability"].notna().any():
         s = declined["stability"].dropna()
-        stability = {"mean": num(float(s.mean()), 2), "low": f"{int((s < 0.5).sum()):,}", "n": f"{len(s):,}"}
+        stability = {"mean": num(float(s.mean()), 2), "low": f"{int((s < STABILITY_FLAG_BELOW).sum()):,}", "n": f"{len(s):,}",
+                     "cut": num(STABILITY_FLAG_BELOW, 2)}
     return {
         "declined": f"{len(declined):,}",
         "with_reasons": f"{with_reasons:,}",
@@ -446,6 +448,21 @@ def _limitations(run: RunResult) -> list[dict]:
     return [{"method": str(m), "text": str(t)} for m, t in recorded.items()]
 
 
+def _overrides(run: RunResult) -> dict | None:
+    """Human review overrides recorded against the previous run (None: no previous run)."""
+    section = run.audit.get("human_overrides")
+    if section is None:
+        return None
+    return {
+        "previous_run": section.get("previous_run", DASH),
+        "rows": [
+            {"id": str(o["applicant_id"]), "model": str(o["model_decision"]), "final": str(o["final_decision"]),
+             "reviewer": str(o["reviewer"]), "reason": str(o["reason"]), "when": str(o["created"])[:16]}
+            for o in section.get("items", [])
+        ],
+    }
+
+
 def audit_view(run: RunResult, previous: RunResult | None = None) -> dict:
     """Everything the audit report prints, section by section (None: not computed in this run)."""
     fairness, flags = _fairness(run), _flags(run)
@@ -460,6 +477,7 @@ def audit_view(run: RunResult, previous: RunResult | None = None) -> dict:
         "fairness": fairness,
         "reasons": _reasons(run),
         "flags": flags,
+        "overrides": _overrides(run),
         "repro": _reproducibility(run),
         "limitations": _limitations(run),
     }

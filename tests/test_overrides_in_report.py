@@ -1,0 +1,39 @@
+"""A reviewer's override of one run is listed in the next run's global report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from pypdf import PdfReader
+
+from reports import load_run, render_audit_report
+from review import ReviewStore, review_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def test_override_of_previous_run_appears_in_next_report(audit_run, tmp_path):
+    previous = tmp_path / "previous"
+    shutil.copytree(audit_run, previous, ignore=shutil.ignore_patterns("review"))
+    applicants = load_run(previous).applicants
+    declined = int(applicants.loc[applicants["decision"] == "decline", "id"].iloc[0])
+    store = ReviewStore(previous)
+    try:
+        store.save(declined, "decline", "override_approve",
+                   "Income proof received; the missed payment was a bank error", "A. Analyst")
+    finally:
+        store.close()
+    items = review_overrides(previous)
+    assert [o["applicant_id"] for o in items] == [declined]
+
+    current = tmp_path / "current"
+    shutil.copytree(audit_run, current, ignore=shutil.ignore_patterns("review"))
+    audit = json.loads((current / "audit.json").read_text())
+    audit["human_overrides"] = {"previous_run": audit["run_id"], "items": items}
+    (current / "audit.json").write_text(json.dumps(audit))
+    pdf = render_audit_report(load_run(current), current / "report.pdf")
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "Human overrides of the previous run" in text
+    assert "A. Analyst" in text and str(declined) in text
