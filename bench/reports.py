@@ -9,7 +9,8 @@ in the same run and on the same applicants:
   per notice, the whole two-page notice laid out every time (how WeasyPrint is
   usually called);
 - package, 1 process: shared font configuration and parsed stylesheets, page 2
-  laid out once per run and joined to each applicant's page 1, GC-frozen state;
+  laid out and written once per run and appended to each applicant's page 1
+  with pikepdf, a notice-sized user-agent stylesheet, GC-frozen state;
 - package, N processes: `reports.render_notices(..., workers=N)`.
 
 A cProfile of the naive render shows where its time goes (layout, styling,

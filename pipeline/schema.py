@@ -49,6 +49,7 @@ class Feature:
     mutable: bool = False
     direction: Direction = "none"
     unit: str = ""
+    month: str = ""  # for the monthly series: the month the value is about
 
     @property
     def is_categorical(self) -> bool:
@@ -85,6 +86,7 @@ def _repayment(i: int, name: str) -> Feature:
         codes=dict(PAY_STATUS_MEANINGS),
         mutable=latest,
         direction="decrease" if latest else "none",
+        month=_MONTHS[i],
     )
 
 
@@ -97,6 +99,7 @@ def _bill(i: int) -> Feature:
         minimum=-_AMOUNT_MAX,
         maximum=_AMOUNT_MAX,
         unit="NT$",
+        month=_MONTHS[i],
     )
 
 
@@ -112,6 +115,7 @@ def _payment(i: int) -> Feature:
         unit="NT$",
         mutable=latest,
         direction="increase" if latest else "none",
+        month=_MONTHS[i],
     )
 
 

@@ -21,10 +21,31 @@ fontconfig by family name, DejaVu), so markup in a data value renders as text
 and fetches nothing. Files are written atomically, named from a sanitised id.
 """
 
-from ._audit import audit_html, render_audit_report
-from ._notice import notice_html, notice_pdf, render_notice, render_notices
-from ._notice_view import notice_filename
-from ._run import Applicant, RunResult, load_run, parse_applicant_id
+import importlib
+
+# Name -> submodule, imported on first use (PEP 562): a notice worker imports
+# `reports._notice` only, not the audit report's charts (matplotlib) and the
+# explanation constants (torch).
+_LAZY = {
+    "audit_html": "._audit",
+    "render_audit_report": "._audit",
+    "notice_html": "._notice",
+    "notice_pdf": "._notice",
+    "render_notice": "._notice",
+    "render_notices": "._notice",
+    "notice_filename": "._notice_view",
+    "Applicant": "._run",
+    "RunResult": "._run",
+    "load_run": "._run",
+    "parse_applicant_id": "._run",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name], __name__), name)
+
 
 __all__ = [
     "Applicant",

@@ -38,6 +38,20 @@ def render_template(template: str, **context: object) -> str:
     return ENV.get_template(template).render(**context)
 
 
+class _DocumentHTML(HTML):
+    """An HTML document whose user-agent stylesheet is ours (see `PdfEngine.layout`).
+
+    WeasyPrint has no public option for this, so it overrides `_ua_stylesheets`
+    (WeasyPrint pinned in requirements.lock; the notice tests read every
+    section back from the PDF, so a change there shows up as a failure).
+    """
+
+    user_agent_css: CSS
+
+    def _ua_stylesheets(self, forms: bool = False) -> list[CSS]:  # noqa: ARG002, FBT001, FBT002
+        return [self.user_agent_css]
+
+
 class PdfEngine:
     """Process-wide WeasyPrint state: font configuration, fetcher, parsed stylesheets."""
 
@@ -52,13 +66,22 @@ class PdfEngine:
                                   url_fetcher=self.fetcher, base_url=BASE_URL)
         return self._css[name]
 
-    def layout(self, html: str, *stylesheets: str) -> Document:
-        """Parse, style and lay out `html`; the Document can be joined with others before writing."""
-        return HTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher).render(
-            stylesheets=[self.css(s) for s in stylesheets], font_config=self.font_config)
+    def layout(self, html: str, *stylesheets: str, user_agent: str | None = None) -> Document:
+        """Parse, style and lay out `html` with our stylesheets.
 
-    def pdf(self, html: str, *stylesheets: str) -> bytes:
-        return self.layout(html, *stylesheets).write_pdf()
+        `user_agent` names a bundled stylesheet that replaces WeasyPrint's
+        HTML5 defaults, for documents rendered thousands of times that use
+        few elements (the notices).
+        """
+        if user_agent is None:
+            source = HTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
+        else:
+            source = _DocumentHTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
+            source.user_agent_css = self.css(user_agent)
+        return source.render(stylesheets=[self.css(s) for s in stylesheets], font_config=self.font_config)
+
+    def pdf(self, html: str, *stylesheets: str, user_agent: str | None = None) -> bytes:
+        return self.layout(html, *stylesheets, user_agent=user_agent).write_pdf()
 
 
 _ENGINE: PdfEngine | None = None

@@ -21,6 +21,7 @@ from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.metrics import performance
 from pipeline.surrogate import Surrogate
+from reports._notice_view import DATA_GROUP_TITLES
 
 HOSTILE = '<img src="file:///etc/passwd"> <link rel=stylesheet href="http://127.0.0.1:9/x.css">'
 
@@ -361,8 +362,10 @@ def test_declined_notice_carries_every_checklist_item(run, tmp_path):  # noqa: A
         assert flat(change["text"]) in text
     # the data used: every raw value of this applicant, described with the schema
     for f in S.FEATURES:
-        assert f.label in text
-        assert flat(f.describe(a.features[f.name])) in text
+        named = f"{f.month}: {f.describe(a.features[f.name])}" if f.month else f.describe(a.features[f.name])
+        assert flat(named) in text, f.name
+    for title in DATA_GROUP_TITLES.values():
+        assert title in text
     # logic and rights
     for phrase in ("How the decision was made", "neural network", "Art. 22(3)", "Art. 16", "contest",
                    "Human review", "12 CFR 1002.9", "Your rights"):
