@@ -5,7 +5,7 @@ explicit save/load functions. `flows/` wires these steps; `reports/` renders
 their results.
 """
 
-import importlib
+from ._lazy import lazy_getattr
 
 # Name -> submodule, imported on first use (PEP 562): `from pipeline import schema` in a
 # notice-rendering worker must not pay for torch, which `model` imports.
@@ -20,11 +20,7 @@ _LAZY = {
     "ThresholdPolicy": ".policy",
 }
 
-
-def __getattr__(name: str) -> object:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name], __name__), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -21,7 +21,7 @@ fontconfig by family name, DejaVu), so markup in a data value renders as text
 and fetches nothing. Files are written atomically, named from a sanitised id.
 """
 
-import importlib
+from pipeline._lazy import lazy_getattr
 
 # Name -> submodule, imported on first use (PEP 562): a notice worker imports
 # `reports._notice` only, not the audit report's charts (matplotlib) and the
@@ -40,11 +40,7 @@ _LAZY = {
     "parse_applicant_id": "._run",
 }
 
-
-def __getattr__(name: str) -> object:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name], __name__), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -572,3 +573,11 @@ def test_pdftotext_reads_the_notice_too(run, tmp_path):  # noqa: ANN001
     out = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
     assert "We have declined your application" in out and f"{run.run_id}/{applicant_id}" in flat(out)
     assert not math.isnan(run.applicant(applicant_id).probability)
+
+
+def test_notice_workers_import_neither_torch_nor_matplotlib():
+    """A notice worker starts in ~1 s and ~300 MiB only if the package imports stay light."""
+    probe = "import sys, reports._notice; print(sorted({'torch', 'matplotlib'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
