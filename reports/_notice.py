@@ -40,8 +40,8 @@ CHUNK = 64
 
 MSG_WORKERS = "workers must be at least 1, got {workers}"
 
-# run -> page 2 (the WeasyPrint Document, and the same written and opened with pikepdf), per process
-_GENERAL_PAGES: dict[str, tuple[object, pikepdf.Pdf]] = {}
+# run -> page 2, laid out and written once, opened with pikepdf (per process)
+_GENERAL_PAGES: dict[str, pikepdf.Pdf] = {}
 
 
 def notice_html(run: RunResult, applicant_id: object, standalone: bool = True) -> str:
@@ -50,14 +50,14 @@ def notice_html(run: RunResult, applicant_id: object, standalone: bool = True) -
                            css=inline_css(NOTICE_CSS) if standalone else "")
 
 
-def _general_pages(run: RunResult):  # noqa: ANN202 - weasyprint Document
+def _general_pages(run: RunResult) -> pikepdf.Pdf:
     key = f"{run.path.resolve()}::{run.run_id}"
     if key not in _GENERAL_PAGES:
         html = render_template("notice_part.html.j2", part="general", n={}, g=general_view(run), css="",
                                title=f"Your rights - audit run {run.run_id}")
         _GENERAL_PAGES.clear()
         document = engine().layout(html, NOTICE_CSS, GENERAL_PAGE_CSS, user_agent=NOTICE_UA_CSS)
-        _GENERAL_PAGES[key] = (document, pikepdf.Pdf.open(io.BytesIO(document.write_pdf())))
+        _GENERAL_PAGES[key] = pikepdf.Pdf.open(io.BytesIO(document.write_pdf()))
     return _GENERAL_PAGES[key]
 
 
@@ -80,10 +80,10 @@ def notice_pdf(run: RunResult, applicant_id: object) -> bytes:
                            title=f"Decision on your credit application - reference {view['reference']}")
     with RENDER_LOCK:
         pdf = engine()
-        general, general_pdf = _general_pages(run)
+        general = _general_pages(run)
         letter = pdf.layout(html, NOTICE_CSS, LETTER_PAGE_CSS, user_agent=NOTICE_UA_CSS)
         if len(letter.pages) == 1 and len(general.pages) == 1:
-            return _append_pages(letter.write_pdf(), general_pdf)
+            return _append_pages(letter.write_pdf(), general)
         return pdf.pdf(notice_html(run, applicant_id, standalone=False), NOTICE_CSS, user_agent=NOTICE_UA_CSS)
 
 
