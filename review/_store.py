@@ -201,8 +201,9 @@ class ReviewStore:
         review_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
         self.db_url = db_url or default_db_url(self.run_dir)
         self.engine = _engine(self.db_url)
-        _Base.metadata.create_all(self.engine)
         self.trail = Trail(review_dir(self.run_dir) / TRAIL_FILE, self.run_id)
+        with self.trail.locked():  # two reviewers opening a new store at once would both CREATE TABLE
+            _Base.metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
