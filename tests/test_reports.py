@@ -492,6 +492,17 @@ def test_hostile_values_render_as_text(hostile_run_dir, tmp_path):  # noqa: ANN0
 # ---------------------------------------------------------------------------
 # Global audit report
 # ---------------------------------------------------------------------------
+def test_only_svg_presentation_warnings_are_silenced(caplog):
+    """matplotlib's inline SVG styles are not CSS; any other unknown property still warns."""
+    from reports._pdf import PdfEngine
+
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><path d="M0 0L40 20" style="fill: none; stroke: #1f5f99; stroke-width: 0.5"/></svg>'
+    with caplog.at_level("WARNING", logger="weasyprint"):
+        PdfEngine().layout(f'<p style="colr: red">x</p>{svg}').write_pdf()
+    ignored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Ignored")]
+    assert len(ignored) == 1 and "colr" in ignored[0]
+
+
 @pytest.fixture(scope="module")
 def audit_pdf(run, partial_run_dir, tmp_path_factory) -> Path:
     import reports
