@@ -7,6 +7,7 @@ one instead of training their own.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "UCI_Credit_Card.csv"
 # The smoke run renders this many notices; bench/reports.py measures all of them.
 NOTICE_LIMIT = 40
+# Kernel SHAP's cost is linear in the background rows and is most of the smoke run's time
+# (100 rows: ~135 s of its ~230 s on 2 cores). The smoke run checks what the run writes,
+# not explanation precision (tests/test_explain_shap.py does, on the default background).
+SMOKE_BACKGROUND = 25
 
 
 @dataclass(frozen=True)
@@ -64,15 +69,26 @@ def fitted_surrogate(fitted_model: CreditModel, split: Split) -> Surrogate:
 
 
 @pytest.fixture(scope="session")
-def audit_run(tmp_path_factory) -> Path:
-    """One whole audit flow on the real file, under Prefect's test harness (shared by tests)."""
+def prefect_api() -> Iterator[str]:
+    """One temporary Prefect server for the whole session; its API URL.
+
+    Each flow run, in this process or in a command started by a test, talks to
+    it instead of starting an embedded server of its own (~10 s each on 2 cores).
+    """
+    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
+    with prefect_test_harness(server_startup_timeout=180):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def audit_run(prefect_api, tmp_path_factory) -> Path:  # noqa: ARG001 - the server must be up
+    """One whole audit flow on the real file (shared by tests)."""
     from flows.audit import audit_flow
     from pipeline.config import AuditConfig
 
     out = tmp_path_factory.mktemp("audit-run")
-    with prefect_test_harness(server_startup_timeout=180):
-        run_dir = audit_flow(data=str(REAL_DATA), out=str(out), config=AuditConfig(seed=0, device="cpu").to_dict(),
-                             notice_limit=NOTICE_LIMIT)
+    config = AuditConfig(seed=0, device="cpu", background_size=SMOKE_BACKGROUND)
+    run_dir = audit_flow(data=str(REAL_DATA), out=str(out), config=config.to_dict(), notice_limit=NOTICE_LIMIT)
     return Path(run_dir)

@@ -16,6 +16,10 @@ from flows.schedule import DEPLOYMENT_NAME, audit_deployment
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 CRON = "0 6 1 * *"
+# The triggered run is a whole audit in the served process: a small slice and a few notices
+# keep it short (tests/test_flow.py runs the flow on the whole file).
+SMALL_ROWS = 1000
+FEW_NOTICES = 5
 
 
 def test_bad_cron_is_rejected():
@@ -33,40 +37,38 @@ def test_yaml_declares_the_same_deployment():
     assert dep["schedules"][0]["cron"] == CRON
 
 
-def _small_copy(data_path: Path, out: Path, rows: int = 3000) -> Path:
+def _small_copy(data_path: Path, out: Path, rows: int = SMALL_ROWS) -> Path:
     pd.read_csv(data_path, nrows=rows).to_csv(out, index=False)
     return out
 
 
-def test_served_schedule_exists_and_a_triggered_run_completes(data_path, tmp_path):
+def test_served_schedule_exists_and_a_triggered_run_completes(data_path, prefect_api, tmp_path):
     from prefect import get_client
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
 
     small = _small_copy(data_path, tmp_path / "portfolio.csv")
-    with prefect_test_harness(server_startup_timeout=180):
-        env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-        log = (tmp_path / "serve.log").open("w")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "schedule", "--cron", CRON, "--data", str(small)],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-        )
-        try:
-            name = f"credit-audit/{DEPLOYMENT_NAME}"
-            deployment = _wait_for_deployment(name)
-            with get_client(sync_client=True) as client:
-                schedules = client.read_deployment_schedules(deployment.id)
-            assert [s.schedule.cron for s in schedules] == [CRON]
-            out = tmp_path / "triggered-run"
-            run = run_deployment(name, parameters={"out": str(out)}, timeout=600)
-            assert run.state.is_completed(), (run.state, (tmp_path / "serve.log").read_text()[-3000:])
-            assert (out / "audit.json").exists() and (out / "manifest.json").exists()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log.close()
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "schedule", "--cron", CRON, "--data", str(small)],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        name = f"credit-audit/{DEPLOYMENT_NAME}"
+        deployment = _wait_for_deployment(name)
+        with get_client(sync_client=True) as client:
+            schedules = client.read_deployment_schedules(deployment.id)
+        assert [s.schedule.cron for s in schedules] == [CRON]
+        out = tmp_path / "triggered-run"
+        run = run_deployment(name, parameters={"out": str(out), "notice_limit": FEW_NOTICES}, timeout=600)
+        assert run.state.is_completed(), (run.state, (tmp_path / "serve.log").read_text()[-3000:])
+        assert (out / "audit.json").exists() and (out / "manifest.json").exists()
+        assert len(list((out / "reports" / "notices").glob("*.pdf"))) == FEW_NOTICES
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
 
 
 def _wait_for_deployment(name: str, timeout: float = 180.0):
