@@ -489,6 +489,23 @@ def test_hostile_values_render_as_text(hostile_run_dir, tmp_path):  # noqa: ANN0
     assert '<img src="file:///etc/passwd">' not in html and "&lt;img src=&#34;file:///etc/passwd&#34;&gt;" in html
 
 
+def test_notices_parse_as_xml_and_invalid_xml_falls_back_to_html5(run, tmp_path):  # noqa: ANN001
+    """The notice templates are well-formed (the fast parser takes them); a value XML forbids still renders."""
+    import reports
+    from reports import _notice as N
+    from reports._pdf import _DocumentHTML, engine
+
+    N._GENERAL_PAGES.clear()  # page 2 is parsed again, too
+    before = _DocumentHTML.html_fallbacks
+    reports.render_notice(run, run.declined_ids()[0], tmp_path)
+    assert _DocumentHTML.html_fallbacks == before
+    document = engine().layout("<html><body><p>Lender\x0bStreet &amp; Co</p></body></html>", N.NOTICE_CSS,
+                               user_agent=N.NOTICE_UA_CSS)
+    assert _DocumentHTML.html_fallbacks == before + 1
+    (tmp_path / "fallback.pdf").write_bytes(document.write_pdf())
+    assert "Street & Co" in pdf_pages(tmp_path / "fallback.pdf")[0].replace("\x00", "")
+
+
 # ---------------------------------------------------------------------------
 # Global audit report
 # ---------------------------------------------------------------------------
