@@ -22,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import CreditModel, Portfolio, resolve_device, scoring
 from pipeline import outputs as O
+from pipeline._io import remove_temporaries
 from pipeline.config import AuditConfig
 from pipeline.drift import compare_runs
 from pipeline.explain import background_sample
@@ -37,6 +38,7 @@ from .caching import code_version, durable, step_key
 
 NOTICE_CHUNK = 1000
 BACKGROUND_FILE = "background.parquet"
+REVIEW_DIR = "review"  # the review app may be writing there while a run is re-run
 
 
 def run_id_for(data_hash: str, config: dict, model_hash: str | None = None) -> str:
@@ -178,6 +180,8 @@ def audit_flow(
     run_id = run_id_for(portfolio.data_hash, config.to_dict(), reused_hash)
     run_dir = Path(out) if out else Path("runs") / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    if stale := remove_temporaries(run_dir, skip=(REVIEW_DIR,)):
+        log.info("removed %d half-written file(s) an interrupted run left in %s", stale, run_dir)
     key = partial(step_key, run_dir=run_dir, data_hash=portfolio.data_hash,
                   config={**config.to_dict(), "device": device, "model": reused_hash})
     timer.lap("load")

@@ -25,6 +25,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def is_temporary(path: Path) -> bool:
+    """A file `atomic_write_bytes` had not yet renamed: `.<name>.<random>.tmp`."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def remove_temporaries(folder: str | Path, skip: tuple[str, ...] = ()) -> int:
+    """Delete temporaries a killed writer left under `folder` (not under the top-level folders in `skip`).
+
+    Only safe when nothing else is writing there (a run's own start). Returns how many went.
+    """
+    folder = Path(folder)
+    stale = [p for p in folder.rglob("*.tmp")
+             if p.is_file() and is_temporary(p) and p.relative_to(folder).parts[0] not in skip]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

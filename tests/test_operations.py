@@ -118,6 +118,8 @@ def resumed(code, slices, env, tmp_path_factory) -> dict:
     assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill:\n{log_path.read_text()[-3000:]}"
     killed_at = len(_notices(run_dir))
     assert 0 < killed_at < RESUME_NOTICES, f"kill did not land during the notices ({killed_at} notices)"
+    # what a kill during a file write leaves (the kill above usually lands in a layout instead)
+    (run_dir / "reports" / "notices" / ".notice_0.pdf.k2j4h1.tmp").write_bytes(b"%PDF-1.7 half")
     before = {
         "model": _mtimes(run_dir / O.MODEL_DIR, "*"),
         "model_bytes": {p.name: p.read_bytes() for p in sorted((run_dir / O.MODEL_DIR).glob("*")) if p.is_file()},

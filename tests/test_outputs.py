@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline import outputs as O
-from pipeline._io import atomic_write_text
+from pipeline._io import atomic_write_text, remove_temporaries
 from pipeline.config import AuditConfig, load_config
 
 
@@ -78,3 +78,16 @@ def test_config_file_and_overrides(tmp_path):
     assert config.flags.borderline_margin == 0.1 and config.flags.enabled == ("borderline",)
     assert AuditConfig.from_dict(config.to_dict()) == config
     assert load_config(None) == AuditConfig()
+
+
+def test_temporaries_of_a_killed_writer_are_removed_and_nothing_else(tmp_path):
+    (tmp_path / "reports" / "notices").mkdir(parents=True)
+    (tmp_path / "review").mkdir()
+    stale = tmp_path / "reports" / "notices" / ".notice_7.pdf.k2j4h1.tmp"
+    stale.write_bytes(b"%PDF-1.7 half")
+    kept = [tmp_path / "reports" / "notices" / "notice_7.pdf", tmp_path / "notes.tmp",
+            tmp_path / "review" / ".trail.jsonl.x1.tmp"]
+    for p in kept:
+        p.write_bytes(b"x")
+    assert remove_temporaries(tmp_path, skip=("review",)) == 1
+    assert not stale.exists() and all(p.exists() for p in kept)
