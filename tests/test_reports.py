@@ -506,6 +506,30 @@ def test_notices_parse_as_xml_and_invalid_xml_falls_back_to_html5(run, tmp_path)
     assert "Street & Co" in pdf_pages(tmp_path / "fallback.pdf")[0].replace("\x00", "")
 
 
+def test_page_one_that_overflows_renders_the_whole_notice_in_one_document(run_dir, tmp_path):  # noqa: ANN001
+    """Very long lender details push page 1 over a page: the notice is then laid out whole, nothing lost."""
+    import shutil
+
+    import reports
+    from reports._pdf import _DocumentHTML
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    audit = json.loads((copy / O.AUDIT_JSON).read_text())
+    audit["lender"]["address"] = " ".join(f"Building {k}, Floor {k}, Example Road {k}," for k in range(400))
+    O.write_json(copy / O.AUDIT_JSON, audit)
+    run = reports.load_run(copy)
+    applicant_id = run.declined_ids()[0]
+    before = _DocumentHTML.html_fallbacks
+    path = reports.render_notice(run, applicant_id, tmp_path / "out")
+    assert _DocumentHTML.html_fallbacks == before  # notice.html.j2 is well-formed too
+    pages = pdf_pages(path)
+    text = flat(" ".join(pages))
+    assert len(pages) >= 3 and "Example Road 399," in text
+    for needle in ("We have declined your application", "Your rights", f"{run.run_id}/{applicant_id}"):
+        assert needle in text
+
+
 # ---------------------------------------------------------------------------
 # Global audit report
 # ---------------------------------------------------------------------------
