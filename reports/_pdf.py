@@ -39,7 +39,8 @@ class _SvgPresentationFilter(logging.Filter):
     """Drops WeasyPrint's 'unknown property' warnings for SVG presentation properties only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith("Ignored `") and record.args and "unknown property" in str(record.args[-1]):
+        ignored = isinstance(record.msg, str) and record.msg.startswith("Ignored `") and bool(record.args)
+        if ignored and "unknown property" in str(record.args[-1]):
             return str(record.args[0]).strip() not in SVG_PRESENTATION
         return True
 
@@ -69,7 +70,8 @@ class _DocumentHTML(HTML):
     them in a fraction of the time tinyhtml5 (pure Python) takes: about 5% of a
     notice. A value that is not valid XML (a control character in a lender's
     address, say) falls back to the HTML5 parser and is counted in
-    `html_fallbacks`. WeasyPrint has no public option for either, so this
+    `html_fallbacks`. Every value reaches the template autoescaped, so none can
+    declare XML entities. WeasyPrint has no public option for either, so this
     sets the attributes its `HTML.__init__` sets and overrides
     `_ua_stylesheets` (WeasyPrint is pinned in requirements.lock; the notice
     tests read every section back from the PDF, so a change there shows up as
