@@ -31,14 +31,13 @@ from pipeline.model import seed_everything
 from pipeline.splitting import SplitIndex
 from pipeline.surrogate import Surrogate
 from pipeline.versions import library_versions
-from review import review_overrides
+from review import REVIEW_DIR, review_overrides
 
 from . import tasks as T
 from .caching import code_version, durable, step_key
 
 NOTICE_CHUNK = 1000
 BACKGROUND_FILE = "background.parquet"
-REVIEW_DIR = "review"  # the review app may be writing there while a run is re-run
 
 
 def run_id_for(data_hash: str, config: dict, model_hash: str | None = None) -> str:
@@ -180,7 +179,7 @@ def audit_flow(
     run_id = run_id_for(portfolio.data_hash, config.to_dict(), reused_hash)
     run_dir = Path(out) if out else Path("runs") / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    if stale := remove_temporaries(run_dir, skip=(REVIEW_DIR,)):
+    if stale := remove_temporaries(run_dir, skip=(REVIEW_DIR,)):  # the review app may be writing there
         log.info("removed %d half-written file(s) an interrupted run left in %s", stale, run_dir)
     key = partial(step_key, run_dir=run_dir, data_hash=portfolio.data_hash,
                   config={**config.to_dict(), "device": device, "model": reused_hash})

@@ -7,12 +7,14 @@ import os
 import tempfile
 from pathlib import Path
 
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"  # `.<name>.<random>.tmp`, beside the file it will become
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -25,19 +27,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def is_temporary(path: Path) -> bool:
-    """A file `atomic_write_bytes` had not yet renamed: `.<name>.<random>.tmp`."""
-    return path.name.startswith(".") and path.name.endswith(".tmp")
-
-
 def remove_temporaries(folder: str | Path, skip: tuple[str, ...] = ()) -> int:
     """Delete temporaries a killed writer left under `folder` (not under the top-level folders in `skip`).
 
     Only safe when nothing else is writing there (a run's own start). Returns how many went.
     """
     folder = Path(folder)
-    stale = [p for p in folder.rglob("*.tmp")
-             if p.is_file() and is_temporary(p) and p.relative_to(folder).parts[0] not in skip]
+    stale = [p for p in folder.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}")
+             if p.is_file() and p.relative_to(folder).parts[0] not in skip]
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)

@@ -19,6 +19,7 @@ from importlib import import_module
 from ._export import csv_safe, reviews_csv
 from ._store import (
     OUTCOME_LABELS,
+    REVIEW_DIR,
     Outcome,
     Review,
     ReviewStore,
@@ -47,6 +48,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "OUTCOME_LABELS",
+    "REVIEW_DIR",
     "Outcome",
     "Review",
     "ReviewRun",
