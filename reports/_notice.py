@@ -25,6 +25,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pikepdf
+from weasyprint import Document
 
 from pipeline._io import atomic_write_bytes
 
@@ -73,15 +74,25 @@ def _append_pages(first: bytes, general: pikepdf.Pdf) -> bytes:
         return out.getvalue()
 
 
+def letter_html(run: RunResult, applicant_id: object) -> str:
+    """Page 1 alone (the applicant's part), as the PDF fast path lays it out."""
+    view = letter_view(run, applicant_id)
+    return render_template("notice_part.html.j2", part="letter", n=view, g={}, css="",
+                           title=f"Decision on your credit application - reference {view['reference']}")
+
+
+def layout_letter(html: str) -> Document:
+    """Lay out page 1's HTML with the notice stylesheets."""
+    return engine().layout(html, NOTICE_CSS, LETTER_PAGE_CSS, user_agent=NOTICE_UA_CSS)
+
+
 def notice_pdf(run: RunResult, applicant_id: object) -> bytes:
     """One applicant's notice as PDF bytes (page 2 reused from this process's cache)."""
-    view = letter_view(run, applicant_id)
-    html = render_template("notice_part.html.j2", part="letter", n=view, g={}, css="",
-                           title=f"Decision on your credit application - reference {view['reference']}")
+    html = letter_html(run, applicant_id)
     with RENDER_LOCK:
         pdf = engine()
         general = _general_pages(run)
-        letter = pdf.layout(html, NOTICE_CSS, LETTER_PAGE_CSS, user_agent=NOTICE_UA_CSS)
+        letter = layout_letter(html)
         if len(letter.pages) == 1 and len(general.pages) == 1:
             return _append_pages(letter.write_pdf(), general)
         return pdf.pdf(notice_html(run, applicant_id, standalone=False), NOTICE_CSS, user_agent=NOTICE_UA_CSS)

@@ -21,6 +21,7 @@ from weasyprint import CSS, HTML, LOGGER, Document
 from weasyprint.text.fonts import FontConfiguration
 
 from ._env import ENV, TEMPLATES_DIR, BundledAssetsFetcher
+from ._shared_styles import SharedStyles
 
 BASE_URL = TEMPLATES_DIR.as_uri() + "/"
 # WeasyPrint's font configuration is not meant to be shared between threads (the review app
@@ -103,6 +104,7 @@ class PdfEngine:
     def __init__(self) -> None:
         self.font_config = FontConfiguration()
         self.fetcher = BundledAssetsFetcher()
+        self.styles = SharedStyles()  # computed styles reused across notices (same font configuration)
         self._css: dict[str, CSS] = {}
 
     def css(self, name: str) -> CSS:
@@ -116,14 +118,17 @@ class PdfEngine:
 
         `user_agent` names a bundled stylesheet that replaces WeasyPrint's
         HTML5 defaults, for documents rendered thousands of times that use
-        few elements (the notices).
+        few elements (the notices); those also reuse the computed styles of
+        the documents laid out before them (`_shared_styles`).
         """
+        sheets = [self.css(s) for s in stylesheets]
         if user_agent is None:
             source = HTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
-        else:
-            source = _DocumentHTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
-            source.user_agent_css = self.css(user_agent)
-        return source.render(stylesheets=[self.css(s) for s in stylesheets], font_config=self.font_config)
+            return source.render(stylesheets=sheets, font_config=self.font_config)
+        source = _DocumentHTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
+        source.user_agent_css = self.css(user_agent)
+        with self.styles.active():
+            return source.render(stylesheets=sheets, font_config=self.font_config)
 
     def pdf(self, html: str, *stylesheets: str, user_agent: str | None = None) -> bytes:
         return self.layout(html, *stylesheets, user_agent=user_agent).write_pdf()

@@ -533,6 +533,36 @@ def test_page_one_that_overflows_renders_the_whole_notice_in_one_document(run_di
 # ---------------------------------------------------------------------------
 # Global audit report
 # ---------------------------------------------------------------------------
+def test_notices_reuse_computed_styles_and_render_exactly_as_without(run, partial_run_dir, hostile_run_dir,
+                                                                      monkeypatch):  # noqa: ANN001
+    """Styles shared across notices change nothing: page 1 of every kind of notice is byte-identical without them."""
+    import contextlib
+
+    import reports
+    from reports import _notice as N
+    from reports._pdf import engine
+    from reports._shared_styles import SharedStyles
+
+    runs = [run, reports.load_run(partial_run_dir), reports.load_run(hostile_run_dir)]
+    approved = run.applicants.loc[lambda f: f["decision"] == "approve", "id"].tolist()
+    wanted = [(r, i) for r in runs for i in r.declined_ids()[:6]] + [(run, i) for i in approved[:4]]
+    pages = {}
+    with monkeypatch.context() as off:  # the reference: WeasyPrint's own styling, nothing kept between documents
+        off.setattr(SharedStyles, "active", lambda self: contextlib.nullcontext())
+        for r, i in wanted:
+            pages[r.path, i] = N.layout_letter(N.letter_html(r, i)).write_pdf(uncompressed_pdf=True)
+    for limit in (SharedStyles().limit, 100):  # the default store, then one small enough to start again on the way
+        store = engine().styles = SharedStyles(limit=limit)
+        for r, i in wanted * 2:
+            page = N.layout_letter(N.letter_html(r, i)).write_pdf(uncompressed_pdf=True)
+            assert page == pages[r.path, i], (limit, r.path, i)
+            assert len(store) <= limit
+        assert store.hits > 2 * store.misses  # most element styles were reused
+    hits = store.hits
+    engine().layout("<p>audit report</p>").write_pdf()  # other documents do not use the store
+    assert store.hits == hits
+
+
 def test_only_svg_presentation_warnings_are_silenced(caplog):
     """matplotlib's inline SVG styles are not CSS; any other unknown property still warns."""
     from reports._pdf import PdfEngine

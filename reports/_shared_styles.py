@@ -1,0 +1,132 @@
+"""Computed styles shared between the documents one process renders (the notices).
+
+WeasyPrint computes an element's style lazily, one property at a time
+(`ComputedStyle.__missing__`), and shares one computed style between the
+equivalent elements of a document: same parent style, same matched rules. A
+notice run lays out thousands of documents built from the same templates and
+the same parsed stylesheets, so every notice repeats the same computations:
+about a sixth of the time to render one. `SharedStyles` carries WeasyPrint's
+sharing across documents: an element whose parent style is the same object,
+and whose cascaded declarations and pseudo-element type are equal to those of
+an element rendered earlier, is given that element's computed style.
+
+Why this is sound: a computed style is a function of its parent style, its
+cascaded declarations, the pseudo-element type, the base URL and the font
+configuration (one per `PdfEngine`, which owns the store). It holds no
+reference to its element: `attr()`, `string()` and counters are resolved when
+boxes are built or pages laid out, from the element and the page. WeasyPrint's
+own sharing within a document rests on the same property. The tests render
+notices with and without the store and compare the uncompressed PDFs byte for
+byte.
+
+WeasyPrint has no option for this, so `StyleFor.set_computed_styles` is
+wrapped once, and the wrapper only consults a store inside `store.active()`:
+every other document (the audit report) is styled exactly as before.
+WeasyPrint is pinned in requirements.lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from weasyprint.css import ComputedStyle, StyleFor
+
+_ACTIVE: ContextVar[SharedStyles | None] = ContextVar("credit_audit_shared_styles", default=None)
+# WeasyPrint's own method, also when this module is imported again (the wrapper keeps it in __wrapped__)
+_ORIGINAL = getattr(StyleFor.set_computed_styles, "__wrapped__", StyleFor.set_computed_styles)
+
+
+def _hashable(value: Any) -> Hashable:  # noqa: ANN401 - any parsed CSS value
+    """`value` with its lists made tuples (tagged, so a list never equals a tuple); raises TypeError if not enough."""
+    if isinstance(value, list):
+        return ("[list]", *(_hashable(item) for item in value))
+    if type(value) is tuple:
+        return tuple(_hashable(item) for item in value)
+    hash(value)
+    return value
+
+
+def _declarations_key(cascaded: dict[str, Any]) -> Hashable | None:
+    """The cascaded declarations as a dict key (None when a value cannot be hashed)."""
+    items = tuple(cascaded.items())
+    try:
+        hash(items)
+    except TypeError:  # list values (backgrounds, `content`): rare, so only then the deep copy
+        try:
+            return _hashable(items)
+        except TypeError:
+            return None
+    return items
+
+
+class SharedStyles:
+    """Computed styles of earlier documents, keyed by parent style, pseudo-element, base URL and declarations.
+
+    Bounded: past `limit` entries the store starts again (elements with a
+    unique inline style, the chart bars, would otherwise add a few per
+    notice for ever). `hits` and `misses` count element styles reused and
+    computed.
+    """
+
+    def __init__(self, limit: int = 2048) -> None:
+        self.limit = limit
+        self.hits = 0
+        self.misses = 0
+        self._styles: dict[Hashable, tuple[ComputedStyle | None, ComputedStyle]] = {}
+
+    def __len__(self) -> int:
+        return len(self._styles)
+
+    @contextmanager
+    def active(self) -> Iterator[SharedStyles]:
+        """Within this block, styles computed by WeasyPrint are taken from and added to this store."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+
+    def lookup(self, key: Hashable, parent: ComputedStyle | None) -> ComputedStyle | None:
+        entry = self._styles.get(key)
+        if entry is not None and entry[0] is parent:
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        return None
+
+    def add(self, key: Hashable, parent: ComputedStyle | None, style: ComputedStyle) -> None:
+        if len(self._styles) >= self.limit:
+            self._styles.clear()
+        self._styles[key] = (parent, style)
+
+
+def _set_computed_styles(self: StyleFor, element: Any, parent: Any, root: Any = None,  # noqa: ANN401
+                         pseudo_type: str | None = None, base_url: str | None = None,
+                         target_collector: Any = None) -> None:  # noqa: ANN401
+    """`StyleFor.set_computed_styles`, reusing an equal style from the active store when there is one."""
+    shared = _ACTIVE.get()
+    declarations = None if shared is None else _declarations_key(self.get_cascaded_styles().get((element, pseudo_type), {}))
+    if shared is None or declarations is None:
+        _ORIGINAL(self, element, parent, root=root, pseudo_type=pseudo_type, base_url=base_url,
+                  target_collector=target_collector)
+        return
+    computed = self.get_computed_styles()
+    parent_style = None if parent is None else computed[parent, None]
+    # the parent by identity (checked again on lookup: an id is only unique while its object lives)
+    key = (id(parent_style), pseudo_type, base_url, declarations)
+    style = shared.lookup(key, parent_style)
+    if style is None:
+        _ORIGINAL(self, element, parent, root=root, pseudo_type=pseudo_type, base_url=base_url,
+                  target_collector=target_collector)
+        shared.add(key, parent_style, computed[element, pseudo_type])
+        return
+    computed[element, pseudo_type] = style
+    if target_collector and style["anchor"]:  # as WeasyPrint does for a style it computes
+        target_collector.collect_anchor(style["anchor"])
+
+
+_set_computed_styles.__wrapped__ = _ORIGINAL  # type: ignore[attr-defined]
+StyleFor.set_computed_styles = _set_computed_styles
