@@ -31,13 +31,13 @@ from pipeline._io import atomic_write_bytes
 
 from ._notice_view import general_view, letter_view, notice_filename
 from ._pdf import RENDER_LOCK, engine, inline_css, render_template
-from ._run import RunResult, load_run
+from ._run import RunResult, load_run, parse_applicant_id
 
 NOTICE_CSS = "notice.css"
 LETTER_PAGE_CSS = "notice_letter_page.css"
 GENERAL_PAGE_CSS = "notice_general_page.css"
 NOTICE_UA_CSS = "notice_ua.css"  # the few browser defaults a notice needs (see _pdf.PdfEngine.layout)
-CHUNK = 64
+CHUNK = 16  # notices per task: about a second of work; small, so that workers finish together
 
 MSG_WORKERS = "workers must be at least 1, got {workers}"
 
@@ -100,8 +100,8 @@ def notice_pdf(run: RunResult, applicant_id: object) -> bytes:
 
 def render_notice(run: RunResult, applicant_id: object, out_dir: str | Path) -> Path:
     """Write `notice_<sanitised id>.pdf` under out_dir (atomically); returns its path."""
-    path = Path(out_dir) / notice_filename(run.applicant(applicant_id).id)
-    return atomic_write_bytes(path, notice_pdf(run, applicant_id))
+    pdf = notice_pdf(run, applicant_id)  # raises first for an unknown id; nothing is written then
+    return atomic_write_bytes(Path(out_dir) / notice_filename(parse_applicant_id(applicant_id)), pdf)
 
 
 # ---- bulk ---------------------------------------------------------------------------
