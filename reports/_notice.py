@@ -12,7 +12,9 @@ out as one document instead.
 
 Bulk rendering runs in a process pool; each worker loads the run and builds
 its font configuration and stylesheets once, and freezes that long-lived
-state out of the garbage collector's scans.
+state out of the garbage collector's scans. Each notice reuses the computed
+styles of the notices laid out before it in the same process
+(`_shared_styles`).
 """
 
 from __future__ import annotations
