@@ -552,7 +552,8 @@ def test_notices_reuse_computed_styles_and_render_exactly_as_without(run, partia
         for r, i in wanted:
             pages[r.path, i] = N.layout_letter(N.letter_html(r, i)).write_pdf(uncompressed_pdf=True)
     for limit in (SharedStyles().limit, 100):  # the default store, then one small enough to start again on the way
-        store = engine().styles = SharedStyles(limit=limit)
+        store = SharedStyles(limit=limit)
+        monkeypatch.setattr(engine(), "styles", store)  # the session's engine gets its own store back afterwards
         for r, i in wanted * 2:
             page = N.layout_letter(N.letter_html(r, i)).write_pdf(uncompressed_pdf=True)
             assert page == pages[r.path, i], (limit, r.path, i)
