@@ -60,7 +60,7 @@ def _general_pages(run: RunResult) -> pikepdf.Pdf:
                                title=f"Your rights - audit run {run.run_id}")
         _GENERAL_PAGES.clear()
         document = engine().layout(html, NOTICE_CSS, GENERAL_PAGE_CSS, user_agent=NOTICE_UA_CSS)
-        _GENERAL_PAGES[key] = pikepdf.Pdf.open(io.BytesIO(document.write_pdf()))
+        _GENERAL_PAGES[key] = pikepdf.Pdf.open(io.BytesIO(engine().write_notice(document)))
     return _GENERAL_PAGES[key]
 
 
@@ -96,7 +96,7 @@ def notice_pdf(run: RunResult, applicant_id: object) -> bytes:
         general = _general_pages(run)
         letter = layout_letter(html)
         if len(letter.pages) == 1 and len(general.pages) == 1:
-            return _append_pages(letter.write_pdf(), general)
+            return _append_pages(pdf.write_notice(letter), general)
         return pdf.pdf(notice_html(run, applicant_id, standalone=False), NOTICE_CSS, user_agent=NOTICE_UA_CSS)
 
 

@@ -21,6 +21,7 @@ from weasyprint import CSS, HTML, LOGGER, Document
 from weasyprint.text.fonts import FontConfiguration
 
 from ._env import ENV, TEMPLATES_DIR, BundledAssetsFetcher
+from ._font_subsets import FontSubsets
 from ._shared_styles import SharedStyles
 
 BASE_URL = TEMPLATES_DIR.as_uri() + "/"
@@ -105,6 +106,7 @@ class PdfEngine:
         self.font_config = FontConfiguration()
         self.fetcher = BundledAssetsFetcher()
         self.styles = SharedStyles()  # computed styles reused across notices (same font configuration)
+        self.subsets = FontSubsets()  # and the subset font files they embed
         self._css: dict[str, CSS] = {}
 
     def css(self, name: str) -> CSS:
@@ -130,8 +132,14 @@ class PdfEngine:
         with self.styles.active():
             return source.render(stylesheets=sheets, font_config=self.font_config)
 
+    def write_notice(self, document: Document, **options: object) -> bytes:
+        """Write a laid-out notice, reusing the font subsets of the notices written before it."""
+        with self.subsets.active():
+            return document.write_pdf(**options)
+
     def pdf(self, html: str, *stylesheets: str, user_agent: str | None = None) -> bytes:
-        return self.layout(html, *stylesheets, user_agent=user_agent).write_pdf()
+        document = self.layout(html, *stylesheets, user_agent=user_agent)
+        return document.write_pdf() if user_agent is None else self.write_notice(document)
 
 
 _ENGINE: PdfEngine | None = None

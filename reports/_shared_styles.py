@@ -19,22 +19,21 @@ own sharing within a document rests on the same property. The tests render
 notices with and without the store and compare the uncompressed PDFs byte for
 byte.
 
-WeasyPrint has no option for this, so `StyleFor.set_computed_styles` is
-wrapped once, and the wrapper only consults a store inside `store.active()`:
-every other document (the audit report) is styled exactly as before.
-WeasyPrint is pinned in requirements.lock.
+`StyleFor.set_computed_styles` is wrapped once; the wrapper consults a store
+only inside `store.active()` (`_store`), so every other document (the audit
+report) is styled exactly as before. WeasyPrint is pinned in requirements.lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Hashable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, ClassVar
 
 from weasyprint.css import ComputedStyle, StyleFor
 
-_ACTIVE: ContextVar[SharedStyles | None] = ContextVar("credit_audit_shared_styles", default=None)
+from ._store import BoundedStore
+
 # WeasyPrint's own method, also when this module is imported again (the wrapper keeps it in __wrapped__)
 _ORIGINAL = getattr(StyleFor.set_computed_styles, "__wrapped__", StyleFor.set_computed_styles)
 
@@ -62,52 +61,33 @@ def _declarations_key(cascaded: dict[str, Any]) -> Hashable | None:
     return items
 
 
-class SharedStyles:
+class SharedStyles(BoundedStore):
     """Computed styles of earlier documents, keyed by parent style, pseudo-element, base URL and declarations.
 
-    Bounded: past `limit` entries the store starts again (elements with a
-    unique inline style, the chart bars, would otherwise add a few per
-    notice for ever). `hits` and `misses` count element styles reused and
-    computed.
+    Bounded (`BoundedStore`): elements with a unique inline style, the chart
+    bars, add entries; on the real data they level off near 1,100, as bar
+    widths are rounded to a tenth of a percent.
     """
 
+    _active: ClassVar[ContextVar[SharedStyles | None]] = ContextVar("credit_audit_shared_styles", default=None)
+
     def __init__(self, limit: int = 2048) -> None:
-        self.limit = limit
-        self.hits = 0
-        self.misses = 0
-        self._styles: dict[Hashable, tuple[ComputedStyle | None, ComputedStyle]] = {}
-
-    def __len__(self) -> int:
-        return len(self._styles)
-
-    @contextmanager
-    def active(self) -> Iterator[SharedStyles]:
-        """Within this block, styles computed by WeasyPrint are taken from and added to this store."""
-        token = _ACTIVE.set(self)
-        try:
-            yield self
-        finally:
-            _ACTIVE.reset(token)
+        super().__init__(limit)
 
     def lookup(self, key: Hashable, parent: ComputedStyle | None) -> ComputedStyle | None:
-        entry = self._styles.get(key)
-        if entry is not None and entry[0] is parent:
-            self.hits += 1
-            return entry[1]
-        self.misses += 1
-        return None
+        """The style stored under `key` if it was computed under this very parent style."""
+        entry = self.get(key, accept=lambda stored: stored[0] is parent)
+        return None if entry is None else entry[1]
 
     def add(self, key: Hashable, parent: ComputedStyle | None, style: ComputedStyle) -> None:
-        if len(self._styles) >= self.limit:
-            self._styles.clear()
-        self._styles[key] = (parent, style)
+        self.put(key, (parent, style))
 
 
 def _set_computed_styles(self: StyleFor, element: Any, parent: Any, root: Any = None,  # noqa: ANN401
                          pseudo_type: str | None = None, base_url: str | None = None,
                          target_collector: Any = None) -> None:  # noqa: ANN401
     """`StyleFor.set_computed_styles`, reusing an equal style from the active store when there is one."""
-    shared = _ACTIVE.get()
+    shared = SharedStyles.current()
     declarations = None if shared is None else _declarations_key(self.get_cascaded_styles().get((element, pseudo_type), {}))
     if shared is None or declarations is None:
         _ORIGINAL(self, element, parent, root=root, pseudo_type=pseudo_type, base_url=base_url,

@@ -533,35 +533,39 @@ def test_page_one_that_overflows_renders_the_whole_notice_in_one_document(run_di
 # ---------------------------------------------------------------------------
 # Global audit report
 # ---------------------------------------------------------------------------
-def test_notices_reuse_computed_styles_and_render_exactly_as_without(run, partial_run_dir, hostile_run_dir,
-                                                                      monkeypatch):  # noqa: ANN001
-    """Styles shared across notices change nothing: page 1 of every kind of notice is byte-identical without them."""
+def test_notices_reuse_styles_and_font_subsets_and_render_exactly_as_without(run, partial_run_dir, hostile_run_dir,
+                                                                              monkeypatch):  # noqa: ANN001
+    """What notices share (computed styles, font subsets) changes nothing: page 1 is byte-identical without it."""
     import contextlib
 
     import reports
     from reports import _notice as N
+    from reports._font_subsets import FontSubsets
     from reports._pdf import engine
     from reports._shared_styles import SharedStyles
+
+    def page_one(r, i) -> bytes:  # noqa: ANN001
+        return engine().write_notice(N.layout_letter(N.letter_html(r, i)), uncompressed_pdf=True)
 
     runs = [run, reports.load_run(partial_run_dir), reports.load_run(hostile_run_dir)]
     approved = run.applicants.loc[lambda f: f["decision"] == "approve", "id"].tolist()
     wanted = [(r, i) for r in runs for i in r.declined_ids()[:6]] + [(run, i) for i in approved[:4]]
-    pages = {}
-    with monkeypatch.context() as off:  # the reference: WeasyPrint's own styling, nothing kept between documents
-        off.setattr(SharedStyles, "active", lambda self: contextlib.nullcontext())
-        for r, i in wanted:
-            pages[r.path, i] = N.layout_letter(N.letter_html(r, i)).write_pdf(uncompressed_pdf=True)
-    for limit in (SharedStyles().limit, 100):  # the default store, then one small enough to start again on the way
-        store = SharedStyles(limit=limit)
-        monkeypatch.setattr(engine(), "styles", store)  # the session's engine gets its own store back afterwards
+    with monkeypatch.context() as off:  # the reference: WeasyPrint's own work, nothing kept between documents
+        for store in (SharedStyles, FontSubsets):
+            off.setattr(store, "active", lambda self: contextlib.nullcontext())
+        pages = {(r.path, i): page_one(r, i) for r, i in wanted}
+    # the default stores, then stores small enough to start again on the way
+    for styles, subsets in ((SharedStyles(), FontSubsets()), (SharedStyles(limit=100), FontSubsets(limit=3))):
+        monkeypatch.setattr(engine(), "styles", styles)  # the session's engine gets its own stores back afterwards
+        monkeypatch.setattr(engine(), "subsets", subsets)
         for r, i in wanted * 2:
-            page = N.layout_letter(N.letter_html(r, i)).write_pdf(uncompressed_pdf=True)
-            assert page == pages[r.path, i], (limit, r.path, i)
-            assert len(store) <= limit
-        assert store.hits > 2 * store.misses  # most element styles were reused
-    hits = store.hits
-    engine().layout("<p>audit report</p>").write_pdf()  # other documents do not use the store
-    assert store.hits == hits
+            assert page_one(r, i) == pages[r.path, i], (styles.limit, r.path, i)
+            assert len(styles) <= styles.limit and len(subsets) <= subsets.limit
+        assert styles.hits > 2 * styles.misses  # most element styles were reused
+        assert subsets.hits > 0
+    hits = styles.hits, subsets.hits
+    engine().pdf("<p>audit report</p>")  # other documents do not use the stores
+    assert (styles.hits, subsets.hits) == hits
 
 
 def test_only_svg_presentation_warnings_are_silenced(caplog):
