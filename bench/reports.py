@@ -10,7 +10,8 @@ in the same run and on the same applicants:
   usually called);
 - package, 1 process: shared font configuration and parsed stylesheets, page 2
   laid out and written once per run and appended to each applicant's page 1
-  with pikepdf, a notice-sized user-agent stylesheet, GC-frozen state;
+  with pikepdf, a notice-sized user-agent stylesheet, GC-frozen state,
+  computed styles and font subsets reused from one notice to the next;
 - package, N processes: `reports.render_notices(..., workers=N)`.
 
 A cProfile of the naive render shows where its time goes (layout, styling,
