@@ -34,7 +34,7 @@ _ORIGINAL = getattr(Font.subset, "__wrapped__", Font.subset)
 
 
 class FontSubsets(BoundedStore):
-    """Subset font files by (font file, hinting, missing glyphs, glyph ids); at most `limit` (~20 KiB each)."""
+    """Subset font files by (font file, hinting, missing glyphs, glyph ids): at most `limit`, ~35 KiB each."""
 
     _active: ClassVar[ContextVar[FontSubsets | None]] = ContextVar("credit_audit_font_subsets", default=None)
 

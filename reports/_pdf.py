@@ -2,7 +2,9 @@
 
 Building fontconfig state and parsing the CSS costs more than laying out a
 short notice, so a `PdfEngine` keeps them for the life of the process (each
-worker of a pool builds its own once). Fonts are found by fontconfig family
+worker of a pool builds its own once), with what notices reuse from one
+another: computed styles (`_shared_styles`) and font subsets
+(`_font_subsets`). Fonts are found by fontconfig family
 name, subset with HarfBuzz by WeasyPrint and embedded; no font file is
 fetched, and the fetcher refuses everything outside `templates/`.
 """
