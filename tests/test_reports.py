@@ -395,6 +395,18 @@ def test_notice_shows_nothing_of_any_other_applicant(run, tmp_path):  # noqa: AN
                 assert value not in text, (other, name, value)
 
 
+def test_notice_for_an_unknown_or_malformed_id_writes_nothing(run, tmp_path):  # noqa: ANN001
+    import reports
+    from reports._run import MSG_UNKNOWN_APPLICANT
+
+    with pytest.raises(KeyError) as err:
+        reports.render_notice(run, 10**9, tmp_path)
+    assert err.value.args[0] == MSG_UNKNOWN_APPLICANT.format(id=10**9, run_id=run.run_id)
+    with pytest.raises(ValueError, match="whole number"):
+        reports.render_notice(run, "../../etc/passwd", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_approved_notice_renders_on_demand(run, tmp_path):  # noqa: ANN001
     import reports
 
