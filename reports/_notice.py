@@ -13,8 +13,8 @@ out as one document instead.
 Bulk rendering runs in a process pool; each worker loads the run and builds
 its font configuration and stylesheets once, and freezes that long-lived
 state out of the garbage collector's scans. Each notice reuses the computed
-styles of the notices laid out before it in the same process
-(`_shared_styles`).
+styles and font subsets of the notices made before it in the same process
+(`_shared_styles`, `_font_subsets`).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class SharedStyles(BoundedStore):
     """Computed styles of earlier documents, keyed by parent style, pseudo-element, base URL and declarations.
 
     Bounded (`BoundedStore`): elements with a unique inline style, the chart
-    bars, add entries; on the real data they level off near 1,100, as bar
+    bars, add entries; on the real data they level off near 900, as bar
     widths are rounded to a tenth of a percent.
     """
 
@@ -83,29 +83,35 @@ class SharedStyles(BoundedStore):
         self.put(key, (parent, style))
 
 
+def _style_key(self: StyleFor, element: Any, parent_style: ComputedStyle | None, pseudo_type: str | None,  # noqa: ANN401
+               base_url: str | None) -> Hashable | None:
+    """What a computed style depends on, as a key (None when the declarations cannot be hashed).
+
+    The parent goes in by identity; `SharedStyles.lookup` checks it again, as
+    an id is only unique while its object lives.
+    """
+    declarations = _declarations_key(self.get_cascaded_styles().get((element, pseudo_type), {}))
+    return None if declarations is None else (id(parent_style), pseudo_type, base_url, declarations)
+
+
 def _set_computed_styles(self: StyleFor, element: Any, parent: Any, root: Any = None,  # noqa: ANN401
                          pseudo_type: str | None = None, base_url: str | None = None,
                          target_collector: Any = None) -> None:  # noqa: ANN401
     """`StyleFor.set_computed_styles`, reusing an equal style from the active store when there is one."""
     shared = SharedStyles.current()
-    declarations = None if shared is None else _declarations_key(self.get_cascaded_styles().get((element, pseudo_type), {}))
-    if shared is None or declarations is None:
-        _ORIGINAL(self, element, parent, root=root, pseudo_type=pseudo_type, base_url=base_url,
-                  target_collector=target_collector)
-        return
     computed = self.get_computed_styles()
     parent_style = None if parent is None else computed[parent, None]
-    # the parent by identity (checked again on lookup: an id is only unique while its object lives)
-    key = (id(parent_style), pseudo_type, base_url, declarations)
-    style = shared.lookup(key, parent_style)
-    if style is None:
-        _ORIGINAL(self, element, parent, root=root, pseudo_type=pseudo_type, base_url=base_url,
-                  target_collector=target_collector)
-        shared.add(key, parent_style, computed[element, pseudo_type])
+    key = None if shared is None else _style_key(self, element, parent_style, pseudo_type, base_url)
+    style = None if key is None else shared.lookup(key, parent_style)
+    if style is not None:
+        computed[element, pseudo_type] = style
+        if target_collector and style["anchor"]:  # as WeasyPrint does for a style it computes
+            target_collector.collect_anchor(style["anchor"])
         return
-    computed[element, pseudo_type] = style
-    if target_collector and style["anchor"]:  # as WeasyPrint does for a style it computes
-        target_collector.collect_anchor(style["anchor"])
+    _ORIGINAL(self, element, parent, root=root, pseudo_type=pseudo_type, base_url=base_url,
+              target_collector=target_collector)
+    if key is not None:
+        shared.add(key, parent_style, computed[element, pseudo_type])
 
 
 _set_computed_styles.__wrapped__ = _ORIGINAL  # type: ignore[attr-defined]
