@@ -20,21 +20,30 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import CreditModel, Portfolio, resolve_device, scoring
+from pipeline import CreditModel, resolve_device, scoring
 from pipeline import outputs as O
-from pipeline._io import remove_temporaries
+from pipeline._io import remove_temporaries, sha256_file
 from pipeline.config import AuditConfig
 from pipeline.drift import compare_runs
 from pipeline.explain import background_sample
 from pipeline.explain_chunks import chunk_bounds, merge_summaries
 from pipeline.model import seed_everything
-from pipeline.splitting import SplitIndex
-from pipeline.surrogate import Surrogate
-from pipeline.versions import library_versions
+from pipeline.run_record import (
+    ExplanationsSection,
+    FairnessSection,
+    FlagsSection,
+    HumanOverrides,
+    RecordError,
+    RunRecord,
+    load_record,
+    record_digest,
+    write_record,
+)
+from reports import REPORT_TABLES, notice_context
 from review import REVIEW_DIR, review_overrides
 
 from . import tasks as T
-from .caching import code_version, durable, step_key
+from .caching import code_version, durable, inputs_digest, step_key
 
 NOTICE_CHUNK = 1000
 BACKGROUND_FILE = "background.parquet"
@@ -47,17 +56,17 @@ def run_id_for(data_hash: str, config: dict, model_hash: str | None = None) -> s
 
 
 def find_previous_run(run_dir: Path, current_id: str) -> Path | None:
-    """The newest other run beside this one (by its recorded creation time), for 'what changed'."""
+    """The newest other finished run beside this one (by its recorded creation time), for 'what changed'."""
     candidates = []
     for audit in run_dir.resolve().parent.glob(f"*/{O.AUDIT_JSON}"):
-        if audit.parent == run_dir.resolve():
+        if audit.parent == run_dir.resolve() or not (audit.parent / O.MANIFEST).exists():
             continue
         try:
-            record = json.loads(audit.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if record.get("run_id") != current_id and (audit.parent / O.MANIFEST).exists():
-            candidates.append((record.get("created", ""), audit.parent))
+            record = load_record(audit.parent)
+        except RecordError:
+            continue  # damaged, or written by another format version: not comparable
+        if record.run_id != current_id:
+            candidates.append((record.created, audit.parent))
     return max(candidates)[1] if candidates else None
 
 
@@ -106,48 +115,50 @@ def _explain(run_dir, model, surrogate, portfolio, split, table, config, device,
     return columns, merge_summaries(summaries, frames, portfolio.features)
 
 
-def _notices(run_dir: Path, table: pd.DataFrame, key, workers: int, limit: int | None) -> int:
+def _rows_digest(table: pd.DataFrame, ids: list[int]) -> str:
+    """SHA-256 of these applicants' rows (every column: data, decision, explanation, reasons, counterfactual)."""
+    rows = table[table["id"].isin(ids)]
+    return hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def _notices(run_dir: Path, record: RunRecord, table: pd.DataFrame, key, workers: int, limit: int | None) -> int:
+    """Notice chunks, each keyed on its applicants' rows and the part of the record a notice shows."""
     ids = table.loc[table["decision"] == "decline", "id"].astype(int).tolist()[:limit]
     task = durable(T.render_notice_chunk, run_dir)
     chunks = [ids[i : i + NOTICE_CHUNK] for i in range(0, len(ids), NOTICE_CHUNK)]
-    futures = [task.submit(str(run_dir), chunk, workers, key=key("notices", chunk[0], len(chunk))) for chunk in chunks]
+    context = notice_context(record)
+    futures = [
+        task.submit(str(run_dir), chunk, workers,
+                    key=key("notices", inputs_digest(chunk, _rows_digest(table, chunk), context)))
+        for chunk in chunks
+    ]
     for f in futures:
         f.result()
     return len(ids)
 
 
-def _record(run_id, config, device, portfolio: Portfolio, split: SplitIndex, model, surrogate: Surrogate,
-            table: pd.DataFrame, reused_model: str | None, created: str) -> dict:
-    """Everything computed before the optional sections, as audit.json holds it."""
-    return {
-        "format": 1,
-        "run_id": run_id,
-        "created": created,
-        "seed": config.seed,
-        "device": device,
-        "code_version": code_version(),
-        "config": config.to_dict(),
-        "lender": config.to_dict()["lender"],
-        "data": scoring.data_section(portfolio),
-        "split": {"test_fraction": split.test_fraction, "train_rows": int(len(split.train)),
-                  "test_rows": int(len(split.test)), "seed": split.seed},
-        "model": {**scoring.model_section(model), "reused_from": reused_model},
-        "performance": scoring.performance_section(table, model.threshold_, all_rows=reused_model is not None),
-        "surrogate": scoring.surrogate_section(surrogate, table),
-        "decisions": {k: int(v) for k, v in table["decision"].value_counts().items()},
-        "versions": library_versions(),
-    }
+def _report_inputs(run_dir: Path, record: RunRecord, previous_dir: Path | None) -> str:
+    """What the global report renders: this record, the run's tables, and the previous run's record."""
+    tables = [sha256_file(p) if p.exists() else None for p in (run_dir / t for t in REPORT_TABLES)]
+    before = record_digest(load_record(previous_dir)) if previous_dir else None
+    return inputs_digest(record_digest(record), tables, before)
 
 
 def _created(run_dir: Path, run_id: str) -> str:
     """A resumed run keeps its creation time, so re-running changes no recorded identity."""
     try:
-        old = json.loads((run_dir / O.AUDIT_JSON).read_text())
-        if old.get("run_id") == run_id:
-            return old["created"]
-    except (OSError, json.JSONDecodeError, KeyError):
-        pass
-    return datetime.now(UTC).isoformat(timespec="seconds")
+        old = load_record(run_dir)
+    except RecordError:
+        return datetime.now(UTC).isoformat(timespec="seconds")
+    return old.created if old.run_id == run_id else datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _compare(record: RunRecord, table: pd.DataFrame, previous_dir: Path) -> RunRecord:
+    """The record with 'what changed' since the previous run and the human overrides recorded in it."""
+    previous = load_record(previous_dir)
+    changes = compare_runs(previous, record, pd.read_parquet(previous_dir / O.APPLICANTS), table)
+    overrides = HumanOverrides(previous_run=previous.run_id, items=tuple(review_overrides(previous_dir)))
+    return record.model_copy(update={"changes": changes, "human_overrides": overrides})
 
 
 # Locally, chunks run one after another: each already uses every core (torch threads,
@@ -202,25 +213,27 @@ def audit_flow(
     flags = T.flag_applicants(str(run_dir), table, portfolio, split, model.threshold_, config)
     timer.lap("flags")
 
-    record = _record(run_id, config, device, portfolio, split, model, surrogate, table, model_dir,
-                     _created(run_dir, run_id))
-    record.update(explanations=explanations, fairness=json.loads(Path(fairness_json).read_text()), flags=flags)
+    record = scoring.core_record(
+        run_id=run_id, created=_created(run_dir, run_id), config=config, device=device,
+        code_version=code_version(), portfolio=portfolio, split=split, model=model, surrogate=surrogate,
+        table=table, reused_from=model_dir,
+    ).model_copy(update={
+        "explanations": ExplanationsSection.model_validate(explanations),
+        "fairness": FairnessSection.model_validate_json(Path(fairness_json).read_text()),
+        "flags": FlagsSection.model_validate(flags),
+    })
     previous_dir = Path(previous) if previous else find_previous_run(run_dir, run_id)
     if previous_dir:
-        prev_table = pd.read_parquet(previous_dir / O.APPLICANTS)
-        previous_record = json.loads((previous_dir / O.AUDIT_JSON).read_text())
-        record["changes"] = compare_runs(previous_record, record, prev_table, table)
-        record["human_overrides"] = {"previous_run": previous_record.get("run_id"),
-                                     "items": review_overrides(previous_dir)}
+        record = _compare(record, table, previous_dir)
     O.write_parquet(run_dir / O.APPLICANTS, table)
-    O.write_json(run_dir / O.AUDIT_JSON, {**record, "timings": timer.times})
+    write_record(run_dir, record.model_copy(update={"timings": dict(timer.times)}))
 
     durable(T.render_report, run_dir)(str(run_dir), str(previous_dir) if previous_dir else None,
-                                       key=key("report", str(previous_dir)))
+                                       key=key("report", _report_inputs(run_dir, record, previous_dir)))
     timer.lap("report")
-    notices = _notices(run_dir, table, key, notice_workers, notice_limit)
+    notices = _notices(run_dir, record, table, key, notice_workers, notice_limit)
     timer.lap("notices")
-    O.write_json(run_dir / O.AUDIT_JSON, {**record, "timings": timer.times})
+    write_record(run_dir, record.model_copy(update={"timings": dict(timer.times)}))
     T.publish_artifacts(str(run_dir), table)
     O.write_manifest(run_dir)
     log.info("run %s: %d notices, report and tables written to %s", run_id, notices, run_dir)

@@ -19,7 +19,8 @@ from typing import Any
 from prefect import Task
 
 CACHE_DIR = ".cache"
-_CODE_DIRS = ("pipeline", "flows", "reports", "templates")
+# Every package of the project and the templates: a change in any of them can change an output.
+_CODE_DIRS = ("pipeline", "flows", "reports", "review", "templates")
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,7 +30,7 @@ def code_version() -> str:
     h = hashlib.sha256()
     for folder in _CODE_DIRS:
         for p in sorted((_ROOT / folder).rglob("*")):
-            if p.is_file() and p.suffix in (".py", ".html", ".css", ".j2", ".txt"):
+            if p.is_file() and p.suffix in (".py", ".html", ".css", ".j2", ".txt", ".toml", ".json", ".ttf"):
                 h.update(p.relative_to(_ROOT).as_posix().encode())
                 h.update(p.read_bytes())
     return h.hexdigest()
@@ -41,6 +42,15 @@ def step_key(step: str, *extra: Any, run_dir: Path, data_hash: str, config: dict
         [step, str(Path(run_dir).resolve()), data_hash, config, code_version(), *extra], sort_keys=True, default=str
     )
     return f"{step}-{hashlib.sha256(payload.encode()).hexdigest()[:32]}"
+
+
+def inputs_digest(*parts: Any) -> str:
+    """SHA-256 of what a step really reads (record digests, file hashes, table rows), for its cache key.
+
+    A step's key must change whenever its output would: keys made only of names (a chunk's first id,
+    a previous run's path) let a rerun keep an output rendered from older inputs.
+    """
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _key_from_parameters(_context: object, parameters: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema as S
+from .run_record import ChangesSection, RunRecord
 
 PSI_BINS = 10
 PSI_EPSILON = 1e-4  # floor on bin shares so an empty bin does not give an infinite PSI
@@ -63,27 +64,29 @@ def _delta(prev: float | None, cur: float | None) -> dict:
     return {"previous": prev, "current": cur, "change": (cur - prev) if both else None}
 
 
-def compare_runs(previous: dict, current: dict, prev_table: pd.DataFrame, cur_table: pd.DataFrame) -> dict:
-    """The 'what changed' section of audit.json: drift, headline metrics, verdicts, flag counts."""
-    def perf(record: dict, key: str) -> float | None:
-        test = record.get("performance", {}).get("test") or record.get("performance", {}).get("all") or {}
-        return test.get(key)
+HEADLINE_METRICS = ("roc_auc", "accuracy", "decline_rate", "ece")
 
-    def verdicts(record: dict) -> dict:
-        return dict(record.get("fairness", {}).get("verdicts", {}))
+
+def compare_runs(previous: RunRecord, current: RunRecord, prev_table: pd.DataFrame,
+                 cur_table: pd.DataFrame) -> ChangesSection:
+    """The record's 'what changed' section: drift, headline metrics, verdicts, flag counts."""
+
+    def verdicts(record: RunRecord) -> dict:
+        return dict(record.fairness.verdicts) if record.fairness else {}
+
+    def flag_counts(record: RunRecord) -> dict:
+        return dict(record.flags.counts) if record.flags else {}
 
     drift = data_drift(prev_table, cur_table)
-    return {
-        "previous_run": previous.get("run_id"),
-        "previous_created": previous.get("created"),
-        "same_model": previous.get("model", {}).get("model_hash") == current.get("model", {}).get("model_hash"),
-        "same_data": previous.get("data", {}).get("data_hash") == current.get("data", {}).get("data_hash"),
-        "data_drift": drift,
-        "drifted_features": [n for n, d in drift.items() if d["psi"] >= PSI_STABLE],
-        "performance": {k: _delta(perf(previous, k), perf(current, k)) for k in ("roc_auc", "accuracy", "decline_rate", "ece")},
-        "fairness_verdicts": {"previous": verdicts(previous), "current": verdicts(current)},
-        "flag_counts": {
-            "previous": previous.get("flags", {}).get("counts", {}),
-            "current": current.get("flags", {}).get("counts", {}),
-        },
-    }
+    before, after = previous.held_out(), current.held_out()
+    return ChangesSection(
+        previous_run=previous.run_id,
+        previous_created=previous.created,
+        same_model=previous.model.model_hash == current.model.model_hash,
+        same_data=previous.data.data_hash == current.data.data_hash,
+        data_drift=drift,
+        drifted_features=tuple(n for n, d in drift.items() if d["psi"] >= PSI_STABLE),
+        performance={k: _delta(getattr(before, k), getattr(after, k)) for k in HEADLINE_METRICS},
+        fairness_verdicts={"previous": verdicts(previous), "current": verdicts(current)},
+        flag_counts={"previous": flag_counts(previous), "current": flag_counts(current)},
+    )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from . import schema as S
 from ._loading import Portfolio
+from .config import AuditConfig
 from .metrics import performance
 from .model import CreditModel
+from .run_record import DataSection, ModelSection, Performance, RunRecord, SplitSection, SurrogateSection
 from .splitting import SplitIndex
 from .surrogate import DECISIONS, Surrogate
+from .versions import library_versions
 
 
 def applicants_table(portfolio: Portfolio, split: SplitIndex, model: CreditModel, surrogate: Surrogate) -> pd.DataFrame:
@@ -28,56 +33,91 @@ def applicants_table(portfolio: Portfolio, split: SplitIndex, model: CreditModel
     return pd.concat([table, portfolio.features.reset_index(drop=True)], axis=1)
 
 
-def data_section(portfolio: Portfolio) -> dict:
+def data_section(portfolio: Portfolio) -> DataSection:
     f = portfolio.features
-    return {
-        "source": portfolio.source,
-        "rows": len(portfolio),
-        "data_hash": portfolio.data_hash,
-        "header_variant": portfolio.header_variant,
-        "default_rate": float(portfolio.labels.mean()),
-        "findings": [vars(x) | {"value": float(x.value)} for x in portfolio.findings],
-        "ranges": {c: {"min": float(f[c].min()), "max": float(f[c].max())} for c in f.columns},
-    }
+    return DataSection(
+        source=portfolio.source,
+        rows=len(portfolio),
+        data_hash=portfolio.data_hash,
+        header_variant=portfolio.header_variant,
+        default_rate=float(portfolio.labels.mean()),
+        findings=tuple(vars(x) | {"value": float(x.value)} for x in portfolio.findings),
+        ranges={c: {"min": float(f[c].min()), "max": float(f[c].max())} for c in f.columns},
+    )
 
 
-def model_section(model: CreditModel) -> dict:
+def split_section(split: SplitIndex) -> SplitSection:
+    return SplitSection(test_fraction=split.test_fraction, train_rows=len(split.train), test_rows=len(split.test),
+                        seed=split.seed)
+
+
+def model_section(model: CreditModel, reused_from: str | None = None) -> ModelSection:
     meta = model.metadata()
-    return {
-        "model_hash": model.model_hash(),
-        "features": list(model.features),
-        "excluded_inputs": [n for n in S.FEATURE_NAMES if n not in model.features],
-        "architecture": f"MLP {model.net_.encoder.width} -> "
+    return ModelSection(
+        model_hash=model.model_hash(),
+        features=tuple(model.features),
+        excluded_inputs=tuple(n for n in S.FEATURE_NAMES if n not in model.features),
+        architecture=f"MLP {model.net_.encoder.width} -> "
         + " -> ".join(str(h) for h in model.hidden)
         + f" -> 1, ReLU, dropout {model.dropout:.2f}, Platt-calibrated sigmoid output",
-        "hidden": list(model.hidden),
-        "threshold": model.threshold_,
-        "policy": model.policy.to_dict(),
-        "policy_text": model.policy.describe(model.threshold_),
-        "best_epoch": model.best_epoch_,
-        "training": meta["training"],
-        "preprocessing": meta["preprocessing"],
-        "calibration": meta["calibration"],
-        "history": getattr(model, "history_", []),
-    }
+        hidden=tuple(model.hidden),
+        threshold=model.threshold_,
+        policy=model.policy.to_dict(),
+        policy_text=model.policy.describe(model.threshold_),
+        best_epoch=model.best_epoch_,
+        training=meta["training"],
+        preprocessing=meta["preprocessing"],
+        calibration=meta["calibration"],
+        history=tuple(getattr(model, "history_", [])),
+        reused_from=reused_from,
+    )
 
 
-def performance_section(table: pd.DataFrame, threshold: float, all_rows: bool = False) -> dict:
+def performance_section(table: pd.DataFrame, threshold: float, all_rows: bool = False) -> dict[str, Performance]:
     """Per split; with a reused model no row was trained on, so `all` is out-of-sample too."""
     parts = dict(iter(table.groupby("split")))
     if all_rows:
         parts["all"] = table
-    return {name: performance(part["label"].to_numpy(), part["probability"].to_numpy(), threshold) for name, part in parts.items()}
+    return {
+        name: Performance.model_validate(performance(part["label"].to_numpy(), part["probability"].to_numpy(), threshold))
+        for name, part in parts.items()
+    }
 
 
-def surrogate_section(surrogate: Surrogate, table: pd.DataFrame) -> dict:
+def surrogate_section(surrogate: Surrogate, table: pd.DataFrame) -> SurrogateSection:
     agree = table["decision"] == table["surrogate_decision"]
     importance = surrogate.tree_.feature_importances_
-    return {
-        "max_depth": surrogate.max_depth,
-        "n_leaves": int(surrogate.tree_.get_n_leaves()),
-        "fidelity_test": float(agree[table["split"] == "test"].mean()),
-        "fidelity_train": float(agree[table["split"] == "train"].mean()),
-        "rules": surrogate.rules(),
-        "feature_importance": {n: float(v) for n, v in zip(surrogate.features, importance, strict=True) if v > 0},
-    }
+    return SurrogateSection(
+        max_depth=surrogate.max_depth,
+        n_leaves=int(surrogate.tree_.get_n_leaves()),
+        fidelity_test=float(agree[table["split"] == "test"].mean()),
+        fidelity_train=float(agree[table["split"] == "train"].mean()),
+        rules=tuple(surrogate.rules()),
+        feature_importance={n: float(v) for n, v in zip(surrogate.features, importance, strict=True) if v > 0},
+    )
+
+
+def core_record(*, run_id: str, created: str, config: AuditConfig, device: str, code_version: str,
+                portfolio: Portfolio, split: SplitIndex, model: CreditModel, surrogate: Surrogate,
+                table: pd.DataFrame, reused_from: str | None = None) -> RunRecord:
+    """The record of everything computed before the optional sections (explanations, fairness, flags, ...).
+
+    The one place a run record's core is assembled: the flow and the tests that build runs call it.
+    """
+    settings = json.loads(json.dumps(config.to_dict()))  # tuples -> lists: the record holds JSON values
+    return RunRecord(
+        run_id=run_id,
+        created=created,
+        seed=config.seed,
+        device=device,
+        code_version=code_version,
+        config=settings,
+        lender=settings["lender"],
+        data=data_section(portfolio),
+        split=split_section(split),
+        model=model_section(model, reused_from),
+        performance=performance_section(table, model.threshold_, all_rows=reused_from is not None),
+        surrogate=surrogate_section(surrogate, table),
+        decisions={str(k): int(v) for k, v in table["decision"].value_counts().items()},
+        versions=library_versions(),
+    )

@@ -34,6 +34,8 @@ _LAZY = {
     "render_notice": "._notice",
     "render_notices": "._notice",
     "notice_filename": "._notice_view",
+    "notice_context": "._notice_view",
+    "REPORT_TABLES": "._run",
     "Applicant": "._run",
     "RunResult": "._run",
     "load_run": "._run",
@@ -44,10 +46,12 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
+    "REPORT_TABLES",
     "Applicant",
     "RunResult",
     "audit_html",
     "load_run",
+    "notice_context",
     "notice_filename",
     "notice_html",
     "notice_pdf",

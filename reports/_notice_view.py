@@ -16,6 +16,7 @@ import re
 from datetime import datetime
 
 from pipeline import schema as S
+from pipeline.run_record import RunRecord
 
 from ._env import NOT_COMPUTED, pct
 from ._run import Applicant, RunResult
@@ -42,9 +43,24 @@ def long_date(iso: str) -> str:
     return f"{when.day} {when.strftime('%B %Y')}"
 
 
+def notice_context(record: RunRecord) -> dict:
+    """Everything of the run record that a notice shows, besides the applicant's own row.
+
+    The notice step's cache key hashes exactly this (and the applicants' rows), so a notice is
+    re-rendered whenever something it prints changes, and only then.
+    """
+    return {
+        "run_id": record.run_id,
+        "created": record.created,
+        "lender": record.lender.model_dump(),
+        "model": record.model.model_dump(mode="json", exclude={"history"}),
+        "data_hash": record.data.data_hash,
+        "train_rows": record.split.train_rows,
+    }
+
+
 def _lender(run: RunResult) -> dict:
-    lender = run.audit.get("lender") or {}
-    return {k: str(lender.get(k) or "") for k in ("name", "address", "contact", "review_contact", "data_protection_officer")}
+    return {k: str(v) for k, v in run.record.lender.model_dump().items()}
 
 
 def _reasons(applicant: Applicant) -> list[str] | None:
@@ -146,7 +162,7 @@ def _categories(used: set[str]) -> str:
 
 
 def _logic(run: RunResult) -> dict:
-    model = run.audit["model"]
+    model = run.record.model
     used = set(run.model_features)
     excluded = [S.BY_NAME[n].label.lower() for n in S.FEATURE_NAMES if n not in used]
     protected_used = [S.BY_NAME[n].label.lower() for n in S.PROTECTED if n in used]
@@ -154,9 +170,9 @@ def _logic(run: RunResult) -> dict:
         "categories": _categories(used),
         "excluded": " and ".join(excluded) if excluded else "",
         "protected_used": " and ".join(protected_used),
-        "threshold": pct(model.get("threshold")),
-        "policy_text": str(model.get("policy_text") or ""),
-        "train_rows": f"{run.audit.get('split', {}).get('train_rows', run.audit['data'].get('rows', 0)):,}",
+        "threshold": pct(model.threshold),
+        "policy_text": model.policy_text,
+        "train_rows": f"{run.record.split.train_rows:,}",
         "has_shap": run.has_shap,
     }
 
@@ -166,11 +182,11 @@ def letter_view(run: RunResult, applicant_id: object) -> dict:
     applicant = run.applicant(applicant_id)
     return {
         "lender": _lender(run),
-        "date": long_date(str(run.audit["created"])),
+        "date": long_date(run.record.created),
         "reference": notice_reference(run, applicant.id),
         "declined": applicant.declined,
         "probability": pct(applicant.probability),
-        "threshold": pct(run.audit["model"].get("threshold")),
+        "threshold": pct(run.record.model.threshold),
         "reasons": _reasons(applicant),
         "chart": _chart(applicant),
         "counterfactual": _counterfactual(applicant),
@@ -180,12 +196,12 @@ def letter_view(run: RunResult, applicant_id: object) -> dict:
 
 def general_view(run: RunResult) -> dict:
     """Page 2: the same for every applicant of the run (logic, rights, run reference)."""
-    model, data = run.audit["model"], run.audit["data"]
+    record = run.record
     return {
         "lender": _lender(run),
-        "date": long_date(str(run.audit["created"])),
+        "date": long_date(record.created),
         "logic": _logic(run),
         "run_id": run.run_id,
-        "model_hash": str(model.get("model_hash", ""))[:12],
-        "data_hash": str(data.get("data_hash", ""))[:12],
+        "model_hash": record.model.model_hash[:12],
+        "data_hash": record.data.data_hash[:12],
     }

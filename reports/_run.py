@@ -2,9 +2,9 @@
 
 Reports never see a model or the raw CSV (Evidently's "compute once, render
 at the edge"): they read the run directory that the flow wrote
-(docs/outputs.md) into a `RunResult`. The audit summary is frozen into
-read-only mappings and tuples, and the tables are handed out as copy-on-write
-views, so a renderer cannot change what the next renderer sees.
+(docs/outputs.md) into a `RunResult`: the typed, frozen run record
+(`pipeline.run_record`, read by its one loader) and the tables, handed out as
+copy-on-write views, so a renderer cannot change what the next renderer sees.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -21,24 +22,22 @@ import pandas as pd
 
 from pipeline import outputs as O
 from pipeline import schema as S
+from pipeline.run_record import RunRecord, load_record
 
 FAIRNESS_PARQUET = "fairness.parquet"
 FLAGS_PARQUET = "flags.parquet"
-SUPPORTED_FORMATS = (1,)
 
 MSG_NOT_A_RUN = (
     "{path}: not a finished run directory: {missing} is missing"
     " (a run holds audit.json and applicants.parquet, see docs/outputs.md)"
 )
-MSG_BAD_JSON = "{path}: audit.json is not valid JSON ({reason})"
-MSG_FORMAT = "{path}: audit.json has format {got!r}; this version reads format(s) {expected}"
-MSG_MISSING_KEY = "{path}: audit.json lacks the required key {key!r}"
 MSG_MISSING_COLUMNS = "{path}: applicants.parquet lacks the column(s) {missing}"
 MSG_UNKNOWN_APPLICANT = "applicant {id!r} is not in run {run_id}"
 MSG_BAD_ID = "an applicant id is a whole number, got {id!r}"
 
-REQUIRED_KEYS = ("run_id", "created", "data", "model", "performance")
 REQUIRED_COLUMNS = ("id", "probability", "decision")
+# The tables a report reads beside the record (their hashes are part of the report's cache key).
+REPORT_TABLES = (O.APPLICANTS, FAIRNESS_PARQUET, FLAGS_PARQUET)
 
 
 def _freeze(value: Any) -> Any:
@@ -95,10 +94,10 @@ class Applicant:
 
 @dataclass(frozen=True)
 class RunResult:
-    """The contents of one run directory: `audit` (frozen audit.json) and its tables."""
+    """The contents of one run directory: its `record` and its tables."""
 
     path: Path
-    audit: Mapping[str, Any]
+    record: RunRecord
     _applicants: pd.DataFrame
     _fairness: pd.DataFrame | None
     _flags: pd.DataFrame | None
@@ -106,12 +105,17 @@ class RunResult:
     # ---- identity --------------------------------------------------------
     @property
     def run_id(self) -> str:
-        return str(self.audit["run_id"])
+        return self.record.run_id
+
+    @cached_property
+    def audit(self) -> Mapping[str, Any]:
+        """The record as frozen JSON-like mappings (for templates that iterate over sections)."""
+        return _freeze(self.record.model_dump(mode="json"))
 
     def section(self, key: str) -> Mapping[str, Any] | None:
-        """A top-level audit.json section, or None when this run did not compute it."""
-        value = self.audit.get(key)
-        return value if value else None
+        """A top-level record section as frozen mappings, or None when this run did not compute it."""
+        value = getattr(self.record, key)
+        return _freeze(value.model_dump(mode="json")) if value else None
 
     # ---- tables (copy-on-write views: changing them never changes the run) ----
     @property
@@ -128,7 +132,7 @@ class RunResult:
 
     @property
     def model_features(self) -> tuple[str, ...]:
-        return tuple(self.audit["model"].get("features", S.DEFAULT_MODEL_FEATURES))
+        return self.record.model.features
 
     @property
     def has_shap(self) -> bool:
@@ -176,22 +180,14 @@ def load_run(run_dir: str | Path) -> RunResult:
     for name in (O.AUDIT_JSON, O.APPLICANTS):
         if not (path / name).is_file():
             raise FileNotFoundError(MSG_NOT_A_RUN.format(path=path, missing=name))
-    try:
-        audit = json.loads((path / O.AUDIT_JSON).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(MSG_BAD_JSON.format(path=path, reason=exc)) from exc
-    if audit.get("format") not in SUPPORTED_FORMATS:
-        raise ValueError(MSG_FORMAT.format(path=path, got=audit.get("format"), expected=SUPPORTED_FORMATS))
-    for key in REQUIRED_KEYS:
-        if key not in audit:
-            raise ValueError(MSG_MISSING_KEY.format(path=path, key=key))
+    record = load_record(path)
     applicants = pd.read_parquet(path / O.APPLICANTS)
     missing = [c for c in REQUIRED_COLUMNS if c not in applicants.columns]
     if missing:
         raise ValueError(MSG_MISSING_COLUMNS.format(path=path, missing=missing))
     return RunResult(
         path=path,
-        audit=_freeze(audit),
+        record=record,
         _applicants=applicants,
         _fairness=_read_optional(path / FAIRNESS_PARQUET),
         _flags=_read_optional(path / FLAGS_PARQUET),

@@ -23,6 +23,7 @@ import pandas as pd
 from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.flags import FLAG_LABELS, FlagConfig, compute_flags
+from pipeline.run_record import RunRecord, load_record
 from pipeline.surrogate import DECISIONS, Surrogate
 
 FLAGS_PARQUET = "flags.parquet"
@@ -63,7 +64,7 @@ class ReviewRun:
     """One run directory, loaded for review."""
 
     path: Path
-    audit: dict
+    record: RunRecord
     applicants: pd.DataFrame  # indexed by id
     flags: pd.DataFrame  # id, code, reason, value
     flags_computed_here: bool
@@ -73,15 +74,15 @@ class ReviewRun:
 
     @property
     def run_id(self) -> str:
-        return str(self.audit["run_id"])
+        return self.record.run_id
 
     @property
     def threshold(self) -> float:
-        return float(self.audit["model"]["threshold"])
+        return self.record.model.threshold
 
     @property
     def model_features(self) -> list[str]:
-        return list(self.audit["model"].get("features", S.DEFAULT_MODEL_FEATURES))
+        return list(self.record.model.features)
 
     def has(self, column: str) -> bool:
         return column in self.applicants.columns
@@ -131,12 +132,11 @@ class ReviewRun:
         if self._surrogate_checked:
             return self._surrogate
         self._surrogate_checked = True
-        t, audit = self.applicants, self.audit
-        depth = (audit.get("surrogate") or {}).get("max_depth")
-        seed = audit.get("seed", (audit.get("config") or {}).get("seed"))
+        t, record = self.applicants, self.record
+        depth, seed = record.surrogate.max_depth, record.seed
         features = tuple(self.model_features)
         needed = {"split", "decision", "surrogate_decision", *features}
-        if depth is None or seed is None or not needed <= set(t.columns):
+        if not needed <= set(t.columns):
             return None
         train = t[t["split"] == "train"]
         tree = Surrogate(features=features, max_depth=int(depth), seed=int(seed))
@@ -164,18 +164,18 @@ class ReviewRun:
 
 
 def load_review_run(run_dir: str | Path, flag_config: FlagConfig | None = None) -> ReviewRun:
-    """Read audit.json, applicants.parquet and flags.parquet (computing flags when the run has none)."""
+    """Read the run record, applicants.parquet and flags.parquet (computing flags when the run has none)."""
     path = Path(run_dir)
     for name in (O.AUDIT_JSON, O.APPLICANTS):
         if not (path / name).is_file():
             raise FileNotFoundError(MSG_NOT_A_RUN.format(path=path, missing=name))
-    audit = json.loads((path / O.AUDIT_JSON).read_text(encoding="utf-8"))
+    record = load_record(path)
     table = pd.read_parquet(path / O.APPLICANTS)
     if (path / FLAGS_PARQUET).is_file():
         flags, computed = pd.read_parquet(path / FLAGS_PARQUET), False
     else:
-        flags = compute_flags(table, float(audit["model"]["threshold"]), flag_config).table
+        flags = compute_flags(table, record.model.threshold, flag_config).table
         computed = True
     flags = flags.assign(label=flags["code"].map(lambda c: FLAG_LABELS.get(c, c)))
     applicants = table.set_index("id", drop=False)
-    return ReviewRun(path=path, audit=audit, applicants=applicants, flags=flags, flags_computed_here=computed)
+    return ReviewRun(path=path, record=record, applicants=applicants, flags=flags, flags_computed_here=computed)

@@ -10,7 +10,6 @@ instead (`--db` or $CREDIT_AUDIT_REVIEW_DB) for a server database.
 
 from __future__ import annotations
 
-import json
 import os
 import unicodedata
 from collections.abc import Mapping
@@ -22,6 +21,8 @@ from types import MappingProxyType
 
 from sqlalchemy import Engine, Integer, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from pipeline.run_record import load_record
 
 from ._trail import Trail
 
@@ -173,7 +174,7 @@ def run_id_of(run_dir: str | Path) -> str:
     audit = Path(run_dir) / "audit.json"
     if not audit.is_file():
         raise FileNotFoundError(MSG_NOT_RUN.format(path=run_dir))
-    return str(json.loads(audit.read_text(encoding="utf-8"))["run_id"])
+    return load_record(run_dir).run_id
 
 
 def _engine(url: str) -> Engine:

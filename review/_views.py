@@ -207,18 +207,17 @@ def _surrogate(run: ReviewRun, row: pd.Series) -> dict:
     steps = [
         {"condition": str(s.get("condition", "")), "value": str(s.get("value_text", ""))} for s in (path or [])
     ] or None
-    fidelity = run.audit.get("surrogate", {}).get("fidelity_test")
     return {
         "decision": decision,
         "agrees": decision == row["decision"] if decision else None,
         "path": steps,
-        "fidelity": pct(fidelity) if fidelity is not None else None,
+        "fidelity": pct(run.record.surrogate.fidelity_test),
     }
 
 
 def _data_rows(run: ReviewRun, row: pd.Series) -> list[dict]:
     used = set(run.model_features)
-    ranges = run.audit.get("data", {}).get("ranges", {})
+    ranges = run.record.data.ranges
     out = []
     for f in S.FEATURES:
         if f.name not in row.index:
@@ -231,7 +230,7 @@ def _data_rows(run: ReviewRun, row: pd.Series) -> list[dict]:
                 "value": f.describe(float(row[f.name])),
                 "used": f.name in used,
                 "protected": f.protected,
-                "range": "" if r is None or f.is_categorical else f"{f.describe(r['min'])} to {f.describe(r['max'])}",
+                "range": "" if r is None or f.is_categorical else f"{f.describe(r.min)} to {f.describe(r.max)}",
             }
         )
     return out

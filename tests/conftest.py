@@ -17,6 +17,7 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from pipeline import CreditModel, Portfolio, load_portfolio  # noqa: E402
+from pipeline.run_record import RunRecord  # noqa: E402
 from pipeline.splitting import split_portfolio  # noqa: E402
 from pipeline.surrogate import Surrogate  # noqa: E402
 
@@ -66,6 +67,27 @@ def fitted_model(split: Split) -> CreditModel:
 @pytest.fixture(scope="session")
 def fitted_surrogate(fitted_model: CreditModel, split: Split) -> Surrogate:
     return Surrogate().fit(split.X_train, fitted_model.predict(split.X_train))
+
+
+@pytest.fixture(scope="session")
+def slice_record(portfolio: Portfolio, fitted_model: CreditModel) -> RunRecord:
+    """A run record built by the flow's own assembly function from the real model and 1,000 real rows."""
+    from dataclasses import replace
+
+    from pipeline import scoring
+    from pipeline.config import AuditConfig
+
+    rows = slice(0, 1000)
+    small = replace(portfolio, features=portfolio.features.iloc[rows].reset_index(drop=True),
+                    labels=portfolio.labels.iloc[rows].reset_index(drop=True),
+                    ids=portfolio.ids.iloc[rows].reset_index(drop=True))
+    index = split_portfolio(small, 0.2, 0)
+    train = small.features.iloc[index.train]
+    surrogate = Surrogate(features=fitted_model.features, max_depth=3, seed=0).fit(train, fitted_model.predict(train))
+    table = scoring.applicants_table(small, index, fitted_model, surrogate)
+    return scoring.core_record(run_id="run-test", created="2026-12-02T00:00:00+00:00", config=AuditConfig(),
+                               device="cpu", code_version="0" * 64, portfolio=small, split=index,
+                               model=fitted_model, surrogate=surrogate, table=table)
 
 
 @pytest.fixture(scope="session")

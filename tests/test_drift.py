@@ -7,6 +7,7 @@ import pytest
 
 from pipeline import schema as S
 from pipeline.drift import PSI_EPSILON, compare_runs, data_drift, psi
+from pipeline.run_record import FairnessSection, FlagsSection, RunRecord
 
 
 def _manual_psi(ref: np.ndarray, cur: np.ndarray, edges: np.ndarray) -> float:
@@ -40,18 +41,36 @@ def test_categorical_psi_uses_codes(portfolio):
     assert value == pytest.approx(float(np.sum((c - r) * np.log(c / r))))
 
 
-def test_compare_runs_reports_changes(portfolio):
-    prev = {"run_id": "a", "model": {"model_hash": "m"}, "data": {"data_hash": "d1"},
-            "performance": {"test": {"roc_auc": 0.78, "accuracy": 0.82, "decline_rate": 0.1, "ece": 0.02}},
-            "fairness": {"verdicts": {"SEX": "pass"}}, "flags": {"counts": {"borderline": 10}}}
-    cur = {"run_id": "b", "model": {"model_hash": "m"}, "data": {"data_hash": "d2"},
-           "performance": {"all": {"roc_auc": 0.75, "accuracy": 0.8, "decline_rate": 0.2, "ece": 0.05}},
-           "fairness": {"verdicts": {"SEX": "review"}}, "flags": {"counts": {"borderline": 30}}}
+def _with(record: RunRecord, *, run_id: str, model_hash: str, data_hash: str, auc: float,
+          verdict: str, borderline: int, split: str = "test") -> RunRecord:
+    """The record with the figures a comparison reads set to known values."""
+    perf = record.performance["test"].model_copy(update={"roc_auc": auc})
+    fairness = FairnessSection.model_construct(verdicts={"SEX": verdict})
+    flags = FlagsSection.model_construct(counts={"borderline": borderline})
+    return record.model_copy(update={
+        "run_id": run_id, "model": record.model.model_copy(update={"model_hash": model_hash}),
+        "data": record.data.model_copy(update={"data_hash": data_hash}), "performance": {split: perf},
+        "fairness": fairness, "flags": flags,
+    })
+
+
+def test_compare_runs_reports_changes(portfolio, slice_record):
+    prev = _with(slice_record, run_id="a", model_hash="m", data_hash="d1", auc=0.78, verdict="pass", borderline=10)
+    cur = _with(slice_record, run_id="b", model_hash="m", data_hash="d2", auc=0.75, verdict="review", borderline=30,
+                split="all")  # a reused model: every row is out of sample
     half = portfolio.features.iloc[:15000]
     other = portfolio.features.iloc[15000:].assign(LIMIT_BAL=lambda f: f["LIMIT_BAL"] * 3)
     out = compare_runs(prev, cur, half, other)
-    assert out["same_model"] and not out["same_data"]
-    assert out["performance"]["roc_auc"]["change"] == pytest.approx(-0.03)
-    assert "LIMIT_BAL" in out["drifted_features"]
-    assert out["fairness_verdicts"]["current"] == {"SEX": "review"}
-    assert out["flag_counts"]["current"]["borderline"] == 30
+    assert out.same_model and not out.same_data
+    assert out.previous_run == "a"
+    assert out.performance["roc_auc"].change == pytest.approx(-0.03)
+    assert out.performance["accuracy"].change == 0.0
+    assert "LIMIT_BAL" in out.drifted_features
+    assert out.fairness_verdicts.current == {"SEX": "review"}
+    assert out.flag_counts.current["borderline"] == 30
+
+
+def test_compare_runs_without_fairness_or_flags(portfolio, slice_record):
+    out = compare_runs(slice_record, slice_record, portfolio.features, portfolio.features)
+    assert out.fairness_verdicts.previous == {} and out.flag_counts.current == {}
+    assert out.same_model and out.same_data and out.drifted_features == ()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,20 +9,20 @@ import pytest
 from pipeline import CreditModel
 from pipeline import outputs as O
 from pipeline import schema as S
+from pipeline.run_record import load_record
 
 pytestmark = pytest.mark.slow
 
 
 def test_run_writes_the_documented_outputs(audit_run, portfolio):
-    audit = json.loads((audit_run / O.AUDIT_JSON).read_text())
-    for key in ("run_id", "versions", "seed", "device", "data", "model", "performance", "surrogate", "split"):
-        assert key in audit
-    assert audit["data"]["data_hash"] == portfolio.data_hash
-    assert audit["model"]["model_hash"] == CreditModel.load(audit_run / O.MODEL_DIR).model_hash()
-    assert audit["performance"]["test"]["roc_auc"] >= 0.77
-    assert audit["surrogate"]["fidelity_test"] >= 0.90
-    assert audit["surrogate"]["rules"] and all("text" in r for r in audit["surrogate"]["rules"])
-    assert audit["device"] == "cpu"
+    record = load_record(audit_run)  # the one loader validates every section's keys and types
+    assert record.data.data_hash == portfolio.data_hash
+    assert record.model.model_hash == CreditModel.load(audit_run / O.MODEL_DIR).model_hash()
+    assert record.performance["test"].roc_auc >= 0.77
+    assert record.surrogate.fidelity_test >= 0.90
+    assert record.surrogate.rules and all(r.text.startswith("IF ") for r in record.surrogate.rules)
+    assert record.device == "cpu"
+    assert None not in (record.explanations, record.fairness, record.flags)
 
 
 def test_applicants_table_contract(audit_run, portfolio):

@@ -26,6 +26,7 @@ from pypdf import PdfReader
 from pipeline import CreditModel
 from pipeline import outputs as O
 from pipeline import schema as S
+from pipeline.run_record import load_record
 
 pytestmark = pytest.mark.slow
 
@@ -242,21 +243,21 @@ def test_existing_model_audits_new_data_and_reports_changes(code, resumed, slice
     log = _run(_command(slices[1], run_dir, "--model", str(previous / O.MODEL_DIR), "--previous", str(previous),
                         "--notice-limit", str(FEW_NOTICES)), code, env)
     assert TRAINING_LINE not in log
-    audit = json.loads((run_dir / O.AUDIT_JSON).read_text())
+    record = load_record(run_dir)
     reused = CreditModel.load(previous / O.MODEL_DIR).model_hash()
-    assert audit["model"]["model_hash"] == reused
-    assert audit["model"]["reused_from"] == str(previous / O.MODEL_DIR)
-    changes = audit["changes"]
-    assert changes["same_model"] is True and changes["same_data"] is False
-    assert set(changes["data_drift"]) == set(S.FEATURE_NAMES)
-    assert all(np.isfinite(d["psi"]) and d["psi"] >= 0 for d in changes["data_drift"].values())
+    assert record.model.model_hash == reused
+    assert record.model.reused_from == str(previous / O.MODEL_DIR)
+    changes = record.changes
+    assert changes.same_model is True and changes.same_data is False
+    assert set(changes.data_drift) == set(S.FEATURE_NAMES)
+    assert all(np.isfinite(d.psi) and d.psi >= 0 for d in changes.data_drift.values())
     for metric in ("roc_auc", "accuracy", "decline_rate"):
-        delta = changes["performance"][metric]
-        assert delta["change"] == pytest.approx(delta["current"] - delta["previous"])
+        delta = changes.performance[metric]
+        assert delta.change == pytest.approx(delta.current - delta.previous)
     text = " ".join(page.extract_text() for page in PdfReader(run_dir / "reports" / "audit_report.pdf").pages)
     text = " ".join(text.split())
     assert "Changes since the previous run" in text
-    assert f"Compared with run {json.loads((previous / O.AUDIT_JSON).read_text())['run_id']}" in text
+    assert f"Compared with run {load_record(previous).run_id}" in text
     assert "same model" in text and "different data" in text
     assert len(_notices(run_dir)) == FEW_NOTICES
     assert O.verify_manifest(run_dir) == []

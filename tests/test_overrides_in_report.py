@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
 from pypdf import PdfReader
 
+from pipeline.run_record import HumanOverrides, load_record, write_record
 from reports import load_run, render_audit_report
 from review import ReviewStore, review_overrides
 
@@ -30,9 +30,9 @@ def test_override_of_previous_run_appears_in_next_report(audit_run, tmp_path):
 
     current = tmp_path / "current"
     shutil.copytree(audit_run, current, ignore=shutil.ignore_patterns("review"))
-    audit = json.loads((current / "audit.json").read_text())
-    audit["human_overrides"] = {"previous_run": audit["run_id"], "items": items}
-    (current / "audit.json").write_text(json.dumps(audit))
+    record = load_record(current)
+    overrides = HumanOverrides(previous_run=load_record(previous).run_id, items=tuple(items))
+    write_record(current, record.model_copy(update={"human_overrides": overrides}))
     pdf = render_audit_report(load_run(current), current / "report.pdf")
     # Table cells wrap: compare with whitespace collapsed.
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(pdf).pages).split())

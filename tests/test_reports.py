@@ -21,6 +21,34 @@ import pytest
 from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.metrics import performance
+from pipeline.run_record import (
+    AttributeVerdict,
+    BeforeAfter,
+    ChangesSection,
+    CompletenessSummary,
+    CounterfactualSummary,
+    DataSection,
+    Drift,
+    Epoch,
+    ExplanationsSection,
+    FairnessSection,
+    FairnessThresholds,
+    Finding,
+    FlagsSection,
+    Interval,
+    Lender,
+    ModelSection,
+    Performance,
+    Policy,
+    Range,
+    RunRecord,
+    ShapSummary,
+    SplitSection,
+    StabilitySummary,
+    SurrogateSection,
+    load_record,
+    write_record,
+)
 from pipeline.surrogate import Surrogate
 from reports._notice_view import DATA_GROUP_TITLES
 
@@ -76,35 +104,37 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
     frame["surrogate_decision"] = np.where(sur.predict(features) == 1, "decline", "approve")
     for name in S.FEATURE_NAMES:
         frame[name] = features[name].to_numpy()
-    audit = {
-        "format": 1, "run_id": "20261123T062800Z-3e675d9e", "created": "2026-11-23T06:28:00+00:00",
-        "seed": seed, "device": "cpu",
-        "lender": {"name": lender_name, "address": "1 Example Street, Taipei",
-                   "contact": "credit@example.com", "review_contact": "review@example.com, +886 2 0000 0000"},
-        "data": {"source": "UCI_Credit_Card.csv", "rows": len(frame), "data_hash": "3e675d9e" + "ab" * 28,
-                 "header_variant": "named", "default_rate": float(y.mean()),
-                 "findings": [{"column": "EDUCATION", "value": 5.0, "count": 3,
-                               "message": "EDUCATION code 5 is not in the data dictionary"}],
-                 "ranges": {n: {"min": float(features[n].min()), "max": float(features[n].max())}
-                            for n in S.FEATURE_NAMES}},
-        "split": {"test_fraction": 0.2, "train_rows": len(tr), "test_rows": len(te), "seed": seed},
-        "model": {"model_hash": "9f1c2d3e" + "cd" * 28, "features": feats, "excluded_inputs": list(S.EXCLUDED_FROM_MODEL),
-                  "architecture": "MLP 21 -> 64 -> 32 -> 1, ReLU, dropout 0.1, sigmoid output",
-                  "hidden": [64, 32], "threshold": threshold, "policy": {"kind": "decline_rate", "value": 0.2},
-                  "policy_text": f"decline when the estimated probability of default is {threshold:.1%} or more",
-                  "best_epoch": 3, "training": {"lr": 0.001, "batch_size": 256, "max_epochs": 5},
-                  "preprocessing": "signed log1p for NT$ amounts", "calibration": "Platt scaling",
-                  "history": [{"epoch": e, "train_loss": 0.5 - 0.02 * e, "val_auc": 0.7 + 0.01 * e} for e in range(1, 6)]},
-        "performance": {"test": performance(y[te], p[te], threshold), "train": performance(y[tr], p[tr], threshold)},
-        "surrogate": {"max_depth": 3, "n_leaves": int(sur.tree_.get_n_leaves()),
-                      "fidelity_test": sur.fidelity(features.iloc[te], decline[te].astype(int)),
-                      "fidelity_train": sur.fidelity(features.iloc[tr], decline[tr].astype(int)),
-                      "rules": sur.rules(),
-                      "feature_importance": dict(zip(sur.features, sur.tree_.feature_importances_.tolist(), strict=True))},
-        "decisions": {"approve": int((~decline).sum()), "decline": int(decline.sum())},
-        "versions": {"python": "3.11.7", "torch": "2.13.0"},
-        "timings": {"load": 0.4, "train": 9.8},
-    }
+    record = RunRecord(
+        run_id="20261123T062800Z-3e675d9e", created="2026-11-23T06:28:00+00:00", seed=seed, device="cpu",
+        code_version="0" * 64, config={"seed": seed},
+        lender=Lender(name=lender_name, address="1 Example Street, Taipei", contact="credit@example.com",
+                      review_contact="review@example.com, +886 2 0000 0000"),
+        data=DataSection(
+            source="UCI_Credit_Card.csv", rows=len(frame), data_hash="3e675d9e" + "ab" * 28, header_variant="named",
+            default_rate=float(y.mean()),
+            findings=(Finding(column="EDUCATION", value=5.0, count=3,
+                              message="EDUCATION code 5 is not in the data dictionary"),),
+            ranges={n: Range(min=float(features[n].min()), max=float(features[n].max())) for n in S.FEATURE_NAMES}),
+        split=SplitSection(test_fraction=0.2, train_rows=len(tr), test_rows=len(te), seed=seed),
+        model=ModelSection(
+            model_hash="9f1c2d3e" + "cd" * 28, features=tuple(feats), excluded_inputs=S.EXCLUDED_FROM_MODEL,
+            architecture="MLP 21 -> 64 -> 32 -> 1, ReLU, dropout 0.1, sigmoid output", hidden=(64, 32),
+            threshold=threshold, policy=Policy(kind="decline_rate", value=0.2),
+            policy_text=f"decline when the estimated probability of default is {threshold:.1%} or more",
+            best_epoch=3, training={"lr": 0.001, "batch_size": 256, "max_epochs": 5},
+            preprocessing="signed log1p for NT$ amounts", calibration="Platt scaling",
+            history=tuple(Epoch(epoch=e, train_loss=0.5 - 0.02 * e, val_auc=0.7 + 0.01 * e) for e in range(1, 6))),
+        performance={"test": Performance.model_validate(performance(y[te], p[te], threshold)),
+                     "train": Performance.model_validate(performance(y[tr], p[tr], threshold))},
+        surrogate=SurrogateSection(
+            max_depth=3, n_leaves=int(sur.tree_.get_n_leaves()),
+            fidelity_test=sur.fidelity(features.iloc[te], decline[te].astype(int)),
+            fidelity_train=sur.fidelity(features.iloc[tr], decline[tr].astype(int)), rules=tuple(sur.rules()),
+            feature_importance=dict(zip(sur.features, sur.tree_.feature_importances_.tolist(), strict=True))),
+        decisions={"approve": int((~decline).sum()), "decline": int(decline.sum())},
+        versions={"python": "3.11.7", "torch": "2.13.0"},
+        timings={"load": 0.4, "train": 9.8},
+    )
     if complete:
         contrib = lr.coef_[0] * z * (p * (1 - p))[:, None]
         for j, name in enumerate(feats):
@@ -119,18 +149,31 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
             cfs.append(json.dumps(_counterfactual(features.iloc[i], p[i], found=i % 5 != 0)) if decline[i] else None)
         frame["reasons"], frame["counterfactual"] = reasons, cfs
         frame["stability"] = 0.75
-        audit["explanations"] = {
-            "methods": ["shap", "lime", "surrogate"],
-            "global_importance": {
-                "shap": {n: float(np.abs(contrib[:, j]).mean()) for j, n in enumerate(feats)},
+        shap_importance = {n: float(np.abs(contrib[:, j]).mean()) for j, n in enumerate(feats)}
+        explanations = ExplanationsSection(
+            backend="batched", device="cpu", seed=seed, applicants=len(frame), declined=int(decline.sum()),
+            features=tuple(feats), methods={"shap": "logistic contributions", "lime": "scaled contributions"},
+            shap=ShapSummary(base=float(p.mean()), background_rows=200, n_coalitions=256, max_additivity_gap=0.0),
+            global_importance={
+                "shap": shap_importance,
                 "lime": {n: float(np.abs(contrib[decline, j]).mean() * 0.9) for j, n in enumerate(feats)},
             },
-            "agreement": {"shap": {"lime": 0.87}, "lime": {"shap": 0.87}},
-            "limitations": {"shap": "values depend on the background sample of 200 applicants"},
-        }
-        audit["changes"] = {"previous_run": "20261116T062800Z-3e675d9e", "same_model": False, "same_data": True,
-                            "data_drift": {"LIMIT_BAL": {"psi": 0.213, "reading": "moderate shift"},
-                                           "AGE": {"psi": 0.004, "reading": "stable"}}}
+            agreement={"shap": {"shap": 1.0, "lime": 0.87}, "lime": {"shap": 0.87, "lime": 1.0}},
+            group_importance={}, groups={},
+            stability=StabilitySummary(top_k=4, flag_below=0.25, mean=0.75, low=0, undefined=0),
+            counterfactuals=CounterfactualSummary(declined=int(decline.sum()),
+                                                  found=sum(1 for c in cfs if c and json.loads(c)["found"])),
+            surrogate_vs_mlp={}, integrated_gradients=CompletenessSummary(mean_completeness_gap=0.0),
+            limitations={"shap": "values depend on the background sample of 200 applicants"}, timings={},
+        )
+        changes = ChangesSection(
+            previous_run="20261116T062800Z-3e675d9e", previous_created="2026-11-16T06:28:00+00:00",
+            same_model=False, same_data=True,
+            data_drift={"LIMIT_BAL": Drift(label="Credit limit", psi=0.213, reading="moderate shift"),
+                        "AGE": Drift(label="Age", psi=0.004, reading="stable")},
+            drifted_features=("LIMIT_BAL",), performance={},
+            fairness_verdicts=BeforeAfter(previous={}, current={}), flag_counts=BeforeAfter(previous={}, current={}),
+        )
         rows = []
         for attr in ("SEX", "EDUCATION"):
             for code, group in S.BY_NAME[attr].codes.items():
@@ -147,42 +190,53 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
                 rows.append(row)
         O.write_parquet(out / "fairness.parquet", pd.DataFrame(rows))
 
-        def disparity(v: float) -> dict:
-            return {"value": v, "lo": v - 0.02, "hi": v + 0.02}
+        def disparity(v: float) -> Interval:
+            return Interval(value=v, lo=v - 0.02, hi=v + 0.02)
 
-        audit["fairness"] = {
-            "thresholds": {"four_fifths": 0.8, "parity_gap_max": 0.1, "equalized_odds_gap_max": 0.1, "ci_level": 0.95},
-            "rules": "pass when the whole interval is inside the limit, fail when it is wholly outside, review otherwise",
-            "attributes": [
-                {"attribute": "SEX", "kind": "attribute", "groups_judged": ["male", "female"], "groups_insufficient": [],
-                 "favoured_group": "female", "verdict": "pass", "reasons": ["PASS: approval-rate gap"],
-                 "disparities": {"demographic_parity_difference": disparity(0.03), "lowest_adverse_impact_ratio": disparity(0.96),
-                                 "equalized_odds_difference": disparity(0.04)}},
-                {"attribute": "EDUCATION", "kind": "attribute", "groups_judged": ["graduate school", "university"],
-                 "groups_insufficient": ["other"], "favoured_group": "graduate school", "verdict": "review",
-                 "reasons": ["REVIEW: approval-rate gap"],
-                 "disparities": {"demographic_parity_difference": disparity(0.12), "lowest_adverse_impact_ratio": disparity(0.78),
-                                 "equalized_odds_difference": disparity(0.15)}},
-            ],
-            "verdicts": {"SEX": "pass", "EDUCATION": "review"},
-            "proxies": [{"attribute": "SEX", "model_input": False, "status": "ok", "roc_auc": 0.612, "strength": "weak",
-                         "top_features": [{"feature": "LIMIT_BAL", "label": "Credit limit", "auc_drop": 0.02}]}],
-            "unawareness_and_mitigation": {"note": "analysis only: the production decisions are not changed", "variants": [
+        fairness = FairnessSection(
+            settings={}, conventions="approval is the favourable outcome",
+            thresholds=FairnessThresholds(four_fifths=0.8, parity_gap_max=0.1, equalized_odds_gap_max=0.1,
+                                          ci_level=0.95),
+            rules="pass when the whole interval is inside the limit, fail when it is wholly outside, review otherwise",
+            min_group_size=30, min_outcome_count=5, grouping=[],
+            attributes=(
+                AttributeVerdict(attribute="SEX", kind="attribute", groups_judged=("male", "female"),
+                                 groups_insufficient=(), favoured_group="female", verdict="pass",
+                                 reasons=("PASS: approval-rate gap",),
+                                 disparities={"demographic_parity_difference": disparity(0.03),
+                                              "lowest_adverse_impact_ratio": disparity(0.96),
+                                              "equalized_odds_difference": disparity(0.04)}),
+                AttributeVerdict(attribute="EDUCATION", kind="attribute",
+                                 groups_judged=("graduate school", "university"), groups_insufficient=("other",),
+                                 favoured_group="graduate school", verdict="review",
+                                 reasons=("REVIEW: approval-rate gap",),
+                                 disparities={"demographic_parity_difference": disparity(0.12),
+                                              "lowest_adverse_impact_ratio": disparity(0.78),
+                                              "equalized_odds_difference": disparity(0.15)}),
+            ),
+            verdicts={"SEX": "pass", "EDUCATION": "review"},
+            proxies=({"attribute": "SEX", "model_input": False, "status": "ok", "roc_auc": 0.612, "strength": "weak",
+                      "top_features": [{"feature": "LIMIT_BAL", "label": "Credit limit", "auc_drop": 0.02}]},),
+            unawareness_and_mitigation={"note": "analysis only: the production decisions are not changed", "variants": [
                 {"variant": "unaware", "description": "the model without protected inputs", "roc_auc": 0.701,
                  "accuracy": 0.77, "approval_rate": 0.8, "disparities": {"SEX": {"verdict": "pass"}}}]},
-        }
+            explanation_disparity=None,
+        )
         flagged = frame.loc[decline, "id"].head(7).tolist()
         O.write_parquet(out / "flags.parquet", pd.DataFrame({
             "id": flagged, "code": ["borderline"] * 4 + ["unstable_explanation"] * 3,
             "reason": ["probability within 5 points of the threshold"] * 4 + ["SHAP and LIME disagree"] * 3,
             "value": [0.01] * 7}))
-        audit["flags"] = {"threshold": threshold, "applicants": len(frame), "applicants_flagged": 7, "total": 7,
-                          "counts": {"borderline": 4, "unstable_explanation": 3, "no_counterfactual": 0},
-                          "labels": {"borderline": "Borderline probability", "unstable_explanation": "Unstable explanation",
-                                     "no_counterfactual": "No counterfactual found"},
-                          "skipped": {"out_of_range": "no training table"}}
+        flags = FlagsSection(
+            threshold=threshold, applicants=len(frame), applicants_flagged=7, total=7,
+            counts={"borderline": 4, "unstable_explanation": 3, "no_counterfactual": 0},
+            labels={"borderline": "Borderline probability", "unstable_explanation": "Unstable explanation",
+                    "no_counterfactual": "No counterfactual found"},
+            skipped={"out_of_range": "no training table"}, config={})
+        record = record.model_copy(update={"explanations": explanations, "changes": changes, "fairness": fairness,
+                                           "flags": flags})
     O.write_parquet(out / O.APPLICANTS, frame)
-    O.write_json(out / O.AUDIT_JSON, audit)
+    write_record(out, record)
     return out
 
 
@@ -212,9 +266,8 @@ def partial_run_dir(portfolio, tmp_path_factory) -> Path:
 def hostile_run_dir(portfolio, tmp_path_factory) -> Path:
     """A run whose lender name, data source and one applicant's reason carry markup that would fetch files."""
     out = build_run(tmp_path_factory.mktemp("hostile") / "run", *_rows(portfolio, 200), lender_name=HOSTILE)
-    audit = json.loads((out / O.AUDIT_JSON).read_text())
-    audit["data"]["source"] = HOSTILE
-    O.write_json(out / O.AUDIT_JSON, audit)
+    record = load_record(out)
+    write_record(out, record.model_copy(update={"data": record.data.model_copy(update={"source": HOSTILE})}))
     frame = pd.read_parquet(out / O.APPLICANTS)
     first = frame.index[frame["decision"] == "decline"][0]
     reasons = json.loads(frame.at[first, "reasons"])
@@ -287,7 +340,9 @@ def declined_with_counterfactual(run) -> int:  # noqa: ANN001
 def test_load_run_is_read_only(run, run_dir):  # noqa: ANN001
     import reports
 
-    assert run.run_id == json.loads((run_dir / O.AUDIT_JSON).read_text())["run_id"]
+    assert run.run_id == load_record(run_dir).run_id
+    with pytest.raises(ValueError, match="frozen"):
+        run.record.run_id = "changed"  # type: ignore[misc]
     with pytest.raises(TypeError):
         run.audit["run_id"] = "changed"  # type: ignore[index]
     with pytest.raises(AttributeError):
@@ -345,12 +400,12 @@ def test_declined_notice_carries_every_checklist_item(run, tmp_path):  # noqa: A
     pages = pdf_pages(path)
     assert 1 <= len(pages) <= 2
     text = pdf_text(path)
-    audit = run.audit
+    record = run.record
     # the decision, its date, and who decided
     assert "We have declined your application" in text
     assert "23 November 2026" in text
     for key in ("name", "address", "contact", "review_contact"):
-        assert flat(audit["lender"][key]) in text
+        assert flat(getattr(record.lender, key)) in text
     assert "automated" in text
     # principal reasons: at most four, as written by the explanation step, none protected
     expected = [r["text"] for r in a.reasons if not S.BY_NAME[r["feature"]].protected][:4]
@@ -373,7 +428,7 @@ def test_declined_notice_carries_every_checklist_item(run, tmp_path):  # noqa: A
         assert phrase in text, phrase
     # the reference: run, model and data versions, and this applicant
     assert f"{run.run_id}/{applicant_id}" in text
-    assert audit["model"]["model_hash"][:12] in text and audit["data"]["data_hash"][:12] in text
+    assert record.model.model_hash[:12] in text and record.data.data_hash[:12] in text
     assert all(embedded for _, embedded in fonts_embedded(path))
     assert image_xobjects(path) == 0
 
@@ -527,9 +582,9 @@ def test_page_one_that_overflows_renders_the_whole_notice_in_one_document(run_di
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    audit = json.loads((copy / O.AUDIT_JSON).read_text())
-    audit["lender"]["address"] = " ".join(f"Building {k}, Floor {k}, Example Road {k}," for k in range(400))
-    O.write_json(copy / O.AUDIT_JSON, audit)
+    record = load_record(copy)
+    address = " ".join(f"Building {k}, Floor {k}, Example Road {k}," for k in range(400))
+    write_record(copy, record.model_copy(update={"lender": record.lender.model_copy(update={"address": address})}))
     run = reports.load_run(copy)
     applicant_id = run.declined_ids()[0]
     before = _DocumentHTML.html_fallbacks
@@ -604,13 +659,13 @@ def test_audit_report_summary_page(audit_pdf, run, partial_run_dir):  # noqa: AN
     import reports
 
     first = flat(pdf_pages(audit_pdf)[0])
-    perf = run.audit["performance"]["test"]
+    perf = run.record.performance["test"]
     assert "Executive summary" in first and run.run_id in first
-    assert f"{perf['roc_auc']:.3f}" in first and f"{perf['accuracy'] * 100:.1f}%" in first
-    assert run.audit["data"]["data_hash"][:12] in first and run.audit["model"]["model_hash"][:12] in first
-    for attribute, verdict in run.audit["fairness"]["verdicts"].items():
+    assert f"{perf.roc_auc:.3f}" in first and f"{perf.accuracy * 100:.1f}%" in first
+    assert run.record.data.data_hash[:12] in first and run.record.model.model_hash[:12] in first
+    for attribute, verdict in run.record.fairness.verdicts.items():
         assert f"{S.BY_NAME[attribute].label} {verdict}" in first
-    assert f"{run.audit['flags']['applicants_flagged']} applicants carry" in first
+    assert f"{run.record.flags.applicants_flagged} applicants carry" in first
     assert "Changes since the previous run" in first and reports.load_run(partial_run_dir).run_id in first
     assert "Credit limit 0.213 (moderate shift)" in first
 
@@ -633,14 +688,14 @@ def test_audit_report_pages_contents_and_charts(audit_pdf, run):  # noqa: ANN001
     for chart_text in ("ROC curve", "Calibration (10 bins)", "Importance, relative to", "weights kept",
                        "approval rate by group", "Flags raised"):
         assert chart_text in text, chart_text
-    for rule in run.audit["surrogate"]["rules"]:
-        assert flat(rule["text"]) in text
-    proxy, variant = run.audit["fairness"]["proxies"][0], run.audit["fairness"]["unawareness_and_mitigation"]["variants"][0]
+    for rule in run.record.surrogate.rules:
+        assert flat(rule.text) in text
+    proxy, variant = run.record.fairness.proxies[0], run.record.fairness.unawareness_and_mitigation["variants"][0]
     assert f"{proxy['roc_auc']:.3f}" in text and proxy["strength"] in text
     assert variant["description"] in text and f"{variant['roc_auc']:.3f}" in text
     assert "shap and lime 0.87" in text
-    assert run.audit["explanations"]["limitations"]["shap"] in text
-    for attribute in run.audit["fairness"]["verdicts"]:
+    assert run.record.explanations.limitations["shap"] in text
+    for attribute in run.record.fairness.verdicts:
         table = run.fairness[run.fairness["attribute"] == attribute]
         for _, row in table.iterrows():
             assert f"{row['approval_rate'] * 100:.1f}%" in text

@@ -29,7 +29,9 @@ from flows.cli import main as cli_main
 from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline import scoring
+from pipeline.config import AuditConfig
 from pipeline.flags import FlagConfig, compute_flags, flag_summary
+from pipeline.run_record import FlagsSection, write_record
 from pipeline.splitting import split_portfolio
 from pipeline.surrogate import Surrogate
 from review import create_app, verify_run
@@ -103,21 +105,15 @@ def built_run(tmp_path_factory, portfolio, fitted_model) -> Path:
     declined = table.loc[table["decision"] == "decline", "id"].to_numpy()
     (out / "reports" / "notices").mkdir(parents=True)
     (out / "reports" / "notices" / f"notice_{int(declined[0])}.pdf").write_bytes(FAKE_PDF)
-    record = {
-        "format": 1,
-        "run_id": "20261123T000000Z-test0000",
-        "created": "2026-11-23T00:00:00+00:00",
-        "data": scoring.data_section(small),
-        "model": scoring.model_section(fitted_model),
-        "seed": 0,
-        "surrogate": scoring.surrogate_section(surrogate, table),
-        "performance": scoring.performance_section(table, threshold),
-        "flags": flag_summary(flags),
-    }
+    record = scoring.core_record(
+        run_id="20261123T000000Z-test0000", created="2026-11-23T00:00:00+00:00", config=AuditConfig(),
+        device="cpu", code_version="0" * 64, portfolio=small, split=split, model=fitted_model,
+        surrogate=surrogate, table=table,
+    ).model_copy(update={"flags": FlagsSection.model_validate(flag_summary(flags))})
     fitted_model.save(out / O.MODEL_DIR)
     O.write_parquet(out / O.APPLICANTS, table)
     O.write_parquet(out / "flags.parquet", flags.table)
-    O.write_json(out / O.AUDIT_JSON, record)
+    write_record(out, record)
     O.write_manifest(out)
     assert verify_run(out).ok
     return out

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import flows.artifacts as A
 from pipeline.flags import FLAG_LABELS
+from pipeline.run_record import load_record
 from review import verify_run
 
 
@@ -76,8 +75,8 @@ def test_flow_run_flags_match_the_audit_summary(audit_run):
     if not (audit_run / "flags.parquet").exists():
         pytest.skip("the audit flow does not write flags.parquet yet (integration pending)")
     flags = pd.read_parquet(audit_run / "flags.parquet")
-    summary = json.loads((audit_run / "audit.json").read_text())["flags"]
+    summary = load_record(audit_run).flags
     counts = flags["code"].value_counts()
-    assert summary["counts"] == {c: int(counts.get(c, 0)) for c in summary["counts"]}
-    assert summary["applicants_flagged"] == flags["id"].nunique()
+    assert summary.counts == {c: int(counts.get(c, 0)) for c in summary.counts}
+    assert summary.applicants_flagged == flags["id"].nunique()
     assert verify_run(audit_run).ok

@@ -17,6 +17,7 @@ import pytest
 
 from flows.cli import main as cli_main
 from pipeline import outputs as O
+from pipeline.run_record import RunRecord, load_record, write_record
 from review import (
     Outcome,
     ReviewStore,
@@ -33,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 GOOD_REASON = "Checked the statements; the decision stands."
 
 
-def make_run(path: Path, n: int = 20) -> Path:
-    """A minimal run directory (audit.json, applicants.parquet, manifest) written with the run writers."""
+def make_run(path: Path, record: RunRecord, n: int = 20) -> Path:
+    """A small run directory (record, applicants.parquet, manifest) written with the run writers."""
     p = np.linspace(0.05, 0.95, n)
     table = pd.DataFrame(
         {
@@ -44,14 +45,14 @@ def make_run(path: Path, n: int = 20) -> Path:
         }
     )
     O.write_parquet(path / O.APPLICANTS, table)
-    O.write_json(path / O.AUDIT_JSON, {"format": 1, "run_id": f"test-{path.name}", "model": {"threshold": 0.5}})
+    write_record(path, record.model_copy(update={"run_id": f"test-{path.name}"}))
     O.write_manifest(path)
     return path
 
 
 @pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    return make_run(tmp_path / "run")
+def run_dir(tmp_path: Path, slice_record: RunRecord) -> Path:
+    return make_run(tmp_path / "run", slice_record)
 
 
 @pytest.fixture
@@ -170,8 +171,8 @@ def test_missing_and_extra_records_are_caught(store, run_dir):
 
 def test_manifest_problems_are_reported(store, run_dir):
     store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
-    audit = json.loads((run_dir / O.AUDIT_JSON).read_text())
-    (run_dir / O.AUDIT_JSON).write_text(json.dumps(audit | {"seed": 99}))
+    record = load_record(run_dir)
+    write_record(run_dir, record.model_copy(update={"seed": 99}))
     report = verify_run(run_dir)
     assert report.manifest_problems and "audit.json" in report.manifest_problems[0]
     assert not report.trail_problems  # the review store itself is not part of the manifest

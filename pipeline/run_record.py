@@ -1,0 +1,410 @@
+"""The run record: one typed definition of everything an audit run computed.
+
+A run's results used to be a dict assembled in several places and read back
+by several tolerant loaders; a key that drifted (`"count"` vs `"n"`) was
+silently read as missing. Here, as in Evidently's typed snapshot, there is
+one immutable type (`RunRecord`, made of frozen sections), one writer
+(`write_record`) and one loader (`load_record`) with a format version:
+
+- every section is a frozen pydantic model that forbids unknown keys, so a
+  record that does not match this definition is refused on load with the
+  file, the key path and what was expected, never half-read;
+- sections a run may not compute (explanations, fairness, flags, what
+  changed, human overrides of the previous run) are `None` when absent;
+- `record_digest` is the hash of the record's canonical JSON, which the
+  report's cache key uses, so the report is re-rendered exactly when what it
+  renders changes.
+
+Analytic sub-results whose inner layout belongs to the module that computes
+them (proxy analysis, mitigation variants, chart curves) are typed as JSON
+values here; the keys that reports and review read are typed fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+
+from ._io import atomic_write_text
+
+FORMAT_VERSION = 2
+RECORD_FILE = "audit.json"
+
+MSG_MISSING = "{path}: no run record here ({name} is missing; a run directory holds it, see docs/outputs.md)"
+MSG_NOT_JSON = "{path}: the run record is not valid JSON ({reason})"
+MSG_NOT_OBJECT = "{path}: the run record must be a JSON object, got {got}"
+MSG_FORMAT = (
+    "{path}: run record format {got!r}; this version reads format {expected} only"
+    " (re-run the audit with this version to rewrite it)"
+)
+MSG_INVALID = "{path}: the run record does not match format {expected}: {problems}"
+MAX_LISTED_PROBLEMS = 5
+
+
+class RecordError(ValueError):
+    """A run record that is missing, damaged or of another format version."""
+
+
+class _Section(BaseModel):
+    """Frozen, strict about keys: a typo or a drifted key is an error, not a silent None."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---- data ----------------------------------------------------------------------------------------
+class Finding(_Section):
+    column: str
+    value: float
+    count: int
+    message: str
+
+
+class Range(_Section):
+    min: float
+    max: float
+
+
+class DataSection(_Section):
+    source: str
+    rows: int
+    data_hash: str
+    header_variant: str
+    default_rate: float
+    findings: tuple[Finding, ...]
+    ranges: dict[str, Range]
+
+
+class SplitSection(_Section):
+    test_fraction: float
+    train_rows: int
+    test_rows: int
+    seed: int
+
+
+# ---- model ---------------------------------------------------------------------------------------
+class Policy(_Section):
+    kind: str
+    value: float
+
+
+class Epoch(_Section):
+    epoch: int
+    train_loss: float
+    val_auc: float
+
+
+class ModelSection(_Section):
+    model_hash: str
+    features: tuple[str, ...]
+    excluded_inputs: tuple[str, ...]
+    architecture: str
+    hidden: tuple[int, ...]
+    threshold: float
+    policy: Policy
+    policy_text: str
+    best_epoch: int | None
+    training: dict[str, JsonValue]
+    preprocessing: JsonValue
+    calibration: JsonValue
+    history: tuple[Epoch, ...]
+    reused_from: str | None = None
+
+
+class Confusion(_Section):
+    tn: int
+    fp: int
+    fn: int
+    tp: int
+
+
+class RocCurve(_Section):
+    fpr: tuple[float, ...]
+    tpr: tuple[float, ...]
+
+
+class CalibrationCurve(_Section):
+    mean_predicted: tuple[float, ...]
+    observed: tuple[float, ...]
+    count: tuple[int, ...]
+
+
+class Performance(_Section):
+    """Figures of one split (pipeline.metrics.performance)."""
+
+    rows: int
+    roc_auc: float
+    accuracy: float
+    precision: float
+    recall: float
+    brier: float
+    ece: float
+    decline_rate: float
+    confusion: Confusion
+    roc_curve: RocCurve
+    calibration_curve: CalibrationCurve
+
+
+class Rule(_Section):
+    conditions: tuple[str, ...]
+    decision: str
+    samples: int
+    purity: float
+    text: str
+
+
+class SurrogateSection(_Section):
+    max_depth: int
+    n_leaves: int
+    fidelity_test: float
+    fidelity_train: float
+    rules: tuple[Rule, ...]
+    feature_importance: dict[str, float]
+
+
+class Lender(_Section):
+    name: str
+    address: str
+    contact: str
+    review_contact: str
+    data_protection_officer: str = ""
+
+
+# ---- explanations --------------------------------------------------------------------------------
+class ShapSummary(_Section):
+    base: float
+    background_rows: int
+    n_coalitions: int | None
+    max_additivity_gap: float
+
+
+class StabilitySummary(_Section):
+    top_k: int
+    flag_below: float
+    mean: float | None
+    low: int
+    undefined: int
+
+
+class CounterfactualSummary(_Section):
+    declined: int
+    found: int
+
+
+class CompletenessSummary(_Section):
+    mean_completeness_gap: float
+
+
+class ExplanationsSection(_Section):
+    """pipeline.explain's portfolio summary (merged over chunks by pipeline.explain_chunks)."""
+
+    backend: str
+    device: str
+    seed: int
+    applicants: int
+    declined: int
+    features: tuple[str, ...]
+    methods: dict[str, str]
+    shap: ShapSummary
+    global_importance: dict[str, dict[str, float]]
+    agreement: dict[str, dict[str, float | None]]
+    group_importance: dict[str, float]
+    groups: dict[str, tuple[str, ...]]
+    stability: StabilitySummary
+    counterfactuals: CounterfactualSummary
+    surrogate_vs_mlp: dict[str, JsonValue]
+    integrated_gradients: CompletenessSummary
+    limitations: dict[str, str]
+    timings: dict[str, float]
+    chunks: int = 1
+    not_applicable: dict[str, str] = {}
+
+
+# ---- fairness ------------------------------------------------------------------------------------
+class Interval(_Section):
+    """A disparity's point estimate and bootstrap interval (None where undefined)."""
+
+    value: float | None
+    lo: float | None
+    hi: float | None
+    valid_replicates: int | None = None
+
+
+class FairnessThresholds(_Section):
+    four_fifths: float
+    parity_gap_max: float
+    equalized_odds_gap_max: float
+    ci_level: float
+
+
+class AttributeVerdict(_Section):
+    attribute: str
+    kind: str
+    groups_judged: tuple[str, ...]
+    groups_insufficient: tuple[str, ...]
+    favoured_group: str | None
+    disparities: dict[str, Interval]
+    verdict: str
+    reasons: tuple[str, ...]
+
+
+class FairnessSection(_Section):
+    """pipeline.fairness's audit summary; the per-group rates are in fairness.parquet."""
+
+    settings: dict[str, JsonValue]
+    conventions: str
+    rules: str
+    thresholds: FairnessThresholds
+    min_group_size: int
+    min_outcome_count: int
+    grouping: JsonValue
+    attributes: tuple[AttributeVerdict, ...]
+    verdicts: dict[str, str]
+    proxies: tuple[dict[str, JsonValue], ...]
+    unawareness_and_mitigation: dict[str, JsonValue] | None
+    explanation_disparity: dict[str, JsonValue] | None
+
+
+# ---- flags, changes, overrides -------------------------------------------------------------------
+class FlagsSection(_Section):
+    """pipeline.flags's summary; one row per (applicant, flag) is in flags.parquet."""
+
+    threshold: float
+    applicants: int
+    applicants_flagged: int
+    total: int
+    counts: dict[str, int]
+    labels: dict[str, str]
+    skipped: dict[str, str]
+    config: dict[str, JsonValue]
+
+
+class Drift(_Section):
+    label: str
+    psi: float
+    reading: str
+
+
+class Delta(_Section):
+    previous: float | None
+    current: float | None
+    change: float | None
+
+
+class BeforeAfter(_Section):
+    previous: dict[str, JsonValue]
+    current: dict[str, JsonValue]
+
+
+class ChangesSection(_Section):
+    """pipeline.drift's comparison with the previous run."""
+
+    previous_run: str
+    previous_created: str
+    same_model: bool
+    same_data: bool
+    data_drift: dict[str, Drift]
+    drifted_features: tuple[str, ...]
+    performance: dict[str, Delta]
+    fairness_verdicts: BeforeAfter
+    flag_counts: BeforeAfter
+
+
+class Override(_Section):
+    applicant_id: int
+    model_decision: str
+    final_decision: str
+    outcome: str
+    outcome_label: str
+    reviewer: str
+    reason: str
+    created: str
+    seq: int
+
+
+class HumanOverrides(_Section):
+    previous_run: str
+    items: tuple[Override, ...]
+
+
+# ---- the record ----------------------------------------------------------------------------------
+class RunRecord(_Section):
+    """Everything one audit run computed (docs/outputs.md, "audit.json")."""
+
+    format: int = FORMAT_VERSION
+    run_id: str
+    created: str
+    seed: int
+    device: str
+    code_version: str
+    config: dict[str, JsonValue]
+    lender: Lender
+    data: DataSection
+    split: SplitSection
+    model: ModelSection
+    performance: dict[str, Performance]
+    surrogate: SurrogateSection
+    decisions: dict[str, int]
+    versions: dict[str, str]
+    explanations: ExplanationsSection | None = None
+    fairness: FairnessSection | None = None
+    flags: FlagsSection | None = None
+    changes: ChangesSection | None = None
+    human_overrides: HumanOverrides | None = None
+    timings: dict[str, float] = {}
+
+    def held_out(self) -> Performance:
+        """The out-of-sample figures: the test split, or every row when a reused model was audited."""
+        return self.performance.get("test") or self.performance["all"]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+def record_digest(record: RunRecord, *, without: tuple[str, ...] = ("timings",)) -> str:
+    """SHA-256 of the record's canonical JSON (sorted keys), leaving out fields that do not affect outputs."""
+    data = record.model_dump(mode="json", exclude=set(without))
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_record(run_dir: str | Path, record: RunRecord) -> Path:
+    """The one writer of a run record (atomic: a crash never leaves half a record)."""
+    return atomic_write_text(Path(run_dir) / RECORD_FILE, record.to_json())
+
+
+def _problems(exc: ValidationError) -> str:
+    errors = exc.errors()
+    listed = [f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in errors[:MAX_LISTED_PROBLEMS]]
+    more = len(errors) - len(listed)
+    return "; ".join(listed) + (f"; and {more} more" if more > 0 else "")
+
+
+def parse_record(text: str, path: str | Path = RECORD_FILE) -> RunRecord:
+    """Parse and validate a record's JSON text; RecordError names `path` and what is wrong."""
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(MSG_NOT_JSON.format(path=path, reason=exc)) from None
+    if not isinstance(data, dict):
+        raise RecordError(MSG_NOT_OBJECT.format(path=path, got=type(data).__name__))
+    if data.get("format") != FORMAT_VERSION:
+        raise RecordError(MSG_FORMAT.format(path=path, got=data.get("format"), expected=FORMAT_VERSION))
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as exc:
+        raise RecordError(MSG_INVALID.format(path=path, expected=FORMAT_VERSION, problems=_problems(exc))) from None
+
+
+def load_record(run_dir: str | Path) -> RunRecord:
+    """The one loader of a run record."""
+    path = Path(run_dir) / RECORD_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecordError(MSG_MISSING.format(path=Path(run_dir), name=RECORD_FILE)) from None
+    except UnicodeDecodeError as exc:
+        raise RecordError(MSG_NOT_JSON.format(path=path, reason=exc)) from None
+    return parse_record(text, path)
