@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from pipeline import schema as S
 from pipeline.explain import STABILITY_FLAG_BELOW
+from pipeline.run_record import Interval
 
 from . import _charts as C
 from ._env import DASH, NOT_COMPUTED, num, pct
@@ -71,10 +72,10 @@ def _svg(fig) -> Markup:  # noqa: ANN001 - a matplotlib Figure
     return Markup(C.to_svg(fig))  # noqa: S704
 
 
-def _interval(d: Mapping | None, fmt=num) -> str:  # noqa: ANN001
-    if not d:
+def _interval(d: Interval | None, fmt=num) -> str:  # noqa: ANN001
+    if d is None:
         return DASH
-    value, lo, hi = d.get("value"), d.get("lo"), d.get("hi")
+    value, lo, hi = d.value, d.lo, d.hi
     if lo is None or hi is None or any(isinstance(v, float) and math.isnan(v) for v in (lo, hi)):
         return fmt(value)
     return f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]"
@@ -82,43 +83,42 @@ def _interval(d: Mapping | None, fmt=num) -> str:  # noqa: ANN001
 
 # ---- page 1 and data ---------------------------------------------------------------
 def _identity(run: RunResult) -> dict:
-    a = run.audit
-    data, model, split = a["data"], a["model"], a.get("split", {})
+    r = run.record
+    data, model, split = r.data, r.model, r.split
     return {
         "run_id": run.run_id,
-        "created": str(a["created"]),
-        "date": long_date(str(a["created"])),
-        "seed": str(a.get("seed", DASH)),
-        "device": str(a.get("device", DASH)),
-        "source": str(data.get("source", DASH)),
-        "rows": f"{data.get('rows', 0):,}",
-        "header_variant": str(data.get("header_variant", DASH)),
-        "default_rate": pct(data.get("default_rate")),
-        "data_hash": str(data.get("data_hash", "")),
-        "model_hash": str(model.get("model_hash", "")),
-        "architecture": str(model.get("architecture", DASH)),
-        "threshold": pct(model.get("threshold"), 2),
-        "policy_text": str(model.get("policy_text", DASH)),
-        "train_rows": f"{split.get('train_rows', 0):,}",
-        "test_rows": f"{split.get('test_rows', 0):,}",
-        "test_fraction": pct(split.get("test_fraction"), 0),
-        "lender": str((a.get("lender") or {}).get("name", "")),
-        "findings": f"{len(data.get('findings') or []):,}",
+        "created": r.created,
+        "date": long_date(r.created),
+        "seed": str(r.seed),
+        "device": r.device,
+        "source": data.source,
+        "rows": f"{data.rows:,}",
+        "header_variant": data.header_variant,
+        "default_rate": pct(data.default_rate),
+        "data_hash": data.data_hash,
+        "model_hash": model.model_hash,
+        "architecture": model.architecture,
+        "threshold": pct(model.threshold, 2),
+        "policy_text": model.policy_text,
+        "train_rows": f"{split.train_rows:,}",
+        "test_rows": f"{split.test_rows:,}",
+        "test_fraction": pct(split.test_fraction, 0),
+        "lender": r.lender.name,
+        "findings": f"{len(data.findings):,}",
     }
 
 
 def _data(run: RunResult) -> dict:
-    data = run.audit["data"]
+    data = run.record.data
     findings = [
-        {"column": str(f.get("column", "")), "value": num(f.get("value"), 0) if f.get("value") is not None else DASH,
-         "count": f"{f.get('count', 0):,}", "message": str(f.get("message", ""))}
-        for f in data.get("findings", [])
+        {"column": f.column, "value": num(f.value, 0), "count": f"{f.count:,}", "message": f.message}
+        for f in data.findings
     ]
-    ranges = data.get("ranges", {})
+    ranges = data.ranges
     rows = [
         {"name": f.name, "label": f.label, "kind": f.kind.replace("_", " "),
-         "min": f.describe(ranges[f.name]["min"]) if f.name in ranges else DASH,
-         "max": f.describe(ranges[f.name]["max"]) if f.name in ranges else DASH,
+         "min": f.describe(ranges[f.name].min) if f.name in ranges else DASH,
+         "max": f.describe(ranges[f.name].max) if f.name in ranges else DASH,
          "protected": f.protected, "used": f.name in run.model_features}
         for f in S.FEATURES
     ]
@@ -127,48 +127,47 @@ def _data(run: RunResult) -> dict:
 
 # ---- model and performance -------------------------------------------------------------
 def _model(run: RunResult) -> dict:
-    model = run.audit["model"]
-    history = list(model.get("history") or [])
-    training = model.get("training") or {}
+    model = run.record.model
+    history = [e.model_dump() for e in model.history]
     return {
         "inputs": ", ".join(_label(n) for n in run.model_features),
-        "excluded": ", ".join(_label(n) for n in model.get("excluded_inputs", [])) or "none",
-        "preprocessing": str(model.get("preprocessing", DASH)),
-        "calibration": str(model.get("calibration", DASH)),
-        "best_epoch": str(model.get("best_epoch", DASH)),
-        "training": [(str(k).replace("_", " "), str(v)) for k, v in training.items()],
-        "history_chart": _svg(C.training_history(history, model.get("best_epoch"))) if history else None,
+        "excluded": ", ".join(_label(n) for n in model.excluded_inputs) or "none",
+        "preprocessing": str(model.preprocessing),
+        "calibration": str(model.calibration),
+        "best_epoch": str(model.best_epoch if model.best_epoch is not None else DASH),
+        "training": [(str(k).replace("_", " "), str(v)) for k, v in model.training.items()],
+        "history_chart": _svg(C.training_history(history, model.best_epoch)) if history else None,
     }
 
 
 def _performance(run: RunResult) -> dict:
-    perf = run.audit["performance"]
-    splits = [s for s in ("test", "train") if s in perf]
-    rows = [{"label": label, "cells": [fmt(perf[s].get(key)) for s in splits]} for key, label, fmt in PERFORMANCE_ROWS]
-    test = perf.get("test", perf[splits[0]])
-    cm = test.get("confusion", {})
-    curves = {f"{s} ({perf[s].get('rows', 0):,} rows)": perf[s] for s in splits}
+    perf = run.record.performance
+    splits = [s for s in ("test", "train", "all") if s in perf]
+    rows = [{"label": label, "cells": [fmt(getattr(perf[s], key)) for s in splits]}
+            for key, label, fmt in PERFORMANCE_ROWS]
+    test = run.record.held_out()
+    cm = test.confusion
+    curves = {f"{s} ({perf[s].rows:,} rows)": perf[s] for s in splits}
     return {
         "splits": splits,
         "rows": rows,
-        "confusion": {k: f"{cm.get(k, 0):,}" for k in ("tn", "fp", "fn", "tp")},
-        "roc_chart": _svg(C.roc({k: v["roc_curve"] for k, v in curves.items()},
-                                {k: v["roc_auc"] for k, v in curves.items()})),
-        "calibration_chart": _svg(C.calibration({k: v["calibration_curve"] for k, v in curves.items()})),
-        "test_auc": num(test.get("roc_auc")),
-        "test_accuracy": pct(test.get("accuracy")),
-        "test_decline_rate": pct(test.get("decline_rate")),
-        "test_rows": f"{test.get('rows', 0):,}",
+        "confusion": {k: f"{getattr(cm, k):,}" for k in ("tn", "fp", "fn", "tp")},
+        "roc_chart": _svg(C.roc({k: v.roc_curve.model_dump() for k, v in curves.items()},
+                                {k: v.roc_auc for k, v in curves.items()})),
+        "calibration_chart": _svg(C.calibration({k: v.calibration_curve.model_dump() for k, v in curves.items()})),
+        "test_auc": num(test.roc_auc),
+        "test_accuracy": pct(test.accuracy),
+        "test_decline_rate": pct(test.decline_rate),
+        "test_rows": f"{test.rows:,}",
     }
 
 
 # ---- how the model decides ----------------------------------------------------------------
 def _importances(run: RunResult) -> tuple[dict[str, dict[str, float]], str]:
     """Global importance by method: from the explanation summary, or mean |SHAP| over the applicants table."""
-    section = run.section("explanations") or {}
-    found = section.get("global_importance")
-    if isinstance(found, Mapping) and found:
-        return {str(m): {str(f): float(v) for f, v in vals.items()} for m, vals in found.items()}, "explanations"
+    section = run.record.explanations
+    if section is not None and section.global_importance:
+        return {m: dict(vals) for m, vals in section.global_importance.items()}, "explanations"
     if run.has_shap:
         frame = run.applicants
         cols = [c for c in frame.columns if c.startswith("shap_") and c[5:] in S.BY_NAME]
@@ -194,15 +193,15 @@ def _agreement(by_method: Mapping[str, Mapping[str, float]], spearman: Mapping |
 
 def _decides(run: RunResult) -> dict:
     by_method, origin = _importances(run)
-    sur = run.section("surrogate")
+    sur, explanations = run.record.surrogate, run.record.explanations
     fairness = run.fairness
     fidelity_by_group = []
     if fairness is not None and "surrogate_fidelity" in fairness.columns:
         for _, r in fairness.iterrows():
             fidelity_by_group.append({"attribute": _label(str(r["attribute"])), "group": str(r["group"]),
-                                      "value": _interval({"value": r["surrogate_fidelity"],
-                                                          "lo": r.get("surrogate_fidelity_lo"),
-                                                          "hi": r.get("surrogate_fidelity_hi")}, pct)})
+                                      "value": _interval(Interval(value=r["surrogate_fidelity"],
+                                                                  lo=r.get("surrogate_fidelity_lo"),
+                                                                  hi=r.get("surrogate_fidelity_hi")), pct)})
     top_features = []
     if by_method:
         first = next(iter(by_method.values()))
@@ -212,16 +211,16 @@ def _decides(run: RunResult) -> dict:
             "methods": ", ".join(by_method),
             "origin": origin,
             "chart": _svg(C.importance(by_method, {f.name: f.label for f in S.FEATURES})),
-            "agreement": _agreement(by_method, (run.section("explanations") or {}).get("agreement")),
+            "agreement": _agreement(by_method, explanations.agreement if explanations else None),
             "top": ", ".join(top_features),
         },
-        "surrogate": None if not sur else {
-            "max_depth": str(sur.get("max_depth", DASH)),
-            "n_leaves": str(sur.get("n_leaves", DASH)),
-            "fidelity_test": pct(sur.get("fidelity_test")),
-            "fidelity_train": pct(sur.get("fidelity_train")),
-            "rules": [str(r["text"]) for r in sur.get("rules", [])],
-            "chart": _svg(C.surrogate_tree(sur["rules"])) if sur.get("rules") else None,
+        "surrogate": {
+            "max_depth": str(sur.max_depth),
+            "n_leaves": str(sur.n_leaves),
+            "fidelity_test": pct(sur.fidelity_test),
+            "fidelity_train": pct(sur.fidelity_train),
+            "rules": [r.text for r in sur.rules],
+            "chart": _svg(C.surrogate_tree([r.model_dump() for r in sur.rules])) if sur.rules else None,
             "by_group": fidelity_by_group,
         },
     }
@@ -237,31 +236,30 @@ def _cell(row, rate: str) -> dict:  # noqa: ANN001 - a fairness.parquet row
 
 
 def _fairness(run: RunResult) -> dict | None:
-    summary, table = run.section("fairness"), run.fairness
+    summary, table = run.record.fairness, run.fairness
     if summary is None and table is None:
         return None
     attributes = []
-    for a in (summary or {}).get("attributes", []):
+    for a in summary.attributes if summary else ():
         attributes.append({
-            "name": _label(str(a.get("attribute", ""))),
-            "key": str(a.get("attribute", "")),
-            "verdict": str(a.get("verdict", DASH)),
-            "favoured": str(a.get("favoured_group") or DASH),
-            "insufficient": ", ".join(a.get("groups_insufficient", [])) or "none",
+            "name": _label(a.attribute),
+            "key": a.attribute,
+            "verdict": a.verdict,
+            "favoured": a.favoured_group or DASH,
+            "insufficient": ", ".join(a.groups_insufficient) or "none",
             "disparities": [{"label": DISPARITY_LABELS.get(k, k.replace("_", " ")), "value": _interval(v)}
-                            for k, v in (a.get("disparities") or {}).items()],
-            "reasons": [str(r) for r in a.get("reasons", [])],
+                            for k, v in a.disparities.items()],
+            "reasons": list(a.reasons),
         })
     tables, charts = [], []
     if table is not None and len(table):
         rates = [r for r in TABLE_RATES if r in table.columns]
-        size_col = "count" if "count" in table.columns else ("n" if "n" in table.columns else None)
         for attr, rows in table.groupby("attribute", sort=False):
             body = []
             for _, r in rows.iterrows():
                 body.append({
                     "group": str(r["group"]),
-                    "n": f"{int(r[size_col]):,}" if size_col else DASH,
+                    "n": f"{int(r['count']):,}",
                     "status": str(r.get("status", "")),
                     "cells": [_cell(r, c) for c in rates],
                 })
@@ -273,17 +271,16 @@ def _fairness(run: RunResult) -> dict | None:
                         [str(g) for g in ok["group"]], list(ok["approval_rate"]), list(ok["approval_rate_lo"]),
                         list(ok["approval_rate_hi"]), f"{_label(str(attr))}: approval rate by group, with confidence interval",
                         "Approval rate", reference=None)))
-    thresholds = (summary or {}).get("thresholds") or {}
     return {
-        "proxies": _proxies((summary or {}).get("proxies") or []),
-        "mitigation": _mitigation((summary or {}).get("unawareness_and_mitigation")),
+        "proxies": _proxies(summary.proxies if summary else ()),
+        "mitigation": _mitigation(summary.unawareness_and_mitigation if summary else None),
         "attributes": attributes,
         "tables": tables,
         "charts": charts,
-        "rules": str((summary or {}).get("rules") or ""),
-        "conventions": str((summary or {}).get("conventions") or ""),
-        "ci_level": pct(thresholds.get("ci_level"), 0) if thresholds.get("ci_level") else "",
-        "four_fifths": num(thresholds.get("four_fifths"), 2) if thresholds.get("four_fifths") else "",
+        "rules": summary.rules if summary else "",
+        "conventions": summary.conventions if summary else "",
+        "ci_level": pct(summary.thresholds.ci_level, 0) if summary else "",
+        "four_fifths": num(summary.thresholds.four_fifths, 2) if summary else "",
         "has_summary": summary is not None,
         "has_table": table is not None,
     }
@@ -350,54 +347,43 @@ def _reasons(run: RunResult) -> dict | None:
 
 
 def _flags(run: RunResult) -> dict | None:
-    summary, table = run.section("flags"), run.flags
-    if summary is None and table is None:
+    summary = run.record.flags
+    if summary is None:
         return None
-    labels = dict((summary or {}).get("labels") or {})
-    if summary and summary.get("counts") is not None:
-        counts = {str(k): int(v) for k, v in summary["counts"].items()}
-    else:
-        code = "code" if table is not None and "code" in table.columns else "flag"
-        counts = {str(k): int(v) for k, v in table[code].value_counts().items()} if table is not None else {}
-    items = sorted(counts.items(), key=lambda kv: -kv[1])
-    flagged = (summary or {}).get("applicants_flagged")
-    if flagged is None and table is not None:
-        flagged = int(table["id"].nunique())
+    labels = summary.labels
+    items = sorted(summary.counts.items(), key=lambda kv: -kv[1])
     return {
-        "applicants_flagged": f"{int(flagged or 0):,}",
-        "total": f"{sum(counts.values()):,}",
+        "applicants_flagged": f"{summary.applicants_flagged:,}",
+        "total": f"{summary.total:,}",
         "rows": [{"code": k, "label": str(labels.get(k, k.replace("_", " "))), "count": f"{v:,}", "n": v} for k, v in items],
-        "skipped": [{"label": str(labels.get(k, k)), "why": str(v)} for k, v in ((summary or {}).get("skipped") or {}).items()],
+        "skipped": [{"label": str(labels.get(k, k)), "why": str(v)} for k, v in summary.skipped.items()],
         "chart": _svg(C.counts([(str(labels.get(k, k)), v) for k, v in items if v], "Flags raised")) if any(v for _, v in items) else None,
     }
 
 
 # ---- reproducibility and comparison ---------------------------------------------------------
 def _reproducibility(run: RunResult) -> dict:
-    a = run.audit
+    r = run.record
     return {
-        "versions": [(str(k), str(v)) for k, v in (a.get("versions") or {}).items()],
-        "timings": [(str(k).replace("_", " "), f"{float(v):.1f} s") for k, v in (a.get("timings") or {}).items()
-                    if isinstance(v, int | float)],
-        "command": f"credit-audit run --data {a['data'].get('source', 'DATA.csv')} --seed {a.get('seed', 0)} --out DIR",
+        "versions": list(r.versions.items()),
+        "timings": [(k.replace("_", " "), f"{v:.1f} s") for k, v in r.timings.items()],
+        "command": f"credit-audit run --data {r.data.source} --seed {r.seed} --out DIR",
     }
 
 
 def _headline(run: RunResult) -> dict:
     """The figures compared between runs, as raw numbers (formatted by _changes)."""
-    perf = run.audit["performance"].get("test", {})
-    decisions = run.audit.get("decisions") or {}
-    flags = run.section("flags") or {}
-    sur = run.section("surrogate") or {}
+    r = run.record
+    perf = r.held_out()
     return {
-        "ROC AUC (test)": (perf.get("roc_auc"), num),
-        "Accuracy (test)": (perf.get("accuracy"), pct),
-        "Decline rate (test)": (perf.get("decline_rate"), pct),
-        "Expected calibration error (test)": (perf.get("ece"), num),
-        "Decision threshold": (run.audit["model"].get("threshold"), pct),
-        "Declined applicants": (decisions.get("decline"), num),
-        "Surrogate fidelity (test)": (sur.get("fidelity_test"), pct),
-        "Applicants flagged": (flags.get("applicants_flagged"), num),
+        "ROC AUC (test)": (perf.roc_auc, num),
+        "Accuracy (test)": (perf.accuracy, pct),
+        "Decline rate (test)": (perf.decline_rate, pct),
+        "Expected calibration error (test)": (perf.ece, num),
+        "Decision threshold": (r.model.threshold, pct),
+        "Declined applicants": (r.decisions.get("decline", 0), num),
+        "Surrogate fidelity (test)": (r.surrogate.fidelity_test, pct),
+        "Applicants flagged": (r.flags.applicants_flagged if r.flags else None, num),
     }
 
 
@@ -415,26 +401,26 @@ def _changes(run: RunResult, previous: RunResult | None) -> dict | None:
                                                                     else f"{diff:+.3f}"))
         rows.append({"label": key, "before": fmt(old) if old is not None else DASH,
                      "now": fmt(value) if value is not None else DASH, "delta": delta})
-    verdicts_now = dict((run.section("fairness") or {}).get("verdicts") or {})
-    verdicts_before = dict((previous.section("fairness") or {}).get("verdicts") or {})
+    verdicts_now = dict(run.record.fairness.verdicts) if run.record.fairness else {}
+    verdicts_before = dict(previous.record.fairness.verdicts) if previous.record.fairness else {}
     for attr in sorted(set(verdicts_now) | set(verdicts_before)):
         old, new = verdicts_before.get(attr, NOT_COMPUTED), verdicts_now.get(attr, NOT_COMPUTED)
         rows.append({"label": f"Fairness verdict: {_label(attr)}", "before": str(old), "now": str(new),
                      "delta": "changed" if old != new else "same"})
-    a, b = run.audit, previous.audit
-    drift = (a.get("changes") or {}).get("data_drift") or {}
-    ranked = sorted(drift.items(), key=lambda kv: -(kv[1].get("psi") or 0.0))[:8]
+    a, b = run.record, previous.record
+    drift = a.changes.data_drift if a.changes else {}
+    ranked = sorted(drift.items(), key=lambda kv: -kv[1].psi)[:8]
     return {
         "previous_run": previous.run_id,
         "rows": rows,
-        "drift": [{"label": _label(f), "psi": num(d.get("psi"), 3), "reading": str(d.get("reading", ""))} for f, d in ranked],
-        "same_data": a["data"].get("data_hash") == b["data"].get("data_hash"),
-        "same_model": a["model"].get("model_hash") == b["model"].get("model_hash"),
+        "drift": [{"label": _label(f), "psi": num(d.psi, 3), "reading": d.reading} for f, d in ranked],
+        "same_data": a.data.data_hash == b.data.data_hash,
+        "same_model": a.model.model_hash == b.model.model_hash,
     }
 
 
 def _summary(run: RunResult, fairness: dict | None, flags: dict | None) -> dict:
-    decisions = run.audit.get("decisions") or {}
+    decisions = run.record.decisions
     return {
         "approve": f"{decisions.get('approve', 0):,}",
         "decline": f"{decisions.get('decline', 0):,}",
@@ -444,21 +430,21 @@ def _summary(run: RunResult, fairness: dict | None, flags: dict | None) -> dict:
 
 
 def _limitations(run: RunResult) -> list[dict]:
-    recorded = (run.section("explanations") or {}).get("limitations") or {}
-    return [{"method": str(m), "text": str(t)} for m, t in recorded.items()]
+    recorded = run.record.explanations.limitations if run.record.explanations else {}
+    return [{"method": m, "text": t} for m, t in recorded.items()]
 
 
 def _overrides(run: RunResult) -> dict | None:
     """Human review overrides recorded against the previous run (None: no previous run)."""
-    section = run.audit.get("human_overrides")
+    section = run.record.human_overrides
     if section is None:
         return None
     return {
-        "previous_run": section.get("previous_run", DASH),
+        "previous_run": section.previous_run,
         "rows": [
-            {"id": str(o["applicant_id"]), "model": str(o["model_decision"]), "final": str(o["final_decision"]),
-             "reviewer": str(o["reviewer"]), "reason": str(o["reason"]), "when": str(o["created"])[:16]}
-            for o in section.get("items", [])
+            {"id": str(o.applicant_id), "model": o.model_decision, "final": o.final_decision,
+             "reviewer": o.reviewer, "reason": o.reason, "when": o.created[:16]}
+            for o in section.items
         ],
     }
 

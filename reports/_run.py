@@ -13,7 +13,6 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -106,16 +105,6 @@ class RunResult:
     @property
     def run_id(self) -> str:
         return self.record.run_id
-
-    @cached_property
-    def audit(self) -> Mapping[str, Any]:
-        """The record as frozen JSON-like mappings (for templates that iterate over sections)."""
-        return _freeze(self.record.model_dump(mode="json"))
-
-    def section(self, key: str) -> Mapping[str, Any] | None:
-        """A top-level record section as frozen mappings, or None when this run did not compute it."""
-        value = getattr(self.record, key)
-        return _freeze(value.model_dump(mode="json")) if value else None
 
     # ---- tables (copy-on-write views: changing them never changes the run) ----
     @property

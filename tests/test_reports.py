@@ -343,10 +343,10 @@ def test_load_run_is_read_only(run, run_dir):  # noqa: ANN001
     assert run.run_id == load_record(run_dir).run_id
     with pytest.raises(ValueError, match="frozen"):
         run.record.run_id = "changed"  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        run.audit["run_id"] = "changed"  # type: ignore[index]
+    with pytest.raises(ValueError, match="frozen"):
+        run.record.model.threshold = 0.0  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        run.audit["model"]["features"].append("X")
+        run.record.model.features.append("X")  # a tuple
     frame = run.applicants
     frame.loc[:, "probability"] = -1.0
     assert (run.applicants["probability"] >= 0).all()
