@@ -15,22 +15,24 @@ font file is named by family, weight, style, face index and length: fontconfig
 gives one file per face. The tests write notices with and without the store
 and compare the uncompressed PDFs byte for byte.
 
-`Font.subset` is wrapped once; the wrapper consults a store only inside
-`store.active()` (`_store`). WeasyPrint is pinned in requirements.lock.
+`subset` below takes the place of `Font.subset` once
+`_weasyprint_patches.install()` has checked that WeasyPrint's method is the
+one it was written against; it consults a store only inside `store.active()`
+(`_store`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 from contextvars import ContextVar
-from typing import Any, ClassVar
-
-from weasyprint.pdf.fonts import Font
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._store import BoundedStore
 
-# WeasyPrint's own method, also when this module is imported again (the wrapper keeps it in __wrapped__)
-_ORIGINAL = getattr(Font.subset, "__wrapped__", Font.subset)
+if TYPE_CHECKING:  # a WeasyPrint internal: named for the type checker only, so that importing never fails
+    from collections.abc import Callable
+
+    from weasyprint.pdf.fonts import Font
 
 
 class FontSubsets(BoundedStore):
@@ -47,20 +49,17 @@ def _subset_key(font: Font, to_unicode: dict[int, str], hinting: bool) -> Hashab
             bool(font.missing), frozenset(to_unicode))
 
 
-def _subset(self: Font, to_unicode: dict[int, str], hinting: bool) -> Any:  # noqa: ANN401, FBT001
-    """`Font.subset`, taking the subset font file from the active store when it holds this one."""
+def subset(original: Callable[..., Any], self: Font, to_unicode: dict[int, str], hinting: bool) -> Any:  # noqa: ANN401, FBT001
+    """WeasyPrint's `original` `Font.subset`, taking the subset font file from the active store when it holds it."""
     store = FontSubsets.current()
     if store is None or not to_unicode:
-        return _ORIGINAL(self, to_unicode, hinting)
+        return original(self, to_unicode, hinting)
     key = _subset_key(self, to_unicode, hinting)
     content = store.get(key)
     if content is None:
-        result = _ORIGINAL(self, to_unicode, hinting)
+        result = original(self, to_unicode, hinting)
         store.put(key, self.file_content)
         return result
     self.file_content = content
     return None
 
-
-_subset.__wrapped__ = _ORIGINAL  # type: ignore[attr-defined]
-Font.subset = _subset

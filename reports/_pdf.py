@@ -4,14 +4,15 @@ Building fontconfig state and parsing the CSS costs more than laying out a
 short notice, so a `PdfEngine` keeps them for the life of the process (each
 worker of a pool builds its own once), with what notices reuse from one
 another: computed styles (`_shared_styles`) and font subsets
-(`_font_subsets`). Fonts are found by fontconfig family
-name, subset with HarfBuzz by WeasyPrint and embedded; no font file is
-fetched, and the fetcher refuses everything outside `templates/`.
+(`_font_subsets`). Building an engine installs the WeasyPrint patches that
+make those reuses possible, after checking them (`_weasyprint_patches`);
+nothing is patched at import. Fonts are found by fontconfig family name,
+subset with HarfBuzz by WeasyPrint and embedded; no font file is fetched, and
+the fetcher refuses everything outside `templates/`.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from functools import lru_cache
 from xml.etree import ElementTree
@@ -19,9 +20,10 @@ from xml.etree import ElementTree
 import cssselect2
 import tinyhtml5
 from markupsafe import Markup
-from weasyprint import CSS, HTML, LOGGER, Document
+from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 
+from . import _weasyprint_patches as patches
 from ._env import ENV, TEMPLATES_DIR, BundledAssetsFetcher
 from ._font_subsets import FontSubsets
 from ._shared_styles import SharedStyles
@@ -30,29 +32,6 @@ BASE_URL = TEMPLATES_DIR.as_uri() + "/"
 # WeasyPrint's font configuration is not meant to be shared between threads (the review app
 # serves requests from a thread pool): one PDF at a time per process; use processes for speed.
 RENDER_LOCK = threading.RLock()
-# Properties that matplotlib writes in the `style` of inline SVG elements. WeasyPrint's SVG
-# renderer applies them, but its HTML style pass also reads every `style` and warns that
-# they are not CSS: about 2,000 false warnings per audit report in a run's log.
-SVG_PRESENTATION = frozenset({
-    "fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-opacity", "stroke-linejoin",
-    "stroke-linecap", "stroke-miterlimit", "stroke-dasharray", "stroke-dashoffset", "text-anchor", "clip-rule",
-})
-
-
-class _SvgPresentationFilter(logging.Filter):
-    """Drops WeasyPrint's 'unknown property' warnings for SVG presentation properties only."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        ignored = isinstance(record.msg, str) and record.msg.startswith("Ignored `") and bool(record.args)
-        if ignored and "unknown property" in str(record.args[-1]):
-            return str(record.args[0]).strip() not in SVG_PRESENTATION
-        return True
-
-
-if not any(isinstance(f, _SvgPresentationFilter) for f in LOGGER.filters):
-    LOGGER.addFilter(_SvgPresentationFilter())
-
-
 @lru_cache(maxsize=16)
 def stylesheet_text(name: str) -> str:
     return (TEMPLATES_DIR / name).read_text(encoding="utf-8")
@@ -77,9 +56,9 @@ class _DocumentHTML(HTML):
     `html_fallbacks`. Every value reaches the template autoescaped, so none can
     declare XML entities. WeasyPrint has no public option for either, so this
     sets the attributes its `HTML.__init__` sets and overrides
-    `_ua_stylesheets` (WeasyPrint is pinned in requirements.lock; the notice
-    tests read every section back from the PDF, so a change there shows up as
-    a failure).
+    `_ua_stylesheets`: the `notice_source` patch, used only while
+    `_weasyprint_patches` finds that method as it was written against
+    (`PdfEngine.layout` falls back to WeasyPrint's `HTML` otherwise).
     """
 
     user_agent_css: CSS
@@ -98,13 +77,19 @@ class _DocumentHTML(HTML):
         self.etree_element = self.wrapper_element.etree_element
 
     def _ua_stylesheets(self, forms: bool = False) -> list[CSS]:  # noqa: ARG002, FBT001, FBT002
+        patches.count_call(patches.NOTICE_SOURCE)  # WeasyPrint still calls this: the override applies
         return [self.user_agent_css]
 
 
 class PdfEngine:
-    """Process-wide WeasyPrint state: font configuration, fetcher, parsed stylesheets."""
+    """Process-wide WeasyPrint state: font configuration, fetcher, parsed stylesheets.
+
+    Building one is the start of rendering: it installs the WeasyPrint patches
+    that pass their checks (`_weasyprint_patches.install`, idempotent).
+    """
 
     def __init__(self) -> None:
+        patches.install()
         self.font_config = FontConfiguration()
         self.fetcher = BundledAssetsFetcher()
         self.styles = SharedStyles()  # computed styles reused across notices (same font configuration)
@@ -117,20 +102,28 @@ class PdfEngine:
                                   url_fetcher=self.fetcher, base_url=BASE_URL)
         return self._css[name]
 
+    def _source(self, html: str, user_agent: str | None) -> HTML:
+        """The document to lay out: a notice document when the `notice_source` patch applies."""
+        if user_agent is None or not patches.is_active(patches.NOTICE_SOURCE):
+            return HTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
+        source = _DocumentHTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
+        source.user_agent_css = self.css(user_agent)
+        return source
+
     def layout(self, html: str, *stylesheets: str, user_agent: str | None = None) -> Document:
         """Parse, style and lay out `html` with our stylesheets.
 
         `user_agent` names a bundled stylesheet that replaces WeasyPrint's
         HTML5 defaults, for documents rendered thousands of times that use
-        few elements (the notices); those also reuse the computed styles of
-        the documents laid out before them (`_shared_styles`).
+        few elements (the notices), when the `notice_source` patch is active
+        (WeasyPrint's own parser and defaults otherwise: same pages, slower);
+        those also reuse the computed styles of the documents laid out before
+        them (`_shared_styles`).
         """
         sheets = [self.css(s) for s in stylesheets]
+        source = self._source(html, user_agent)
         if user_agent is None:
-            source = HTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
             return source.render(stylesheets=sheets, font_config=self.font_config)
-        source = _DocumentHTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
-        source.user_agent_css = self.css(user_agent)
         with self.styles.active():
             return source.render(stylesheets=sheets, font_config=self.font_config)
 

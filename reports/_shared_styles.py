@@ -19,23 +19,25 @@ own sharing within a document rests on the same property. The tests render
 notices with and without the store and compare the uncompressed PDFs byte for
 byte.
 
-`StyleFor.set_computed_styles` is wrapped once; the wrapper consults a store
-only inside `store.active()` (`_store`), so every other document (the audit
-report) is styled exactly as before. WeasyPrint is pinned in requirements.lock.
+`set_computed_styles` below takes the place of `StyleFor.set_computed_styles`
+once `_weasyprint_patches.install()` has checked that WeasyPrint's method is
+the one it was written against; it consults a store only inside
+`store.active()` (`_store`), so every other document (the audit report) is
+styled exactly as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 from contextvars import ContextVar
-from typing import Any, ClassVar
-
-from weasyprint.css import ComputedStyle, StyleFor
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._store import BoundedStore
 
-# WeasyPrint's own method, also when this module is imported again (the wrapper keeps it in __wrapped__)
-_ORIGINAL = getattr(StyleFor.set_computed_styles, "__wrapped__", StyleFor.set_computed_styles)
+if TYPE_CHECKING:  # WeasyPrint internals: named for the type checker only, so that importing never fails
+    from collections.abc import Callable
+
+    from weasyprint.css import ComputedStyle, StyleFor
 
 
 def _hashable(value: Any) -> Hashable:  # noqa: ANN401 - any parsed CSS value
@@ -94,10 +96,10 @@ def _style_key(self: StyleFor, element: Any, parent_style: ComputedStyle | None,
     return None if declarations is None else (id(parent_style), pseudo_type, base_url, declarations)
 
 
-def _set_computed_styles(self: StyleFor, element: Any, parent: Any, root: Any = None,  # noqa: ANN401
-                         pseudo_type: str | None = None, base_url: str | None = None,
-                         target_collector: Any = None) -> None:  # noqa: ANN401
-    """`StyleFor.set_computed_styles`, reusing an equal style from the active store when there is one."""
+def set_computed_styles(original: Callable[..., None], self: StyleFor, element: Any, parent: Any,  # noqa: ANN401
+                        root: Any = None, pseudo_type: str | None = None, base_url: str | None = None,  # noqa: ANN401
+                        target_collector: Any = None) -> None:  # noqa: ANN401
+    """WeasyPrint's `original` `StyleFor.set_computed_styles`, reusing an equal style from the active store."""
     shared = SharedStyles.current()
     computed = self.get_computed_styles()
     parent_style = None if parent is None else computed[parent, None]
@@ -108,11 +110,8 @@ def _set_computed_styles(self: StyleFor, element: Any, parent: Any, root: Any = 
         if target_collector and style["anchor"]:  # as WeasyPrint does for a style it computes
             target_collector.collect_anchor(style["anchor"])
         return
-    _ORIGINAL(self, element, parent, root=root, pseudo_type=pseudo_type, base_url=base_url,
-              target_collector=target_collector)
+    original(self, element, parent, root=root, pseudo_type=pseudo_type, base_url=base_url,
+             target_collector=target_collector)
     if key is not None:
         shared.add(key, parent_style, computed[element, pseudo_type])
 
-
-_set_computed_styles.__wrapped__ = _ORIGINAL  # type: ignore[attr-defined]
-StyleFor.set_computed_styles = _set_computed_styles

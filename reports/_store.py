@@ -3,8 +3,9 @@
 Notices are rendered thousands of times from the same templates, stylesheets
 and fonts, so some of WeasyPrint's work gives the same result for every
 notice. WeasyPrint has no option to keep such results between documents; the
-modules that do (`_shared_styles`, `_font_subsets`) wrap one WeasyPrint
-function each, and the wrapper consults its store only inside
+modules that do (`_shared_styles`, `_font_subsets`) each provide a
+replacement for one WeasyPrint function, which `_weasyprint_patches` installs
+after checking it, and the replacement consults its store only inside
 `store.active()`: every other document is made exactly as WeasyPrint makes it.
 """
 

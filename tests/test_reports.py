@@ -635,6 +635,194 @@ def test_notices_reuse_styles_and_font_subsets_and_render_exactly_as_without(run
     assert (styles.hits, subsets.hits) == hits
 
 
+# ---------------------------------------------------------------------------
+# WeasyPrint patches: applied only when checked, on WeasyPrint's path, output unchanged
+# ---------------------------------------------------------------------------
+PATCH_LOG = "reports._weasyprint_patches"
+
+
+@pytest.fixture
+def patches():  # noqa: ANN201
+    """The patches module; every patch is installed again after the test, as the session's engine expects.
+
+    Tests change WeasyPrint inside `monkeypatch.context()`, so that it is
+    restored before this fixture installs the patches again.
+    """
+    from reports import _weasyprint_patches as P
+    from reports._pdf import engine
+
+    engine()  # built (and the patches installed) before the test changes anything
+    yield P
+    P.uninstall()
+    assert P.install() == tuple(p.name for p in P.PATCHES)
+
+
+def _owner(patch) -> type:  # noqa: ANN001
+    import importlib
+
+    return getattr(importlib.import_module(patch.module), patch.owner)
+
+
+def _calls_during(patches, render):  # noqa: ANN001, ANN202
+    """What `render()` returns, and how often WeasyPrint called each patch meanwhile."""
+    before = patches.calls()
+    result = render()
+    return result, {name: count - before[name] for name, count in patches.calls().items()}
+
+
+def _page_one(r, i) -> bytes:  # noqa: ANN001
+    from reports import _notice as N
+    from reports._pdf import engine
+
+    return engine().write_notice(N.layout_letter(N.letter_html(r, i)), uncompressed_pdf=True)
+
+
+def _page_two(r) -> bytes:  # noqa: ANN001
+    from reports import _notice as N
+    from reports._notice_view import general_view
+    from reports._pdf import engine, render_template
+
+    html = render_template("notice_part.html.j2", part="general", n={}, g=general_view(r), css="", title="rights")
+    return engine().write_notice(engine().layout(html, N.NOTICE_CSS, N.GENERAL_PAGE_CSS, user_agent=N.NOTICE_UA_CSS),
+                                 uncompressed_pdf=True)
+
+
+def _notice_pages(r, ids) -> list[bytes]:  # noqa: ANN001
+    return [_page_one(r, i) for i in ids] + [_page_two(r)]
+
+
+def test_weasyprint_patches_are_called_and_notices_are_byte_identical_without_them(run, patches):  # noqa: ANN001
+    """A patch that silently stopped applying shows up here: each must be called while notices render."""
+    approved = run.applicants.loc[lambda f: f["decision"] == "approve", "id"].tolist()
+    ids = run.declined_ids()[:4] + approved[:2]
+    assert patches.install() == (patches.SHARED_STYLES, patches.FONT_SUBSETS, patches.NOTICE_SOURCE)
+    patched, called = _calls_during(patches, lambda: _notice_pages(run, ids))
+    assert all(count > 0 for count in called.values()), called
+    patches.uninstall()
+    assert patches.active_patches() == ()
+    plain, called = _calls_during(patches, lambda: _notice_pages(run, ids))
+    assert set(called.values()) == {0}  # WeasyPrint's own path throughout
+    assert plain == patched
+
+
+def test_weasyprint_patches_leave_the_audit_report_byte_identical(partial_run_dir, patches):  # noqa: ANN001
+    """The audit report passes through both wrappers (no store is active then) and comes out as without them."""
+    import reports
+    from reports._audit import AUDIT_CSS, audit_html
+    from reports._pdf import engine
+
+    html = audit_html(reports.load_run(partial_run_dir), standalone=False)
+
+    def render() -> bytes:
+        return engine().layout(html, AUDIT_CSS).write_pdf(uncompressed_pdf=True)
+
+    patched, called = _calls_during(patches, render)
+    assert called[patches.SHARED_STYLES] > 0 and called[patches.FONT_SUBSETS] > 0, called
+    assert called[patches.NOTICE_SOURCE] == 0  # the report is parsed and styled by WeasyPrint alone
+    patches.uninstall()
+    plain, called = _calls_during(patches, render)
+    assert set(called.values()) == {0} and plain == patched
+
+
+def test_another_weasyprint_version_gets_no_patch_and_notices_still_render(run, patches, monkeypatch, caplog):  # noqa: ANN001
+    import weasyprint
+
+    ids = run.declined_ids()[:2]
+    reference = _notice_pages(run, ids)
+    with monkeypatch.context() as m:
+        m.setattr(weasyprint, "__version__", "71.0")
+        with caplog.at_level("WARNING", logger=PATCH_LOG):
+            assert patches.install() == ()
+            assert patches.install() == ()  # called again: no second warning
+        warnings = [r.getMessage() for r in caplog.records if r.name == PATCH_LOG]
+        assert warnings == [patches.MSG_REFUSED.format(patch=p.name, target=p.target, problem=patches.MSG_WRONG_VERSION,
+                                                       found="71.0", expected=patches.WRITTEN_FOR) for p in patches.PATCHES]
+        assert "'shared_styles' refused: weasyprint.css.StyleFor.set_computed_styles" in warnings[0]
+        assert "WeasyPrint 71.0 found" in warnings[0]
+        plain, called = _calls_during(patches, lambda: _notice_pages(run, ids))
+    assert set(called.values()) == {0} and plain == reference
+
+
+def test_a_patched_method_with_other_parameters_is_left_alone_and_notices_still_render(run, patches, monkeypatch,
+                                                                                     caplog):  # noqa: ANN001
+    from weasyprint.css import StyleFor
+
+    own = StyleFor.set_computed_styles.__wrapped__
+
+    def changed(self, element, parent, root=None, pseudo_type=None, base_url=None, target_collector=None,  # noqa: ANN001, ANN202
+                layer=None):  # noqa: ANN001, ARG001
+        """WeasyPrint's method as a later version might have it: one more parameter."""
+        own(self, element, parent, root, pseudo_type, base_url, target_collector)
+
+    ids = run.declined_ids()[:2]
+    reference = _notice_pages(run, ids)
+    with monkeypatch.context() as m:
+        m.setattr(StyleFor, "set_computed_styles", changed)
+        with caplog.at_level("WARNING", logger=PATCH_LOG):
+            assert patches.install() == (patches.FONT_SUBSETS, patches.NOTICE_SOURCE)
+        [warning] = [r.getMessage() for r in caplog.records if r.name == PATCH_LOG]
+        assert "'shared_styles' refused: weasyprint.css.StyleFor.set_computed_styles takes (" in warning
+        assert "target_collector, layer), expected (" in warning and f"WeasyPrint {patches.WRITTEN_FOR} found" in warning
+        assert StyleFor.set_computed_styles is changed  # left as found
+        plain, called = _calls_during(patches, lambda: _notice_pages(run, ids))
+    assert called[patches.SHARED_STYLES] == 0 and called[patches.FONT_SUBSETS] > 0
+    assert plain == reference
+
+
+@pytest.mark.parametrize(("module", "owner", "attribute", "value", "refused", "problem"), [
+    ("weasyprint.pdf.fonts", "Font", "subset", None, "font_subsets", "is missing"),
+    ("weasyprint.pdf.fonts", "Font", None, None, "font_subsets", "is missing"),  # the class itself is gone
+    ("weasyprint", "HTML", "_ua_stylesheets", property(lambda self: []), "notice_source",
+     "is not a plain function (found property)"),
+    ("weasyprint.css", "StyleFor", "get_computed_styles", None, "shared_styles",
+     "lacks get_computed_styles(), which the patch calls"),
+])
+def test_a_missing_or_changed_name_refuses_its_patch_only(patches, monkeypatch, caplog, module, owner, attribute,  # noqa: ANN001, PLR0913
+                                                          value, refused, problem):  # noqa: ANN001
+    import importlib
+
+    where = importlib.import_module(module)
+    with monkeypatch.context() as m, caplog.at_level("WARNING", logger=PATCH_LOG):
+        if attribute is None:
+            m.delattr(where, owner)
+        elif value is None:
+            m.delattr(getattr(where, owner), attribute)
+        else:
+            m.setattr(getattr(where, owner), attribute, value)
+        active = patches.install()
+    assert active == tuple(p.name for p in patches.PATCHES if p.name != refused)
+    [warning] = [r.getMessage() for r in caplog.records if r.name == PATCH_LOG]
+    patch = next(p for p in patches.PATCHES if p.name == refused)
+    assert warning == patches.MSG_REFUSED.format(patch=refused, target=patch.target, problem=problem,
+                                                 found=patches.WRITTEN_FOR, expected=patches.WRITTEN_FOR)
+    assert patches.install() == tuple(p.name for p in patches.PATCHES)  # WeasyPrint restored: applied again
+
+
+def test_install_is_idempotent_and_uninstall_puts_weasyprints_methods_back(patches):  # noqa: ANN001
+    import inspect
+
+    wrapped = [p for p in patches.PATCHES if p.replacement is not None]
+    own = {p.name: inspect.unwrap(_owner(p).__dict__[p.attribute]) for p in wrapped}
+    patches.install()
+    patches.install()
+    for p in wrapped:
+        assert _owner(p).__dict__[p.attribute].__wrapped__ is own[p.name]  # one wrapper, never two
+    patches.uninstall()
+    for p in wrapped:
+        assert _owner(p).__dict__[p.attribute] is own[p.name]
+
+
+def test_importing_the_reports_changes_nothing_in_weasyprint():
+    """Patches are installed when rendering starts (`PdfEngine`), never as a side effect of an import."""
+    probe = ("import reports._notice, reports._weasyprint_patches as P; from weasyprint import LOGGER; "
+             "from weasyprint.css import StyleFor; from weasyprint.pdf.fonts import Font; "
+             "print(P.active_patches(), hasattr(StyleFor.set_computed_styles, '__wrapped__'), "
+             "hasattr(Font.subset, '__wrapped__'), len(LOGGER.filters))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "() False False 0"
+
+
 def test_only_svg_presentation_warnings_are_silenced(caplog):
     """matplotlib's inline SVG styles are not CSS; any other unknown property still warns."""
     from reports._pdf import PdfEngine
