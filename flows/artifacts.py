@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from pipeline import outputs as O
 from pipeline.flags import FLAG_LABELS
 
 MAX_TABLE_ROWS = 500
-REPORT_PDF = Path("reports") / "audit_report.pdf"
-NOTICES_DIR = Path("reports") / "notices"
+REPORT_PDF, NOTICES_DIR = O.REPORT_PDF, O.NOTICES_DIR
 
 
 def flagged_rows(applicants: pd.DataFrame, flags: pd.DataFrame, limit: int = MAX_TABLE_ROWS) -> list[dict]:

@@ -43,16 +43,11 @@ from reports import REPORT_TABLES, notice_context
 from review import REVIEW_DIR, review_overrides
 
 from . import tasks as T
-from .caching import code_version, durable, inputs_digest, step_key
+from .caching import durable, inputs_digest, step_key
+from .identity import code_version, run_id_for
 
 NOTICE_CHUNK = 1000
 BACKGROUND_FILE = "background.parquet"
-
-
-def run_id_for(data_hash: str, config: dict, model_hash: str | None = None) -> str:
-    """Deterministic: the same data, configuration, model and code give the same run (and resume it)."""
-    payload = json.dumps([config, model_hash, code_version()], sort_keys=True).encode()
-    return O.check_run_id(f"run-{data_hash[:10]}-{hashlib.sha256(payload).hexdigest()[:10]}")
 
 
 def find_previous_run(run_dir: Path, current_id: str) -> Path | None:
@@ -83,21 +78,23 @@ class _Timer:
         self._t = now
 
 
-def _model(portfolio, split, config, device, run_dir: Path, key, model_dir: str | None) -> CreditModel:
+def _model(portfolio, split, config, device, run_dir: Path, key,
+           model_dir: str | None) -> tuple[CreditModel, list[Path]]:
     """A given production model is loaded as is; otherwise train (durable) and load what was saved."""
     if model_dir:
         model = T.load_model(model_dir, device)
-        model.save(run_dir / O.MODEL_DIR)  # the audited model travels with its run
-        return model
-    trained = durable(T.train_model, run_dir)(portfolio, split, config, device, str(run_dir / O.MODEL_DIR), key=key("train"))
-    return T.load_model(trained, device)
+        return model, model.save(run_dir / O.MODEL_DIR)  # the audited model travels with its run
+    files = durable(T.train_model, run_dir)(portfolio, split, config, device, str(run_dir / O.MODEL_DIR),
+                                            key=key("train"))
+    return T.load_model(str(Path(files[0]).parent), device), [Path(f) for f in files]
 
 
-def _explain(run_dir, model, surrogate, portfolio, split, table, config, device, key, chunk_rows) -> tuple[pd.DataFrame, dict]:
+def _explain(run_dir, model, surrogate, portfolio, split, table, config, device, key,
+             chunk_rows) -> tuple[pd.DataFrame, dict, Path]:
     """Explanation chunks mapped as tasks; their columns joined to the table, their summaries merged."""
     training = portfolio.features.iloc[split.train]
     background = background_sample(training[list(model.features)], config.background_size, config.seed)
-    O.write_parquet(run_dir / BACKGROUND_FILE, background.reset_index(names="row"))
+    background_file = O.write_parquet(run_dir / BACKGROUND_FILE, background.reset_index(names="row"))
     declined = (table["decision"] == "decline").to_numpy()
     bounds = chunk_bounds(len(table), chunk_rows)
     task = durable(T.explain_chunk, run_dir)
@@ -108,11 +105,11 @@ def _explain(run_dir, model, surrogate, portfolio, split, table, config, device,
         )
         for i, (a, b) in enumerate(bounds)
     ]
-    stems = [Path(f.result()) for f in futures]
-    columns = pd.concat([pd.read_parquet(s.with_suffix(".parquet")) for s in stems], ignore_index=True)
-    summaries = [json.loads(s.with_suffix(".json").read_text()) for s in stems]
+    outputs = [f.result() for f in futures]  # [summary JSON, columns Parquet] per chunk
+    columns = pd.concat([pd.read_parquet(parquet) for _, parquet in outputs], ignore_index=True)
+    summaries = [json.loads(Path(summary).read_text()) for summary, _ in outputs]
     frames = [portfolio.features.iloc[a:b] for a, b in bounds]
-    return columns, merge_summaries(summaries, frames, portfolio.features)
+    return columns, merge_summaries(summaries, frames, portfolio.features), background_file
 
 
 def _rows_digest(table: pd.DataFrame, ids: list[int]) -> str:
@@ -121,7 +118,8 @@ def _rows_digest(table: pd.DataFrame, ids: list[int]) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()
 
 
-def _notices(run_dir: Path, record: RunRecord, table: pd.DataFrame, key, workers: int, limit: int | None) -> int:
+def _notices(run_dir: Path, record: RunRecord, table: pd.DataFrame, key, workers: int,
+             limit: int | None) -> list[Path]:
     """Notice chunks, each keyed on its applicants' rows and the part of the record a notice shows."""
     ids = table.loc[table["decision"] == "decline", "id"].astype(int).tolist()[:limit]
     task = durable(T.render_notice_chunk, run_dir)
@@ -132,9 +130,20 @@ def _notices(run_dir: Path, record: RunRecord, table: pd.DataFrame, key, workers
                     key=key("notices", inputs_digest(chunk, _rows_digest(table, chunk), context)))
         for chunk in chunks
     ]
-    for f in futures:
-        f.result()
-    return len(ids)
+    return [Path(p) for f in futures for p in f.result()]
+
+
+def _prune_notices(run_dir: Path, keep: list[Path]) -> int:
+    """Remove notices of this run that this invocation did not (re)issue (e.g. a smaller --notice-limit).
+
+    Only this run's own folder is touched (the folder is claimed by run id), and only its notices:
+    the manifest must seal exactly what this invocation stands behind.
+    """
+    wanted = {p.resolve() for p in keep}
+    stale = [p for p in (run_dir / O.NOTICES_DIR).glob("*.pdf") if p.resolve() not in wanted]
+    for p in stale:
+        p.unlink()
+    return len(stale)
 
 
 def _report_inputs(run_dir: Path, record: RunRecord, previous_dir: Path | None) -> str:
@@ -173,13 +182,15 @@ def audit_flow(
     explain_chunk_rows: int = 5000,
     notice_workers: int = 2,
     notice_limit: int | None = None,
+    replace: bool = False,
 ) -> str:
     """The whole audit of one data file. Returns the run directory.
 
     `config` is `AuditConfig.to_dict()` (plain data, so deployments and schedules carry it);
     `model_dir` audits a saved model without retraining; `previous` is the run to compare
     with (default: the newest other run beside this one). `notice_limit` renders only the
-    first N declined applicants' notices (a dry run; None = all).
+    first N declined applicants' notices (a dry run; None = all). A folder that holds another
+    run is refused unless `replace` (then it is cleared first).
     """
     config = AuditConfig.from_dict(config or {})
     device = str(resolve_device(config.device))
@@ -188,8 +199,7 @@ def audit_flow(
     portfolio = T.load_data(T.locate_data(data))
     reused_hash = CreditModel.load(model_dir).model_hash() if model_dir else None
     run_id = run_id_for(portfolio.data_hash, config.to_dict(), reused_hash)
-    run_dir = Path(out) if out else Path("runs") / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = O.claim_run_dir(Path(out) if out else Path("runs") / run_id, run_id, replace)
     if stale := remove_temporaries(run_dir, skip=(REVIEW_DIR,)):  # the review app may be writing there
         log.info("removed %d half-written file(s) an interrupted run left in %s", stale, run_dir)
     key = partial(step_key, run_dir=run_dir, data_hash=portfolio.data_hash,
@@ -197,18 +207,18 @@ def audit_flow(
     timer.lap("load")
 
     split = T.split_data(portfolio, config)
-    model = _model(portfolio, split, config, device, run_dir, key, model_dir)
+    model, written = _model(portfolio, split, config, device, run_dir, key, model_dir)
     timer.lap("model")
     surrogate = T.fit_surrogate(portfolio, split, model, config)
     table = T.score(portfolio, split, model, surrogate)
     timer.lap("surrogate_and_score")
 
-    columns, explanations = _explain(run_dir, model, surrogate, portfolio, split, table, config, device, key,
-                                     explain_chunk_rows)
+    columns, explanations, background_file = _explain(run_dir, model, surrogate, portfolio, split, table, config,
+                                                      device, key, explain_chunk_rows)
     table = pd.concat([table, columns], axis=1)
     timer.lap("explain")
-    fairness_json = durable(T.fairness_audit, run_dir)(str(run_dir), portfolio, split, model, table, device,
-                                                       config.seed, key=key("fairness"))
+    fairness_json, fairness_table = durable(T.fairness_audit, run_dir)(
+        str(run_dir), portfolio, split, model, table, device, config.seed, key=key("fairness"))
     timer.lap("fairness")
     flags = T.flag_applicants(str(run_dir), table, portfolio, split, model.threshold_, config)
     timer.lap("flags")
@@ -228,13 +238,17 @@ def audit_flow(
     O.write_parquet(run_dir / O.APPLICANTS, table)
     write_record(run_dir, record.model_copy(update={"timings": dict(timer.times)}))
 
-    durable(T.render_report, run_dir)(str(run_dir), str(previous_dir) if previous_dir else None,
-                                       key=key("report", _report_inputs(run_dir, record, previous_dir)))
+    report = durable(T.render_report, run_dir)(str(run_dir), str(previous_dir) if previous_dir else None,
+                                                key=key("report", _report_inputs(run_dir, record, previous_dir)))
     timer.lap("report")
     notices = _notices(run_dir, record, table, key, notice_workers, notice_limit)
+    if pruned := _prune_notices(run_dir, notices):
+        log.info("removed %d notice(s) of an earlier invocation of this run that this one did not issue", pruned)
     timer.lap("notices")
     write_record(run_dir, record.model_copy(update={"timings": dict(timer.times)}))
     T.publish_artifacts(str(run_dir), table)
-    O.write_manifest(run_dir)
-    log.info("run %s: %d notices, report and tables written to %s", run_id, notices, run_dir)
+    written += [background_file, Path(fairness_table), run_dir / T.FLAGS_FILE, run_dir / O.APPLICANTS,
+                run_dir / O.AUDIT_JSON, *map(Path, report), *notices]
+    O.write_manifest(run_dir, written)
+    log.info("run %s: %d notices, report and tables written to %s", run_id, len(notices), run_dir)
     return str(run_dir)

@@ -1,39 +1,57 @@
-"""Resumable steps: Prefect caching keyed on data, configuration and code, holding only file paths.
+"""Resumable steps: our own JSON step records, keyed on what each step reads and sealed with a keyed MAC.
 
 A killed audit is run again with the same command. Each expensive step writes
-its output into the run directory (atomically) and returns the *path*; Prefect
-persists that JSON string in `<run>/.cache/` under a key made of the data
-hash, the configuration, the code version, the run directory and the step
-(chunk) name. A second run finds the key, gets the path back, and skips the
-work. No applicant data is ever pickled into Prefect's result store.
+its outputs into the run directory (atomically) and returns the list of files
+it wrote; the flow then writes a *step record* in `<run>/.cache/steps/`:
+plain JSON holding the step's key, the relative paths of those files with
+their SHA-256, and an HMAC-SHA256 over all of it. A second run with the same
+key gets the file list back and skips the work.
+
+Why not Prefect's result persistence: a Prefect result record names its own
+serializer, so a record rewritten into the `pickle` format would be
+unpickled, and run as code, by the next run (the run directory may sit on
+storage that every Dask worker shares). Here Prefect persists nothing
+(`NO_CACHE`, no result storage), and a step record is trusted only when
+
+- it parses as JSON and has exactly the expected fields (nothing is ever unpickled),
+- its MAC verifies under the operator's cache key, which lives outside the
+  run (`$CREDIT_AUDIT_KEYSTORE`, default `~/.config/credit-audit/keys/`),
+  so whoever can write into the run cannot forge one, and
+- every file it lists is inside the run and still has the recorded hash.
+
+Anything else is discarded with a warning and the step is computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from functools import lru_cache
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import Task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline._io import atomic_write_text, sha256_file
+
+from .identity import code_version
 
 CACHE_DIR = ".cache"
-# Every package of the project and the templates: a change in any of them can change an output.
-_CODE_DIRS = ("pipeline", "flows", "reports", "review", "templates")
-_ROOT = Path(__file__).resolve().parents[1]
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """SHA-256 over the project's own source and templates: a code change invalidates the cache."""
-    h = hashlib.sha256()
-    for folder in _CODE_DIRS:
-        for p in sorted((_ROOT / folder).rglob("*")):
-            if p.is_file() and p.suffix in (".py", ".html", ".css", ".j2", ".txt", ".toml", ".json", ".ttf"):
-                h.update(p.relative_to(_ROOT).as_posix().encode())
-                h.update(p.read_bytes())
-    return h.hexdigest()
+STEPS_DIR = Path(CACHE_DIR) / "steps"
+STEP_RECORD_FORMAT = 1
+KEYSTORE_ENV = "CREDIT_AUDIT_KEYSTORE"
+DEFAULT_KEYSTORE = Path("~/.config/credit-audit/keys")
+CACHE_KEY_FILE = "cache-hmac.key"
+CACHE_KEY_BYTES = 32
+MSG_DISCARDED = "step record %s discarded (%s); computing the step again"
+MSG_BAD_KEY_FILE = "{path}: the cache key must be {n} bytes (delete it to create a new one)"
+log = logging.getLogger(__name__)
 
 
 def step_key(step: str, *extra: Any, run_dir: Path, data_hash: str, config: dict) -> str:
@@ -53,15 +71,133 @@ def inputs_digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _key_from_parameters(_context: object, parameters: dict[str, Any]) -> str:
-    return parameters["key"]
+def keystore() -> Path:
+    """The operator's key folder (outside every run directory)."""
+    return Path(os.environ.get(KEYSTORE_ENV) or DEFAULT_KEYSTORE).expanduser()
 
 
-def durable(fn_task: Task, run_dir: Path) -> Task:
-    """The task, cached by its `key` parameter, result (a path string) persisted as JSON in the run dir."""
-    return fn_task.with_options(
-        cache_key_fn=_key_from_parameters,
-        persist_result=True,
-        result_serializer="json",
-        result_storage=(Path(run_dir) / CACHE_DIR).resolve(),
-    )
+def cache_key() -> bytes:
+    """The operator's secret for step-record MACs, created (mode 0600) on first use."""
+    path = keystore() / CACHE_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another run created it first
+            pass
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(CACHE_KEY_BYTES))
+    secret = path.read_bytes()
+    if len(secret) != CACHE_KEY_BYTES:
+        raise ValueError(MSG_BAD_KEY_FILE.format(path=path, n=CACHE_KEY_BYTES))
+    return secret
+
+
+def _canonical(data: dict) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+class StepRecords:
+    """The run's step records: written after a step finished, trusted only after every check."""
+
+    def __init__(self, run_dir: str | Path, secret: bytes) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.folder = self.run_dir / STEPS_DIR
+        self._secret = secret
+
+    def _path(self, key: str) -> Path:
+        # keys are made by step_key (`name-<hex>`); hash them anyway so no key can name a path
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+
+    def _mac(self, body: dict) -> str:
+        return hmac.new(self._secret, _canonical(body), hashlib.sha256).hexdigest()
+
+    def save(self, key: str, files: list[str]) -> None:
+        outputs = {}
+        for f in files:
+            rel = Path(f).resolve().relative_to(self.run_dir).as_posix()
+            outputs[rel] = sha256_file(self.run_dir / rel)
+        body = {"format": STEP_RECORD_FORMAT, "key": key, "outputs": outputs}
+        atomic_write_text(self._path(key), json.dumps({**body, "mac": self._mac(body)}, indent=1))
+
+    def load(self, key: str) -> list[str] | None:
+        """The recorded files when the record passes every check; None (and a warning) otherwise."""
+        path = self._path(key)
+        if not path.exists():
+            return None
+        try:
+            files = self._checked(path, key)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning(MSG_DISCARDED, path.name, exc)
+            path.unlink(missing_ok=True)
+            return None
+        return files
+
+    def _checked(self, path: Path, key: str) -> list[str]:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or set(record) != {"format", "key", "outputs", "mac"}:
+            raise ValueError("not a step record")
+        body = {k: record[k] for k in ("format", "key", "outputs")}
+        if not hmac.compare_digest(str(record["mac"]), self._mac(body)):
+            raise ValueError("its MAC does not verify under this operator's cache key")
+        if record["format"] != STEP_RECORD_FORMAT or record["key"] != key:
+            raise ValueError("it belongs to another step or format")
+        files = []
+        for rel, digest in dict(record["outputs"]).items():
+            target = (self.run_dir / rel).resolve()
+            if not target.is_relative_to(self.run_dir):
+                raise ValueError(f"{rel} is outside the run")
+            if not target.is_file() or sha256_file(target) != digest:
+                raise ValueError(f"{rel} is missing or changed since the step wrote it")
+            files.append(str(target))
+        return files
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A finished step, shaped like a Prefect future."""
+
+    files: list[str]
+
+    def result(self) -> list[str]:
+        return self.files
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A submitted step whose record is written when its result is first taken."""
+
+    future: Any
+    on_done: Callable[[list[str]], None]
+
+    def result(self) -> list[str]:
+        files = [str(f) for f in self.future.result()]
+        self.on_done(files)
+        return files
+
+
+class DurableStep:
+    """A Prefect task that runs only when no trusted step record holds its outputs (see module docstring)."""
+
+    def __init__(self, fn_task: Task, run_dir: str | Path) -> None:
+        self.task = fn_task.with_options(cache_policy=NO_CACHE, persist_result=False)
+        self.records = StepRecords(run_dir, cache_key())
+
+    def submit(self, *args: Any, key: str, **kwargs: Any) -> _Done | _Pending:
+        if (files := self.records.load(key)) is not None:
+            return _Done(files)
+        future = self.task.submit(*args, key=key, **kwargs)
+        return _Pending(future, lambda files: self.records.save(key, files))
+
+    def __call__(self, *args: Any, key: str, **kwargs: Any) -> list[str]:
+        if (files := self.records.load(key)) is not None:
+            return files
+        files = [str(f) for f in self.task(*args, key=key, **kwargs)]
+        self.records.save(key, files)
+        return files
+
+
+def durable(fn_task: Task, run_dir: str | Path) -> DurableStep:
+    """The task as a resumable step of the run in `run_dir` (its `key` parameter names the step)."""
+    return DurableStep(fn_task, run_dir)

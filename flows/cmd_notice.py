@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.layout import NOTICES_DIR as NOTICES_SUBDIR
+
 EXIT_BAD_INPUT = 2
-NOTICES_SUBDIR = Path("reports") / "notices"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

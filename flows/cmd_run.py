@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pipeline import CreditModel, DataValidationError, load_portfolio
 from pipeline.acquire import DatasetUnavailable, locate_dataset
 from pipeline.config import load_config
 from pipeline.device import DEVICE_CHOICES, resolve_device
+from pipeline.outputs import check_run_dir
 
+from .identity import run_id_for
 from .runners import RUNNERS, api_for_workers, with_runner
 
 EXIT_BAD_INPUT = 2
@@ -18,7 +21,9 @@ EXIT_BAD_INPUT = 2
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="run the full audit flow on a data file")
     p.add_argument("--data", help="CSV file (default: $CREDIT_AUDIT_DATA, then data/UCI_Credit_Card.csv)")
-    p.add_argument("--out", help="run directory (default: runs/<run-id>/)")
+    p.add_argument("--out", help="run directory (default: runs/<run-id>/); a folder holding another run is refused")
+    p.add_argument("--replace", action="store_true",
+                   help="if --out holds another run, clear it first (only a folder that holds a run)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default=None, help="where tensors run (default: auto)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--config", help="TOML file with [audit] settings (policy, lender, ...)")
@@ -35,19 +40,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
         resolve_device(config.device)
-        if args.model:
-            CreditModel.load(args.model)  # fails fast on a missing or altered model
-        # Preflight (~1 s): bad input or a missing file fails here with one message,
-        # before the orchestrator starts and logs a traceback for a failed task.
+        model_hash = CreditModel.load(args.model).model_hash() if args.model else None  # a missing or altered model
+        # Preflight (~1 s): bad input, a missing file or an --out that holds another run fails
+        # here with one message, before the orchestrator starts and logs a traceback for a failed task.
         data = locate_dataset(args.data)
-        load_portfolio(data)
+        run_id = run_id_for(load_portfolio(data).data_hash, config.to_dict(), model_hash)
+        if args.out:
+            check_run_dir(Path(args.out), run_id, args.replace)
         from flows.audit import audit_flow  # Prefect import is slow: only when running
 
         flow = with_runner(audit_flow, args.runner, args.dask_address)
         with api_for_workers(args.runner):
             run_dir = flow(data=str(data), out=args.out, config=config.to_dict(), model_dir=args.model,
                            previous=args.previous, notice_limit=args.notice_limit,
-                           explain_chunk_rows=args.explain_chunk_rows)
+                           explain_chunk_rows=args.explain_chunk_rows, replace=args.replace)
     except (DataValidationError, DatasetUnavailable, ValueError, RuntimeError, OSError) as exc:
         print(f"credit-audit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

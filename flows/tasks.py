@@ -1,7 +1,7 @@
 """Prefect tasks of the audit flow: each wraps pipeline/ or reports/ functions, nothing more.
 
-Durable tasks (see flows/caching.py) take a `key` and return the path of
-what they wrote under the run directory; plain tasks return objects in
+Durable tasks (see flows/caching.py) take a `key` and return the list of
+files they wrote under the run directory; plain tasks return objects in
 memory. Per-applicant work (explanation chunks, notice chunks) is one task
 per chunk, so it can be mapped over a Dask cluster and resumed chunk by chunk.
 """
@@ -30,6 +30,7 @@ from .caching import CACHE_DIR
 
 plain = partial(task, cache_policy=NO_CACHE)
 WORK_DIR = Path(CACHE_DIR) / "work"
+FLAGS_FILE = "flags.parquet"
 
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -50,8 +51,9 @@ def split_data(portfolio: Portfolio, config: AuditConfig) -> SplitIndex:
 
 
 @task
-def train_model(portfolio: Portfolio, split: SplitIndex, config: AuditConfig, device: str, model_dir: str, key: str) -> str:
-    """Durable: trains, saves the model under the run, returns its folder."""
+def train_model(portfolio: Portfolio, split: SplitIndex, config: AuditConfig, device: str, model_dir: str,
+                key: str) -> list[str]:
+    """Durable: trains, saves the model under the run, returns its files."""
     log = get_run_logger()
     features = S.FEATURE_NAMES if config.protected_inputs else S.DEFAULT_MODEL_FEATURES
     model = CreditModel(features=features, policy=config.policy, device=device, seed=config.seed)
@@ -60,8 +62,7 @@ def train_model(portfolio: Portfolio, split: SplitIndex, config: AuditConfig, de
         log.info("training epoch %d/%d: loss %.4f, validation AUC %.4f", epoch, model.max_epochs, loss, auc)
 
     model.fit(portfolio.features.iloc[split.train], portfolio.labels.iloc[split.train], progress=progress)
-    model.save(model_dir, data_hash=portfolio.data_hash)
-    return model_dir
+    return [str(p) for p in model.save(model_dir, data_hash=portfolio.data_hash)]
 
 
 @plain
@@ -94,8 +95,8 @@ def explain_chunk(
     seed: int,
     name: str,
     key: str,
-) -> str:
-    """Durable: explain one chunk of applicants; writes its columns (Parquet) and summary (JSON)."""
+) -> list[str]:
+    """Durable: explain one chunk of applicants; writes its summary (JSON) and columns (Parquet)."""
     from pipeline.explain import explain_portfolio
 
     result = explain_portfolio(
@@ -103,17 +104,16 @@ def explain_chunk(
         training_frame=training, labels=labels,
     )
     out = Path(run_dir) / WORK_DIR
-    O.write_json(out / f"{name}.json", result.summary())
-    O.write_parquet(out / f"{name}.parquet", result.columns.reset_index(drop=True))
-    return str(out / name)
+    return [str(O.write_json(out / f"{name}.json", result.summary())),
+            str(O.write_parquet(out / f"{name}.parquet", result.columns.reset_index(drop=True)))]
 
 
 @task
 def fairness_audit(
     run_dir: str, portfolio: Portfolio, split: SplitIndex, model: CreditModel, table: pd.DataFrame,
     device: str, seed: int, key: str,
-) -> str:
-    """Durable: the fairness audit of the held-out split; writes fairness.parquet and its summary."""
+) -> list[str]:
+    """Durable: the fairness audit of the held-out split; writes its summary (JSON) and fairness.parquet."""
     from pipeline.fairness import audit_fairness
 
     test = table.iloc[split.test]  # same index as the X_test below
@@ -125,10 +125,8 @@ def fairness_audit(
         device=device, seed=seed, reasons=reasons,
         surrogate_decisions=(test["surrogate_decision"] == "decline").astype(int).to_numpy(),
     )
-    O.write_parquet(Path(run_dir) / "fairness.parquet", result.table)
-    summary_path = Path(run_dir) / WORK_DIR / "fairness.json"
-    O.write_json(summary_path, result.summary())
-    return str(summary_path)
+    table = O.write_parquet(Path(run_dir) / "fairness.parquet", result.table)
+    return [str(O.write_json(Path(run_dir) / WORK_DIR / "fairness.json", result.summary())), str(table)]
 
 
 @plain
@@ -138,34 +136,33 @@ def flag_applicants(run_dir: str, table: pd.DataFrame, portfolio: Portfolio, spl
     from pipeline.flags import compute_flags, flag_summary
 
     result = compute_flags(table, threshold, config.flags, training=portfolio.features.iloc[split.train])
-    O.write_parquet(Path(run_dir) / "flags.parquet", result.table)
+    O.write_parquet(Path(run_dir) / FLAGS_FILE, result.table)
     return flag_summary(result)
 
 
 @task
-def render_report(run_dir: str, previous: str | None, key: str) -> str:
+def render_report(run_dir: str, previous: str | None, key: str) -> list[str]:
     """Durable: the global audit PDF of the run (compared with the previous run when there is one)."""
     from reports import load_run, render_audit_report
 
     prev = load_run(previous) if previous else None
-    return str(render_audit_report(load_run(run_dir), Path(run_dir) / "reports" / "audit_report.pdf", prev))
+    return [str(render_audit_report(load_run(run_dir), Path(run_dir) / O.REPORT_PDF, prev))]
 
 
 @task
-def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str) -> str:
+def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str) -> list[str]:
     """Durable: notices for a chunk of declined applicants (sanitised file names)."""
     from reports import load_run, render_notices
 
     if multiprocessing.current_process().daemon:  # a Dask worker: daemonic processes may not start a pool
         workers = 1
-    out = Path(run_dir) / "reports" / "notices"
-    render_notices(load_run(run_dir), ids, out, workers=workers)
-    return str(out)
+    out = Path(run_dir) / O.NOTICES_DIR
+    return [str(p) for p in render_notices(load_run(run_dir), ids, out, workers=workers)]
 
 
 @plain
 def publish_artifacts(run_dir: str, table: pd.DataFrame) -> list[str]:
     from .artifacts import publish_review_artifacts
 
-    flags = pd.read_parquet(Path(run_dir) / "flags.parquet")
+    flags = pd.read_parquet(Path(run_dir) / FLAGS_FILE)
     return publish_review_artifacts(run_dir, flags, table)

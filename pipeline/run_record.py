@@ -30,9 +30,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from ._io import atomic_write_text
+from .layout import AUDIT_JSON
 
 FORMAT_VERSION = 2
-RECORD_FILE = "audit.json"
+RECORD_FILE = AUDIT_JSON
 
 MSG_MISSING = "{path}: no run record here ({name} is missing; a run directory holds it, see docs/outputs.md)"
 MSG_NOT_JSON = "{path}: the run record is not valid JSON ({reason})"

@@ -27,8 +27,7 @@ from pipeline.run_record import RunRecord, load_record
 from pipeline.surrogate import DECISIONS, Surrogate
 
 FLAGS_PARQUET = "flags.parquet"
-NOTICES_DIR = Path("reports") / "notices"
-REPORT_PDF = Path("reports") / "audit_report.pdf"
+NOTICES_DIR, REPORT_PDF = O.NOTICES_DIR, O.REPORT_PDF
 NOT_COMPUTED = "Not computed in this run"
 MSG_NOT_A_RUN = "{path}: not a run directory: {missing} is missing (see docs/outputs.md)"
 MSG_UNKNOWN = "applicant {id} is not in run {run_id}"

@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from flows.caching import STEPS_DIR
 from pipeline import CreditModel
 from pipeline import outputs as O
 from pipeline import schema as S
@@ -162,17 +163,19 @@ def test_resumed_run_has_every_notice_once_and_nothing_half_written(resumed):
     assert O.verify_manifest(run_dir) == []
 
 
-def test_cached_results_hold_only_json_paths(resumed):
+def test_step_records_hold_only_sealed_json_paths(resumed):
+    """Prefect persists nothing; our step records are JSON: output paths, their hashes and a MAC."""
     run_dir = resumed["dir"]
-    records = [p for p in (run_dir / ".cache").iterdir() if p.is_file()]
-    assert records, "no persisted results"
+    assert [p.name for p in (run_dir / ".cache").iterdir() if p.is_file()] == ["run-id"]  # no Prefect result files
+    records = sorted((run_dir / STEPS_DIR).glob("*.json"))
+    assert records, "no step records"
     table = pd.read_parquet(run_dir / O.APPLICANTS)
     some_ids = {str(i) for i in table["id"].head(50)}
     for p in records:
         record = json.loads(p.read_text())  # a pickle would not parse
-        assert record["metadata"]["serializer"]["type"] == "json", p.name
-        value = json.loads(record["result"])
-        assert isinstance(value, str) and Path(value).is_relative_to(run_dir.resolve()), value
+        assert set(record) == {"format", "key", "outputs", "mac"}, p.name
+        for rel, digest in record["outputs"].items():
+            assert (run_dir / rel).resolve().is_relative_to(run_dir.resolve()) and len(digest) == 64
         assert not any(f'"{i}"' in p.read_text() for i in some_ids)
 
 
