@@ -47,7 +47,6 @@ from .caching import durable, inputs_digest, step_key
 from .identity import code_version, run_id_for
 
 NOTICE_CHUNK = 1000
-BACKGROUND_FILE = "background.parquet"
 
 
 def find_previous_run(run_dir: Path, current_id: str) -> Path | None:
@@ -94,7 +93,7 @@ def _explain(run_dir, model, surrogate, portfolio, split, table, config, device,
     """Explanation chunks mapped as tasks; their columns joined to the table, their summaries merged."""
     training = portfolio.features.iloc[split.train]
     background = background_sample(training[list(model.features)], config.background_size, config.seed)
-    background_file = O.write_parquet(run_dir / BACKGROUND_FILE, background.reset_index(names="row"))
+    background_file = O.write_parquet(run_dir / O.BACKGROUND, background.reset_index(names="row"))
     declined = (table["decision"] == "decline").to_numpy()
     bounds = chunk_bounds(len(table), chunk_rows)
     task = durable(T.explain_chunk, run_dir)
@@ -247,7 +246,7 @@ def audit_flow(
     timer.lap("notices")
     write_record(run_dir, record.model_copy(update={"timings": dict(timer.times)}))
     T.publish_artifacts(str(run_dir), table)
-    written += [background_file, Path(fairness_table), run_dir / T.FLAGS_FILE, run_dir / O.APPLICANTS,
+    written += [background_file, Path(fairness_table), run_dir / O.FLAGS, run_dir / O.APPLICANTS,
                 run_dir / O.AUDIT_JSON, *map(Path, report), *notices]
     O.write_manifest(run_dir, written)
     log.info("run %s: %d notices, report and tables written to %s", run_id, len(notices), run_dir)

@@ -30,7 +30,6 @@ from .caching import CACHE_DIR
 
 plain = partial(task, cache_policy=NO_CACHE)
 WORK_DIR = Path(CACHE_DIR) / "work"
-FLAGS_FILE = "flags.parquet"
 
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -125,7 +124,7 @@ def fairness_audit(
         device=device, seed=seed, reasons=reasons,
         surrogate_decisions=(test["surrogate_decision"] == "decline").astype(int).to_numpy(),
     )
-    table = O.write_parquet(Path(run_dir) / "fairness.parquet", result.table)
+    table = O.write_parquet(Path(run_dir) / O.FAIRNESS, result.table)
     return [str(O.write_json(Path(run_dir) / WORK_DIR / "fairness.json", result.summary())), str(table)]
 
 
@@ -136,7 +135,7 @@ def flag_applicants(run_dir: str, table: pd.DataFrame, portfolio: Portfolio, spl
     from pipeline.flags import compute_flags, flag_summary
 
     result = compute_flags(table, threshold, config.flags, training=portfolio.features.iloc[split.train])
-    O.write_parquet(Path(run_dir) / FLAGS_FILE, result.table)
+    O.write_parquet(Path(run_dir) / O.FLAGS, result.table)
     return flag_summary(result)
 
 
@@ -164,5 +163,5 @@ def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str) ->
 def publish_artifacts(run_dir: str, table: pd.DataFrame) -> list[str]:
     from .artifacts import publish_review_artifacts
 
-    flags = pd.read_parquet(Path(run_dir) / FLAGS_FILE)
+    flags = pd.read_parquet(Path(run_dir) / O.FLAGS)
     return publish_review_artifacts(run_dir, flags, table)

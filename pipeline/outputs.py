@@ -18,7 +18,17 @@ import numpy as np
 import pandas as pd
 
 from ._io import atomic_write_bytes, atomic_write_text, sha256_file
-from .layout import APPLICANTS, AUDIT_JSON, MANIFEST, MODEL_DIR, NOTICES_DIR, REPORT_PDF  # noqa: F401 - re-exported
+from .layout import (  # noqa: F401 - re-exported: the run layout
+    APPLICANTS,
+    AUDIT_JSON,
+    BACKGROUND,
+    FAIRNESS,
+    FLAGS,
+    MANIFEST,
+    MODEL_DIR,
+    NOTICES_DIR,
+    REPORT_PDF,
+)
 
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 # Mutable by design (the review store with its own hash-chained log; the resumable-step cache): not in the manifest.

@@ -23,9 +23,6 @@ from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.run_record import RunRecord, load_record
 
-FAIRNESS_PARQUET = "fairness.parquet"
-FLAGS_PARQUET = "flags.parquet"
-
 MSG_NOT_A_RUN = (
     "{path}: not a finished run directory: {missing} is missing"
     " (a run holds audit.json and applicants.parquet, see docs/outputs.md)"
@@ -36,7 +33,7 @@ MSG_BAD_ID = "an applicant id is a whole number, got {id!r}"
 
 REQUIRED_COLUMNS = ("id", "probability", "decision")
 # The tables a report reads beside the record (their hashes are part of the report's cache key).
-REPORT_TABLES = (O.APPLICANTS, FAIRNESS_PARQUET, FLAGS_PARQUET)
+REPORT_TABLES = (O.APPLICANTS, O.FAIRNESS, O.FLAGS)
 
 
 def _freeze(value: Any) -> Any:
@@ -178,6 +175,6 @@ def load_run(run_dir: str | Path) -> RunResult:
         path=path,
         record=record,
         _applicants=applicants,
-        _fairness=_read_optional(path / FAIRNESS_PARQUET),
-        _flags=_read_optional(path / FLAGS_PARQUET),
+        _fairness=_read_optional(path / O.FAIRNESS),
+        _flags=_read_optional(path / O.FLAGS),
     )

@@ -23,13 +23,11 @@ import pandas as pd
 from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.flags import FLAG_LABELS, FlagConfig, compute_flags
-from pipeline.run_record import RunRecord, load_record
+from pipeline.run_record import RunRecord
 from pipeline.surrogate import DECISIONS, Surrogate
 
-FLAGS_PARQUET = "flags.parquet"
 NOTICES_DIR, REPORT_PDF = O.NOTICES_DIR, O.REPORT_PDF
 NOT_COMPUTED = "Not computed in this run"
-MSG_NOT_A_RUN = "{path}: not a run directory: {missing} is missing (see docs/outputs.md)"
 MSG_UNKNOWN = "applicant {id} is not in run {run_id}"
 
 
@@ -163,18 +161,15 @@ class ReviewRun:
 
 
 def load_review_run(run_dir: str | Path, flag_config: FlagConfig | None = None) -> ReviewRun:
-    """Read the run record, applicants.parquet and flags.parquet (computing flags when the run has none)."""
-    path = Path(run_dir)
-    for name in (O.AUDIT_JSON, O.APPLICANTS):
-        if not (path / name).is_file():
-            raise FileNotFoundError(MSG_NOT_A_RUN.format(path=path, missing=name))
-    record = load_record(path)
-    table = pd.read_parquet(path / O.APPLICANTS)
-    if (path / FLAGS_PARQUET).is_file():
-        flags, computed = pd.read_parquet(path / FLAGS_PARQUET), False
-    else:
-        flags = compute_flags(table, record.model.threshold, flag_config).table
-        computed = True
+    """Read the run through the one loader of a run directory (`reports.load_run`), flags computed when absent."""
+    from reports import load_run
+
+    run = load_run(run_dir)
+    table = run.applicants
+    flags, computed = run.flags, run.flags is None
+    if flags is None:
+        flags = compute_flags(table, run.record.model.threshold, flag_config).table
     flags = flags.assign(label=flags["code"].map(lambda c: FLAG_LABELS.get(c, c)))
     applicants = table.set_index("id", drop=False)
-    return ReviewRun(path=path, record=record, applicants=applicants, flags=flags, flags_computed_here=computed)
+    return ReviewRun(path=run.path, record=run.record, applicants=applicants, flags=flags, flags_computed_here=computed,
+                     _report_run=run)
