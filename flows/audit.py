@@ -24,6 +24,7 @@ from pipeline import CreditModel, Portfolio, resolve_device, scoring
 from pipeline import outputs as O
 from pipeline._io import remove_temporaries
 from pipeline.config import AuditConfig
+from pipeline.constants import EXPLAIN_CHUNK_ROWS
 from pipeline.drift import compare_runs
 from pipeline.explain import background_sample
 from pipeline.explain_chunks import chunk_bounds, merge_summaries
@@ -159,7 +160,7 @@ def audit_flow(
     config: dict | None = None,
     model_dir: str | None = None,
     previous: str | None = None,
-    explain_chunk_rows: int = 5000,
+    explain_chunk_rows: int = EXPLAIN_CHUNK_ROWS,
     notice_workers: int = 2,
     notice_limit: int | None = None,
 ) -> str:
