@@ -20,9 +20,8 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import CreditModel, Portfolio, resolve_device, scoring
+from pipeline import CreditModel, Portfolio, remove_temporaries, resolve_device, scoring
 from pipeline import outputs as O
-from pipeline._io import remove_temporaries
 from pipeline.config import AuditConfig
 from pipeline.constants import EXPLAIN_CHUNK_ROWS
 from pipeline.drift import compare_runs
