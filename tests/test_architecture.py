@@ -5,9 +5,10 @@
    the package that holds it, its subpackages included (the rule Go applies to `internal/`).
    Every other package goes through the public `__init__`, which re-exports what it offers,
    so a private module can be split, merged or renamed without editing another package.
-2. No import cycle among the project's modules, counting imports inside functions: a cycle
-   hidden in a function-level import still ties two modules together, so neither can be
-   read, tested or moved without the other.
+2. No import cycle among the project's modules, counting imports inside functions,
+   `importlib.import_module("literal")` calls and the submodules a package's
+   `lazy_getattr` map loads: a cycle hidden in a deferred import still ties two modules
+   together, so neither can be read, tested or moved without the other.
 3. One lazy-import mechanism: packages set `__getattr__ = lazy_getattr(...)` from
    `pipeline`; no module writes its own module-level `__getattr__` function.
 4. `pipeline.constants`, which reports, notices and the command-line help read, imports no torch.
@@ -53,12 +54,51 @@ def _absolute(node: ast.ImportFrom, package: str) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _resolve(relative: str, package: str) -> str:
+    """`.x` / `..x` (as `import_module(name, package)` reads them) -> an absolute dotted name."""
+    level = len(relative) - len(relative.lstrip("."))
+    if not level:
+        return relative
+    base = package.split(".")[: len(package.split(".")) - level + 1]
+    return ".".join(base + [relative[level:]])
+
+
+def _lazy_targets(tree: ast.Module) -> Iterator[tuple[str, int]]:
+    """The submodules named in `__getattr__ = lazy_getattr(__name__, MAP)`, MAP a module-level dict literal."""
+    maps = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict)
+            for t in n.targets if isinstance(t, ast.Name)}
+    for n in tree.body:
+        if (isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Name)
+                and n.value.func.id == "lazy_getattr" and len(n.value.args) == 2
+                and isinstance(n.value.args[1], ast.Name) and n.value.args[1].id in maps):
+            for v in maps[n.value.args[1].id].values:
+                if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                    yield v.value, v.lineno
+
+
+def _dynamic_target(node: ast.AST) -> str | None:
+    """The module of `importlib.import_module("literal")` / `import_module("literal")`, else None."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+        return None
+    f = node.func
+    named = (isinstance(f, ast.Attribute) and f.attr == "import_module") or (isinstance(f, ast.Name)
+                                                                             and f.id == "import_module")
+    return node.args[0].value if named and isinstance(node.args[0].value, str) and len(node.args) == 1 else None
+
+
 def imports(modules: dict[str, tuple[Path, bool]], roots: tuple[str, ...] = PACKAGES) -> Iterator[Import]:
     """Every import of a project module, at any depth of the source (functions included)."""
     for name, (path, is_pkg) in modules.items():
         package = name if is_pkg else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.Import):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for relative, line in _lazy_targets(tree):
+            target = _resolve(relative, package)
+            yield Import(name, target, target, line)
+        for node in ast.walk(tree):
+            dynamic = _dynamic_target(node)
+            if dynamic is not None and dynamic.split(".")[0] in roots:
+                yield Import(name, dynamic, dynamic, node.lineno)
+            elif isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name.split(".")[0] in roots:
                         yield Import(name, alias.name, alias.name, node.lineno)
@@ -170,11 +210,14 @@ def test_checks_catch_a_private_import_a_hidden_cycle_and_a_second_lazy_loader(t
         "a/_y.py": "from ._x import f\nfrom .sub import _helper\n",
         "a/sub/__init__.py": "_helper = 1\n\n\ndef __getattr__(name):\n    raise AttributeError(name)\n",
         "b/__init__.py": "from a._x import f\nfrom a import f as g\nfrom a.sub import _helper\n",
+        "b/c.py": "import importlib\n\n\ndef load():\n    return importlib.import_module('b._d')\n",
+        "b/_d.py": "from pipeline import lazy_getattr\n\n_LAZY = {'x': '.e'}\n__getattr__ = lazy_getattr(__name__, _LAZY)\n",
+        "b/e.py": "from . import c\n",
     })
     assert private_imports(modules, ("a", "b")) == [
         "a._y (line 2) imports a.sub._helper, private to a.sub",
         "b (line 1) imports a._x.f, private to a",
         "b (line 3) imports a.sub._helper, private to a.sub",
     ]
-    assert cycles(modules, ("a", "b")) == [["a._x", "a._y"]]
+    assert cycles(modules, ("a", "b")) == [["a._x", "a._y"], ["b._d", "b.c", "b.e"]]
     assert own_lazy_loaders(modules) == ["a.sub"]
