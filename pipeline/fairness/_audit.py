@@ -28,6 +28,7 @@ MIN_BOOT = 1
 MSG_N_BOOT = "n_boot must be an integer of at least {min}, got {got!r}"
 MSG_LENGTHS = "X_test has {n} rows but {what} has {m}"
 MSG_SURROGATE_LENGTH = "surrogate_decisions must have one entry per row of X_test ({n}), got {m}"
+MSG_NO_ATTRIBUTE = "no audited attribute {name!r}; have {have}"
 
 CONVENTIONS = (
     "Positive class of the model = default (label 1), decision decline. TPR = P(decline | default), "
@@ -57,7 +58,7 @@ class FairnessAudit:
         for a in self.attributes:
             if a.attribute == name:
                 return a
-        raise KeyError(f"no audited attribute {name!r}; have {[a.attribute for a in self.attributes]}")
+        raise KeyError(MSG_NO_ATTRIBUTE.format(name=name, have=[a.attribute for a in self.attributes]))
 
     def summary(self) -> dict:
         """JSON-able dict for audit.json under the key "fairness" (NaN written as null)."""

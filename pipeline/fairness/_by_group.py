@@ -131,7 +131,9 @@ def _intervals(estimates: Mapping[str, Estimate]) -> dict[str, dict[str, float]]
     }
 
 
-def _verdicts(disp: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
+def _criteria(disp: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
+    """(verdict, reason) of each criterion: four-fifths ratio, parity gap, equalized odds gap."""
+
     def read(name: str) -> tuple[float, float, float]:
         return disp[name]["value"], disp[name]["lo"], disp[name]["hi"]
 
@@ -161,7 +163,7 @@ def _judge(attr: AuditedAttribute, stats: list[_GroupStats]) -> tuple[AttributeR
     air = adverse_impact_ratios(rates)
     lo, hi = air.interval(CI_LEVEL)
     air_by_group = {g: (float(air.value[i]), float(lo[i]), float(hi[i])) for i, g in enumerate(names)}
-    verdicts = _verdicts(disp)
+    verdicts = _criteria(disp)
     favoured = names[int(torch.argmax(air.value))]
     reasons = [f"{v.upper()}: {text}" for v, text in verdicts]
     reasons.append(f"lowest approval rate: {names[int(torch.argmin(air.value))]}; most favoured: {favoured}")
