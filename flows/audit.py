@@ -20,10 +20,10 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import CreditModel, resolve_device, scoring
+from pipeline import CreditModel, remove_temporaries, resolve_device, scoring
 from pipeline import outputs as O
-from pipeline._io import remove_temporaries, sha256_file
 from pipeline.config import AuditConfig
+from pipeline.constants import EXPLAIN_CHUNK_ROWS
 from pipeline.drift import compare_runs
 from pipeline.explain import background_sample
 from pipeline.explain_chunks import chunk_bounds, merge_summaries
@@ -147,7 +147,7 @@ def _prune_notices(run_dir: Path, keep: list[Path]) -> int:
 
 def _report_inputs(run_dir: Path, record: RunRecord, previous_dir: Path | None) -> str:
     """What the global report renders: this record, the run's tables, and the previous run's record."""
-    tables = [sha256_file(p) if p.exists() else None for p in (run_dir / t for t in REPORT_TABLES)]
+    tables = [O.sha256_file(p) if p.exists() else None for p in (run_dir / t for t in REPORT_TABLES)]
     before = record_digest(load_record(previous_dir)) if previous_dir else None
     return inputs_digest(record_digest(record), tables, before)
 
@@ -178,7 +178,7 @@ def audit_flow(
     config: dict | None = None,
     model_dir: str | None = None,
     previous: str | None = None,
-    explain_chunk_rows: int = 5000,
+    explain_chunk_rows: int = EXPLAIN_CHUNK_ROWS,
     notice_workers: int = 2,
     notice_limit: int | None = None,
     replace: bool = False,

@@ -38,7 +38,8 @@ from typing import Any
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline._io import atomic_write_text, sha256_file
+from pipeline import atomic_write_text
+from pipeline.outputs import sha256_file
 
 from .identity import code_version
 

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(path)
         if args.html:
             html_path = path.with_suffix(".html")
-            from pipeline._io import atomic_write_text
+            from pipeline import atomic_write_text
 
             atomic_write_text(html_path, reports.notice_html(result, args.id))
             print(html_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 from pipeline import CreditModel, DataValidationError, load_portfolio
 from pipeline.acquire import DatasetUnavailable, locate_dataset
 from pipeline.config import load_config
+from pipeline.constants import EXPLAIN_CHUNK_ROWS
 from pipeline.device import DEVICE_CHOICES, resolve_device
 from pipeline.outputs import check_run_dir
 
@@ -30,7 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="audit this saved model (a run's model/ folder) without retraining")
     p.add_argument("--previous", help="run directory to compare with (default: the newest other run beside --out)")
     p.add_argument("--notice-limit", type=int, default=None, help="render only the first N notices (dry run)")
-    p.add_argument("--explain-chunk-rows", type=int, default=5000, help="applicants per explanation task (default: 5000)")
+    p.add_argument("--explain-chunk-rows", type=int, default=EXPLAIN_CHUNK_ROWS,
+                   help=f"applicants per explanation task (default: {EXPLAIN_CHUNK_ROWS})")
     p.add_argument("--runner", choices=RUNNERS, default="local", help="where per-applicant chunks run")
     p.add_argument("--dask-address", help="scheduler address of an existing Dask cluster (with --runner dask)")
     p.set_defaults(handler=run)

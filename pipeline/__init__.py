@@ -5,11 +5,14 @@ explicit save/load functions. `flows/` wires these steps; `reports/` renders
 their results.
 """
 
-from ._lazy import lazy_getattr
+from ._lazy import lazy_getattr  # also for the other packages: one lazy-import mechanism in the project
 
 # Name -> submodule, imported on first use (PEP 562): `from pipeline import schema` in a
 # notice-rendering worker must not pay for torch, which `model` imports.
 _LAZY = {
+    "atomic_write_bytes": "._io",
+    "atomic_write_text": "._io",
+    "remove_temporaries": "._io",
     "DataValidationError": "._loading",
     "Finding": "._loading",
     "Portfolio": "._loading",
@@ -29,7 +32,11 @@ __all__ = [
     "Finding",
     "Portfolio",
     "ThresholdPolicy",
+    "atomic_write_bytes",
+    "atomic_write_text",
     "content_hash",
+    "lazy_getattr",
     "load_portfolio",
+    "remove_temporaries",
     "resolve_device",
 ]

@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .constants import EXPLAIN_CHUNK_ROWS
 from .explain import rank_agreement
 
-CHUNK_ROWS = 5000
 _STD_SCALED = ("saliency", "gradient")  # importance = mean |grad| x feature std of the explained rows
 _DECLINED_ONLY = ("lime",)
 
 
-def chunk_bounds(n_rows: int, size: int = CHUNK_ROWS) -> list[tuple[int, int]]:
+def chunk_bounds(n_rows: int, size: int = EXPLAIN_CHUNK_ROWS) -> list[tuple[int, int]]:
     """[start, stop) row ranges covering 0..n_rows."""
     if size < 1:
         raise ValueError(f"chunk size must be at least 1, got {size}")

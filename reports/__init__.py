@@ -21,7 +21,7 @@ fontconfig by family name, DejaVu), so markup in a data value renders as text
 and fetches nothing. Files are written atomically, named from a sanitised id.
 """
 
-from pipeline._lazy import lazy_getattr
+from pipeline import lazy_getattr
 
 # Name -> submodule, imported on first use (PEP 562): a notice worker imports
 # `reports._notice` only, not the audit report's charts (matplotlib) and the

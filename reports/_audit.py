@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline._io import atomic_write_bytes
+from pipeline import atomic_write_bytes
 
 from ._audit_view import audit_view
 from ._pdf import RENDER_LOCK, engine, inline_css, render_template

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from markupsafe import Markup
 
 from pipeline import schema as S
-from pipeline.explain import STABILITY_FLAG_BELOW
+from pipeline.constants import STABILITY_FLAG_BELOW
 from pipeline.run_record import Interval
 
 from . import _charts as C

@@ -29,7 +29,7 @@ from pathlib import Path
 import pikepdf
 from weasyprint import Document
 
-from pipeline._io import atomic_write_bytes
+from pipeline import atomic_write_bytes
 
 from ._notice_view import general_view, letter_view, notice_filename
 from ._pdf import RENDER_LOCK, engine, inline_css, render_template

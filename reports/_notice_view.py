@@ -16,12 +16,12 @@ import re
 from datetime import datetime
 
 from pipeline import schema as S
+from pipeline.constants import MAX_REASONS
 from pipeline.run_record import RunRecord
 
 from ._env import NOT_COMPUTED, pct
 from ._run import Applicant, RunResult
 
-MAX_REASONS = 4
 CHART_FACTORS = 5  # then "all other factors": the four reasons and one more, one line each
 BAR_MAX_WIDTH = 76  # % of the right half of the row (the label takes the left half); the number needs the rest
 _DIGITS = re.compile(r"^[0-9]{1,30}$")

@@ -14,7 +14,7 @@ the run's manifest, so an altered, missing or added record is reported.
     review_overrides(run_dir)                    # human overrides, for the next global report
 """
 
-from importlib import import_module
+from pipeline import lazy_getattr
 
 from ._export import csv_safe, reviews_csv
 from ._store import (
@@ -39,11 +39,7 @@ _LAZY = {
     "check_loopback": "._server",
 }
 
-
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

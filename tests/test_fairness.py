@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -22,13 +24,16 @@ from fairlearn.metrics import (
 from scipy.stats import chi2_contingency
 from sklearn.metrics import brier_score_loss, precision_score, roc_auc_score
 
+from pipeline import fairness as fair
 from pipeline import schema as S
 from pipeline.fairness import (
     FAIL,
     INSUFFICIENT,
     MIN_GROUP_SIZE,
     PASS,
+    RATES,
     REVIEW,
+    GroupRates,
     audit_fairness,
     audited_attributes,
     group_disparities,
@@ -36,9 +41,10 @@ from pipeline.fairness import (
     weighted_auc,
 )
 from pipeline.fairness._audit import MSG_N_BOOT
-from pipeline.fairness._bootstrap import resample_counts
+from pipeline.fairness._bootstrap import group_rates, indicator_matrix, resample_counts
 from pipeline.fairness._explanations import MSG_REASONS_INDEX, explanation_disparity
 from pipeline.fairness._proxies import proxy_strength
+from pipeline.fairness._rates import MSG_RATE, MSG_SHAPE
 from pipeline.fairness._verdicts import gap_verdict, ratio_verdict
 
 CPU = torch.device("cpu")
@@ -310,3 +316,57 @@ def test_same_reasons_everywhere_is_no_disparity_and_foreign_index_is_refused(da
     assert sex["p_value"] == 1.0 and sex["max_tv_distance"]["hi"] == 0.0
     with pytest.raises(ValueError, match=MSG_REASONS_INDEX.format(n=1)):
         explanation_disparity(frame, decline, pd.Series([["PAY_0"]], index=[-1]), audited[0], seed=0, n_boot=10)
+
+
+# ---- group rates as one object ------------------------------------------------------------------------
+def _sex_rates(data, n_boot: int = 50) -> tuple[GroupRates, np.ndarray]:
+    frame, y, p, decline = data
+    (sex,) = (a for a in audited_attributes() if a.name == "SEX")
+    labels = group_labels(frame, sex)
+    ind = indicator_matrix(y, decline, p, None, CPU)
+    gen = torch.Generator().manual_seed(0)
+    points, reps = zip(*(group_rates(ind, torch.as_tensor(np.flatnonzero(labels == g)), n_boot, gen)
+                         for g in sex.groups), strict=True)
+    return GroupRates(sex.groups, torch.stack(points), torch.stack(reps, dim=1)), labels
+
+
+def test_group_rates_reduce_like_metricframe_difference_and_ratio(data):
+    frame, y, p, decline = data
+    rates, labels = _sex_rates(data)
+    mf = MetricFrame(metrics={"approval_rate": lambda t, d: selection_rate(t, d, pos_label=0),
+                              "tpr": true_positive_rate, "fpr": false_positive_rate},
+                     y_true=y, y_pred=decline, sensitive_features=pd.Series(labels, name="group"))
+    for rate in ("approval_rate", "tpr", "fpr"):
+        assert float(rates.difference(rate).value) == pytest.approx(mf.difference()[rate], rel=1e-12)
+        assert float(rates.ratio(rate).value) == pytest.approx(mf.ratio()[rate], rel=1e-12)
+        assert float(rates.group_max(rate).value) == pytest.approx(mf.group_max()[rate], rel=1e-12)
+        assert float(rates.group_min(rate).value) == pytest.approx(mf.group_min()[rate], rel=1e-12)
+        np.testing.assert_allclose(rates.by_group(rate).value.numpy(), mf.by_group.loc[list(rates.groups), rate],
+                                   rtol=1e-12)
+    eod = fair.equalized_odds_difference(rates)
+    assert float(eod.value) == pytest.approx(equalized_odds_difference(y, decline, sensitive_features=labels), rel=1e-12)
+
+
+def test_one_reduction_gives_the_ratio_the_four_fifths_ratios_and_their_replicates(data):
+    rates, _ = _sex_rates(data)
+    approval = rates.by_group("approval_rate")
+    # the lowest adverse impact ratio is min / max exactly, per replicate too
+    for got, x in ((rates.ratio("approval_rate").value, approval.value),
+                   (rates.ratio("approval_rate").replicates, approval.replicates)):
+        assert torch.equal(got, x.amin(dim=-1) / x.amax(dim=-1))
+    air = fair.adverse_impact_ratios(rates)
+    assert torch.equal(air.replicates.amin(dim=-1), fair.lowest_adverse_impact_ratio(rates).replicates)
+    assert air.replicates.shape == (50, len(rates.groups))
+    assert torch.equal(fair.demographic_parity_difference(rates).replicates,
+                       approval.replicates.amax(dim=-1) - approval.replicates.amin(dim=-1))
+
+
+def test_group_rates_refuse_wrong_shapes_and_unknown_rates_and_are_frozen(data):
+    rates, _ = _sex_rates(data)
+    with pytest.raises(ValueError, match=re.escape(MSG_SHAPE.format(want=(3, len(RATES)), got=(2, len(RATES)),
+                                                                    reps=tuple(rates.replicates.shape)))):
+        GroupRates(("a", "b", "c"), rates.point, rates.replicates)
+    with pytest.raises(KeyError, match=re.escape(MSG_RATE.format(name="approval", expected=RATES))):
+        rates.ratio("approval")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rates.point = rates.point * 2

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .. import schema as S
+from ..constants import MAX_REASONS
 
-MAX_REASONS = 4
 # Contributions below this (in probability) are rounding noise, not a reason.
 MIN_CONTRIBUTION = 1e-6
 MSG_SHAPE = "values have {cols} columns, expected one per feature of {features}"

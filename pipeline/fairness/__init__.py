@@ -7,7 +7,11 @@ decisions (approval and decline rates), its errors (TPR, FPR, FNR, precision,
 with "default" as the model's positive class), its ranking (ROC AUC) and its
 calibration. A *disparity* compares groups: the demographic parity
 difference and ratio of approval rates, the equalized odds difference, and
-each group's adverse impact ratio (four-fifths rule). Every rate and
+each group's adverse impact ratio (four-fifths rule). As in fairlearn's
+`MetricFrame(...).difference()` / `.ratio()`, the groups' rates of one
+attribute are one object (`GroupRates`) and each disparity is one reduction
+of it (`demographic_parity_difference`, `lowest_adverse_impact_ratio`, ...);
+the thresholds the verdicts apply live in `pipeline.constants`. Every rate and
 disparity carries a stratified bootstrap interval computed in torch on the
 chosen device; verdicts (pass / review / fail) are read off the intervals.
 
@@ -18,11 +22,7 @@ unchanged) and explanation disparity (do declined groups get different
 reasons?).
 """
 
-from ._audit import CONVENTIONS, AttributeResult, FairnessAudit, audit_fairness, group_disparities
-from ._bootstrap import RATES, weighted_auc
-from ._disparities import DISPARITIES
-from ._groups import AuditedAttribute, audited_attributes, group_labels, grouping_notes
-from ._verdicts import (
+from ..constants import (
     CI_LEVEL,
     EQUALIZED_ODDS_GAP_MAX,
     FAIL,
@@ -34,6 +34,18 @@ from ._verdicts import (
     PASS,
     REVIEW,
 )
+from ._audit import CONVENTIONS, FairnessAudit, audit_fairness
+from ._bootstrap import RATES, weighted_auc
+from ._by_group import AttributeResult, group_disparities
+from ._disparities import (
+    DISPARITIES,
+    adverse_impact_ratios,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    lowest_adverse_impact_ratio,
+)
+from ._groups import AuditedAttribute, audited_attributes, group_labels, grouping_notes
+from ._rates import Estimate, GroupRates
 
 __all__ = [
     "CI_LEVEL",
@@ -51,11 +63,17 @@ __all__ = [
     "REVIEW",
     "AttributeResult",
     "AuditedAttribute",
+    "Estimate",
     "FairnessAudit",
+    "GroupRates",
+    "adverse_impact_ratios",
     "audit_fairness",
     "audited_attributes",
+    "demographic_parity_difference",
+    "equalized_odds_difference",
     "group_disparities",
     "group_labels",
     "grouping_notes",
+    "lowest_adverse_impact_ratio",
     "weighted_auc",
 ]

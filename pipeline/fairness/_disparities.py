@@ -1,53 +1,56 @@
-"""Between-group disparities of one attribute, per bootstrap replicate.
+"""The named between-group disparities, each one reduction of an attribute's `GroupRates`.
 
 fairlearn's definitions, applied to the groups with enough data:
 demographic parity difference = max - min approval rate, ratio = min / max
 approval rate; equalized odds difference = the larger of the TPR gap and the
 FPR gap (max - min over groups); adverse impact ratio of a group = its
-approval rate over the highest group approval rate (the four-fifths rule).
+approval rate over the highest group approval rate (the four-fifths rule; its
+threshold is `pipeline.constants.FOUR_FIFTHS`). The lowest adverse impact
+ratio *is* the demographic parity ratio, so both names read one computation.
 Each replicate recomputes the favoured group, as fairlearn's bootstrap does.
+Approval, not decline, is the favourable outcome whose rates are compared.
 """
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
-from ._bootstrap import RATE_INDEX
+from ._rates import Estimate, GroupRates
 
-DISPARITIES: tuple[str, ...] = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "tpr_difference",
-    "fpr_difference",
-    "surrogate_fidelity_difference",
-)
+APPROVAL = "approval_rate"
 
 
-def _range(x: torch.Tensor) -> torch.Tensor:
-    return torch.amax(x, dim=-1) - torch.amin(x, dim=-1)
+def demographic_parity_difference(rates: GroupRates) -> Estimate:
+    return rates.difference(APPROVAL)
 
 
-def disparities(rates: torch.Tensor) -> torch.Tensor:
-    """rates (..., G, R) -> (..., len(DISPARITIES)); NaN where a group's rate is undefined."""
-    approval = rates[..., RATE_INDEX["approval_rate"]]
-    tpr_gap = _range(rates[..., RATE_INDEX["tpr"]])
-    fpr_gap = _range(rates[..., RATE_INDEX["fpr"]])
-    top = torch.amax(approval, dim=-1)
-    ratio = torch.where(top > 0, torch.amin(approval, dim=-1) / torch.where(top > 0, top, 1.0), float("nan"))
-    out = {
-        "demographic_parity_difference": _range(approval),
-        "demographic_parity_ratio": ratio,
-        "equalized_odds_difference": torch.maximum(tpr_gap, fpr_gap),
-        "tpr_difference": tpr_gap,
-        "fpr_difference": fpr_gap,
-        "surrogate_fidelity_difference": _range(rates[..., RATE_INDEX["surrogate_fidelity"]]),
-    }
-    return torch.stack([out[d] for d in DISPARITIES], dim=-1)
+def adverse_impact_ratios(rates: GroupRates) -> Estimate:
+    """Each group's approval rate over the most favoured group's: value (G,), replicates (B, G)."""
+    return rates.ratio_to_max(APPROVAL)
 
 
-def adverse_impact_ratios(rates: torch.Tensor) -> torch.Tensor:
-    """rates (..., G, R) -> (..., G): each group's approval rate over the most favoured group's."""
-    approval = rates[..., RATE_INDEX["approval_rate"]]
-    top = torch.amax(approval, dim=-1, keepdim=True)
-    return torch.where(top > 0, approval / torch.where(top > 0, top, 1.0), float("nan"))
+def lowest_adverse_impact_ratio(rates: GroupRates) -> Estimate:
+    """The four-fifths statistic: the lowest adverse impact ratio, i.e. the demographic parity ratio."""
+    return rates.ratio(APPROVAL)
+
+
+def equalized_odds_difference(rates: GroupRates) -> Estimate:
+    return rates.difference("tpr").maximum(rates.difference("fpr"))
+
+
+# Name (as written to audit.json, in that order) -> reduction.
+REDUCTIONS: Mapping[str, Callable[[GroupRates], Estimate]] = MappingProxyType({
+    "demographic_parity_difference": demographic_parity_difference,
+    "demographic_parity_ratio": lowest_adverse_impact_ratio,
+    "equalized_odds_difference": equalized_odds_difference,
+    "tpr_difference": lambda r: r.difference("tpr"),
+    "fpr_difference": lambda r: r.difference("fpr"),
+    "surrogate_fidelity_difference": lambda r: r.difference("surrogate_fidelity"),
+})
+DISPARITIES: tuple[str, ...] = tuple(REDUCTIONS)
+
+
+def disparities(rates: GroupRates) -> dict[str, Estimate]:
+    """Every named disparity of one attribute, in `DISPARITIES` order."""
+    return {name: reduce(rates) for name, reduce in REDUCTIONS.items()}

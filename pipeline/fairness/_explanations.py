@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.stats import chi2_contingency
 
 from .. import schema as S
-from . import _verdicts as V
+from ..constants import CI_LEVEL, INSUFFICIENT, MIN_GROUP_SIZE
 from ._groups import audited_attributes, group_labels
 
 MIN_EXPECTED = 5  # chi-square needs expected counts of about 5: rarer reasons are pooled into "other reasons"
@@ -67,15 +67,15 @@ def _max_tv(shares: np.ndarray) -> np.ndarray:
 
 def _reason_mix(attribute: str, labels: pd.Series, top: pd.Series, n_boot: int, rng: np.random.Generator) -> dict:
     counts = pd.crosstab(labels.loc[top.index], top)
-    judged = counts[counts.sum(axis=1) >= V.MIN_GROUP_SIZE]
+    judged = counts[counts.sum(axis=1) >= MIN_GROUP_SIZE]
     groups = [{"group": str(g), "declined_with_reasons": int(counts.loc[g].sum()),
                "top_reasons": {str(f): float(c / counts.loc[g].sum())
                                for f, c in counts.loc[g].sort_values(ascending=False).head(TOP_REASONS_SHOWN).items() if c > 0},
-               "status": "ok" if g in judged.index else V.INSUFFICIENT}
+               "status": "ok" if g in judged.index else INSUFFICIENT}
               for g in counts.index]
     out = {"attribute": attribute, "groups": groups}
     if len(judged) < 2:
-        return out | {"status": V.INSUFFICIENT, "reason": f"fewer than two groups have {V.MIN_GROUP_SIZE} declined applicants with reasons"}
+        return out | {"status": INSUFFICIENT, "reason": f"fewer than two groups have {MIN_GROUP_SIZE} declined applicants with reasons"}
     judged = judged.loc[:, judged.sum(axis=0) > 0]
     pooled = _pool_rare(judged)
     if pooled.shape[1] < 2:  # every group hears the same single reason: nothing to test
@@ -88,7 +88,7 @@ def _reason_mix(attribute: str, labels: pd.Series, top: pd.Series, n_boot: int, 
     shares = table / table.sum(axis=1, keepdims=True)
     draws = np.stack([rng.multinomial(int(row.sum()), s, size=n_boot) for row, s in zip(table, shares, strict=True)], axis=1)
     boot = _max_tv(draws / table.sum(axis=1)[None, :, None])
-    lo, hi = np.quantile(boot, [(1 - V.CI_LEVEL) / 2, 1 - (1 - V.CI_LEVEL) / 2])
+    lo, hi = np.quantile(boot, [(1 - CI_LEVEL) / 2, 1 - (1 - CI_LEVEL) / 2])
     pairs = list(combinations(range(len(judged)), 2))
     tvs = [0.5 * np.abs(shares[i] - shares[j]).sum() for i, j in pairs]
     i, j = pairs[int(np.argmax(tvs))]
@@ -106,7 +106,7 @@ def explanation_disparity(X_test: pd.DataFrame, decline: np.ndarray, reasons: pd
     """Reason mixes of declined applicants by group, and surrogate fidelity by group (from the table)."""
     out: dict = {"method": "principal (first) reason of each declined test applicant; chi-square test of "
                            f"independence (reasons expected fewer than {MIN_EXPECTED} times pooled) and the largest "
-                           f"total-variation distance between two groups with a {V.CI_LEVEL:.0%} within-group "
+                           f"total-variation distance between two groups with a {CI_LEVEL:.0%} within-group "
                            "multinomial bootstrap interval"}
     if reasons is not None:
         top = _top_reasons(reasons, X_test, decline)

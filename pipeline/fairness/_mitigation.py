@@ -21,7 +21,7 @@ from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from .. import schema as S
-from ._audit import group_disparities
+from ._by_group import group_disparities
 from ._groups import audited_attributes
 
 MITIGATED_ATTRIBUTE = "SEX"

@@ -20,8 +20,8 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from .. import schema as S
+from ..constants import INSUFFICIENT
 from ._groups import audited_attributes, group_labels
-from ._verdicts import INSUFFICIENT
 
 PROXY_FOLDS = 3
 PROXY_MAX_ROWS = 6000  # a subsample estimates an AUC to about +-0.01 and keeps this step to seconds

@@ -1,4 +1,4 @@
-"""Thresholds and the rules that turn disparities with intervals into verdicts.
+"""The rules that turn disparities with intervals into verdicts (thresholds: `pipeline.constants`).
 
 A verdict must survive challenge in both directions, so it is read off the
 confidence interval, not the point estimate alone:
@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import math
 
-# Four-fifths (80 %) rule, US EEOC Uniform Guidelines 29 CFR 1607.4(D): each group's
-# approval rate over the most favoured group's.
-FOUR_FIFTHS = 0.80
-# Largest acceptable gap in approval rates between groups (demographic parity difference).
-PARITY_GAP_MAX = 0.10
-# Largest acceptable gap in TPR or FPR between groups (equalized odds difference).
-EQUALIZED_ODDS_GAP_MAX = 0.10
-CI_LEVEL = 0.95
-# A group is judged only with at least MIN_GROUP_SIZE applicants and MIN_OUTCOME_COUNT
-# defaulters and non-defaulters (TPR, FPR and AUC need both outcomes); below: "insufficient
-# data". With 20 defaulters one applicant moves a group's TPR by 0.05, half the equalized
-# odds threshold; with fewer, a single person could decide the verdict, and the percentile
-# bootstrap of a rate near 0 or 1 collapses to a point.
-MIN_GROUP_SIZE = 30
-MIN_OUTCOME_COUNT = math.ceil(2 / EQUALIZED_ODDS_GAP_MAX)
+from ..constants import (
+    CI_LEVEL,
+    EQUALIZED_ODDS_GAP_MAX,
+    FAIL,
+    FOUR_FIFTHS,
+    MIN_GROUP_SIZE,
+    MIN_OUTCOME_COUNT,
+    PARITY_GAP_MAX,
+    PASS,
+    REVIEW,
+)
 
-PASS, REVIEW, FAIL, INSUFFICIENT = "pass", "review", "fail", "insufficient data"
 _SEVERITY = {PASS: 0, REVIEW: 1, FAIL: 2}
 
 RULES_TEXT = (
@@ -58,9 +53,13 @@ def _fmt(x: float) -> str:
     return "undefined" if x is None or math.isnan(x) else f"{x:.3f}"
 
 
+def _span(name: str, point: float, lo: float, hi: float) -> str:
+    return f"{name} {_fmt(point)} ({CI_LEVEL:.0%} CI {_fmt(lo)} to {_fmt(hi)})"
+
+
 def ratio_verdict(point: float, lo: float, hi: float, name: str = "lowest adverse impact ratio") -> tuple[str, str]:
     """Higher is better; the four-fifths threshold."""
-    span = f"{name} {_fmt(point)} (95% CI {_fmt(lo)} to {_fmt(hi)})"
+    span = _span(name, point, lo, hi)
     if math.isnan(hi) or math.isnan(lo):
         return REVIEW, f"{span}: interval undefined"
     if hi < FOUR_FIFTHS:
@@ -72,7 +71,7 @@ def ratio_verdict(point: float, lo: float, hi: float, name: str = "lowest advers
 
 def gap_verdict(point: float, lo: float, hi: float, limit: float, name: str) -> tuple[str, str]:
     """Lower is better; a maximum acceptable gap."""
-    span = f"{name} {_fmt(point)} (95% CI {_fmt(lo)} to {_fmt(hi)})"
+    span = _span(name, point, lo, hi)
     if math.isnan(hi) or math.isnan(lo):
         return REVIEW, f"{span}: interval undefined"
     if lo > limit:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema as S
+from ..constants import STABILITY_FLAG_BELOW
 
 MSG_MISSING_COLUMNS = "flags need the applicants table columns {missing}; got {got}"
 MSG_BAD_CONFIG = "flag setting {name} must be {expected}, got {value!r}"
@@ -63,9 +64,10 @@ class FlagConfig:
 
     - `borderline_margin`: flag when |P(default) - threshold| <= margin (0.05 = 5 points).
     - `min_stability`: flag when the SHAP/LIME/surrogate top-factor agreement is below this (0..1).
-      0.25 is the explanation step's own cut: the depth-4 surrogate's path shares about one factor
-      in three with SHAP or LIME even when they agree, so 0.5 would flag most of the portfolio
-      (70% of the real one); below 0.25 the methods share less than one top factor in four.
+      The default is the explanation step's own cut (`pipeline.constants.STABILITY_FLAG_BELOW`,
+      0.25): the depth-4 surrogate's path shares about one factor in three with SHAP or LIME
+      even when they agree, so 0.5 would flag most of the portfolio (70% of the real one);
+      below 0.25 the methods share less than one top factor in four.
     - `range_quantile`: a numeric value is "far outside the training data" when it lies below
       the training `q` quantile or above the `1 - q` quantile, widened on each side by
       `range_slack` times that inter-quantile width (0.001 and 0.25: beyond the 0.1th/99.9th
@@ -76,7 +78,7 @@ class FlagConfig:
     """
 
     borderline_margin: float = 0.05
-    min_stability: float = 0.25  # = pipeline.explain.STABILITY_FLAG_BELOW (a test keeps them equal)
+    min_stability: float = STABILITY_FLAG_BELOW
     range_quantile: float = 0.001
     range_slack: float = 0.25
     protected_top_k: int = 1

@@ -1,0 +1,51 @@
+"""The figures every part of the audit must agree on, each defined once, with no heavy imports.
+
+A threshold that is written in two places drifts: the fairness verdict would
+read one four-fifths figure while the report printed another, or a notice would
+show five reasons where the explanation step ranked four. So every rule figure
+that more than one module needs lives here, and the modules that apply a rule
+import it. This module imports only the standard library (no torch, pandas or
+matplotlib), so that the notice renderer, the review app and the command-line
+help can read these figures without loading the model's dependencies
+(`tests/test_architecture.py` checks that importing it loads no torch).
+
+Recorded runs carry the figures they used (audit.json `fairness.thresholds`,
+`explanations.stability.flag_below`); a report of an old run reads those, not
+these defaults.
+"""
+
+from __future__ import annotations
+
+import math
+
+# ---- fairness verdicts ---------------------------------------------------------------------------
+# Four-fifths (80 %) rule, US EEOC Uniform Guidelines 29 CFR 1607.4(D): each group's
+# approval rate over the most favoured group's; below this, adverse impact.
+FOUR_FIFTHS = 0.80
+# Largest acceptable gap in approval rates between groups (demographic parity difference).
+PARITY_GAP_MAX = 0.10
+# Largest acceptable gap in TPR or FPR between groups (equalized odds difference).
+EQUALIZED_ODDS_GAP_MAX = 0.10
+# Confidence level of every bootstrap interval the verdicts read.
+CI_LEVEL = 0.95
+# A group is judged only with at least MIN_GROUP_SIZE applicants and MIN_OUTCOME_COUNT
+# defaulters and non-defaulters (TPR, FPR and AUC need both outcomes); below: "insufficient
+# data". With 20 defaulters one applicant moves a group's TPR by 0.05, half the equalized
+# odds threshold; with fewer, a single person could decide the verdict, and the percentile
+# bootstrap of a rate near 0 or 1 collapses to a point.
+MIN_GROUP_SIZE = 30
+MIN_OUTCOME_COUNT = math.ceil(2 / EQUALIZED_ODDS_GAP_MAX)
+# The verdicts, as written to audit.json and shown in reports (stable strings: never renamed).
+PASS, REVIEW, FAIL, INSUFFICIENT = "pass", "review", "fail", "insufficient data"
+
+# ---- explanations and notices ----------------------------------------------------------------------
+# Regulation B (12 CFR 1002.9) and the CFPB's guidance: no more than four principal reasons.
+MAX_REASONS = 4
+# The depth-4 surrogate tests mostly repayment statuses, so its path shares about one factor in
+# three with SHAP or LIME even when they agree with each other (measured on the real portfolio:
+# median 0.44 for declined applicants). Below 0.25 the methods share less than one top factor
+# in four on average: that explanation is not one a notice should state without a human look.
+STABILITY_FLAG_BELOW = 0.25
+# Applicants per explanation task: every runner splits the portfolio the same way, so local and
+# distributed runs give identical outputs, and a crashed run resumes at this granularity.
+EXPLAIN_CHUNK_ROWS = 5000
