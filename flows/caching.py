@@ -155,6 +155,55 @@ class StepRecords:
         return files
 
 
+class ItemJournal:
+    """Per-item progress of one step (a notice chunk), so a killed step resumes at its first unwritten item.
+
+    One JSON line per finished item: its id, the file written and its SHA-256, with a MAC under the
+    operator's cache key. On resume an item is skipped only when its line verifies and its file still
+    has the recorded hash; a bad line is ignored (the item is rendered again), never trusted.
+    """
+
+    def __init__(self, records: StepRecords, key: str) -> None:
+        self.records = records
+        self.path = records._path(key).with_suffix(".items.jsonl")
+        self.key = key
+
+    def add(self, items: list[tuple[int, str]]) -> None:
+        lines = []
+        for item, file in items:
+            rel = Path(file).resolve().relative_to(self.records.run_dir).as_posix()
+            body = {"key": self.key, "item": int(item), "file": rel, "sha256": sha256_file(self.records.run_dir / rel)}
+            lines.append(json.dumps({**body, "mac": self.records._mac(body)}) + "\n")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:  # whole lines; a torn last line fails to parse
+            fh.write("".join(lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def finished(self) -> dict[int, str]:
+        """Items whose line verifies and whose file is unchanged: item -> absolute path."""
+        if not self.path.exists():
+            return {}
+        done: dict[int, str] = {}
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                body = {k: entry[k] for k in ("key", "item", "file", "sha256")}
+                target = (self.records.run_dir / body["file"]).resolve()
+                if (hmac.compare_digest(str(entry["mac"]), self.records._mac(body)) and body["key"] == self.key
+                        and target.is_relative_to(self.records.run_dir) and target.is_file()
+                        and sha256_file(target) == body["sha256"]):
+                    done[int(body["item"])] = str(target)
+            except (ValueError, KeyError, TypeError):
+                continue
+        return done
+
+
+def item_journal(run_dir: str | Path, key: str) -> ItemJournal:
+    """The per-item journal of the step `key` of the run in `run_dir`."""
+    return ItemJournal(StepRecords(run_dir, cache_key()), key)
+
+
 @dataclass(frozen=True)
 class _Done:
     """A finished step, shaped like a Prefect future."""

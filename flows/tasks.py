@@ -26,7 +26,8 @@ from pipeline.config import AuditConfig
 from pipeline.splitting import SplitIndex, split_portfolio
 from pipeline.surrogate import Surrogate
 
-from .caching import CACHE_DIR
+from .caching import CACHE_DIR, item_journal
+from .progress import Progress
 
 plain = partial(task, cache_policy=NO_CACHE)
 WORK_DIR = Path(CACHE_DIR) / "work"
@@ -150,13 +151,27 @@ def render_report(run_dir: str, previous: str | None, key: str) -> list[str]:
 
 @task
 def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str) -> list[str]:
-    """Durable: notices for a chunk of declined applicants (sanitised file names)."""
+    """Durable: notices for a chunk of declined applicants (sanitised file names).
+
+    Each finished notice is journalled, so a chunk killed half-way resumes at its first
+    notice not yet written instead of rendering the whole chunk again.
+    """
     from reports import load_run, render_notices
 
     if multiprocessing.current_process().daemon:  # a Dask worker: daemonic processes may not start a pool
         workers = 1
-    out = Path(run_dir) / O.NOTICES_DIR
-    return [str(p) for p in render_notices(load_run(run_dir), ids, out, workers=workers)]
+    log = get_run_logger()
+    journal = item_journal(run_dir, key)
+    done = {i: p for i, p in journal.finished().items() if i in set(ids)}
+    todo = [i for i in ids if i not in done]
+    if done:
+        log.info("notices: %d of this chunk's %d were written before the interruption; rendering the other %d",
+                 len(done), len(ids), len(todo))
+    progress = Progress("notices", len(ids), log.info, already=len(done))
+    fresh = render_notices(load_run(run_dir), todo, Path(run_dir) / O.NOTICES_DIR, workers=workers,
+                           progress=lambda n, *_: progress.update(len(done) + n), written=journal.add)
+    done.update(zip(todo, map(str, fresh), strict=True))
+    return [done[i] for i in ids]
 
 
 @plain

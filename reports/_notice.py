@@ -137,12 +137,14 @@ def _render_chunk(ids: list[int], out_dir: str) -> tuple[list[tuple[int, str]], 
 
 
 def render_notices(run: RunResult, ids: list[object] | None, out_dir: str | Path, workers: int = 2,
-                   progress=None) -> list[Path]:  # noqa: ANN001 - progress(done, total, worker_pid, resident_kib)
+                   progress=None, written=None) -> list[Path]:  # noqa: ANN001 - callbacks below
     """Render many notices (default: every declined applicant) with `workers` processes.
 
     Workers are started with `spawn` (safe next to Prefect's and uvicorn's
     threads) and each reads the run from `run.path`; results keep the order of
-    `ids`. `progress`, when given, is called after each finished chunk.
+    `ids`. `progress(done, total, worker_pid, resident_kib)`, when given, is
+    called after each finished chunk; `written([(id, path), ...])` with the
+    notices that chunk wrote (a resumable caller journals them).
     """
     if workers < 1:
         raise ValueError(MSG_WORKERS.format(workers=workers))
@@ -153,6 +155,8 @@ def render_notices(run: RunResult, ids: list[object] | None, out_dir: str | Path
         paths = []
         for k, i in enumerate(wanted, 1):
             paths.append(render_notice(run, i, out_dir))
+            if written:
+                written([(i, paths[-1])])
             if progress:
                 progress(k, len(wanted), os.getpid(), resident_kib())
         return paths
@@ -163,6 +167,8 @@ def render_notices(run: RunResult, ids: list[object] | None, out_dir: str | Path
                              initargs=(os.fspath(run.path),)) as pool:
         for done, pid, rss in pool.map(_render_chunk, chunks, [os.fspath(out_dir)] * len(chunks)):
             by_id.update((i, Path(p)) for i, p in done)
+            if written:
+                written([(i, Path(p)) for i, p in done])
             if progress:
                 progress(len(by_id), len(wanted), pid, rss)
     return [by_id[i] for i in wanted]

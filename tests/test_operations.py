@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 SMALL_ROWS = 1500
 CHUNK_ROWS = 500
-RESUME_NOTICES = 60  # the kill lands after the first few; the rest are rendered by the second run
+RESUME_NOTICES = 60  # the kill lands after the first batches; the rest are rendered by the second run
+KILL_AFTER_NOTICES = 20  # more than one batch of each worker, so some are journalled when the kill lands
 FEW_NOTICES = 10
 TRAINING_LINE = "training epoch"
 RUN_TIMEOUT_S = 420
@@ -112,7 +114,7 @@ def resumed(code, slices, env, tmp_path_factory) -> dict:
         seen = 0
         while time.monotonic() < deadline and proc.poll() is None:
             seen = len(_notices(run_dir)) if (run_dir / "reports" / "notices").exists() else 0
-            if seen >= 3:
+            if seen >= KILL_AFTER_NOTICES:
                 break
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -148,6 +150,18 @@ def test_resumed_run_does_not_recompute_finished_steps(resumed):
     assert _mtimes(run_dir / ".cache" / "work", "explain_*") == before["explain"]
     assert _mtimes(run_dir, "fairness.parquet") == before["fairness"]
     assert _mtimes(run_dir / "reports", "audit_report.pdf") == before["report"]
+
+
+def test_resumed_run_renders_only_the_notices_not_yet_written(resumed):
+    """The killed chunk resumes at its first unjournalled notice, not at the chunk's start."""
+    found = re.search(r"notices: (\d+) of this chunk's (\d+) were written before the interruption; "
+                      r"rendering the other (\d+)", resumed["second_log"])
+    assert found, resumed["second_log"][-3000:]
+    reused, total, rendered = map(int, found.groups())
+    assert total == RESUME_NOTICES and reused + rendered == total
+    # a notice is journalled when its worker's batch comes back: the ones on disk at the kill, less at most
+    # the batches in flight, are reused
+    assert 0 < reused <= resumed["killed_at"]
 
 
 def test_resumed_run_has_every_notice_once_and_nothing_half_written(resumed):
