@@ -10,6 +10,7 @@ import pytest
 import torch
 from explain_synthetic import small_model, synthetic_frame
 
+from pipeline.audited_model import Blockwise, Differentiable, check_auditable
 from pipeline.explain import (
     background_sample,
     batched_shap,
@@ -17,10 +18,11 @@ from pipeline.explain import (
     grouped_shap,
     kernel_design,
     kernel_explainer_shap,
+    model_function,
     model_groups,
     tree_shap,
 )
-from pipeline.explain._game import PerBackgroundGame, coalition_values
+from pipeline.explain._game import BlockwiseGame, HybridGame, coalition_values
 from pipeline.explain._kernel import MSG_BUDGET, size_weights
 from pipeline.explain._portfolio import MSG_BACKEND, explain_portfolio
 from pipeline.surrogate import Surrogate
@@ -38,17 +40,31 @@ def six():
     return small_model(SIX)
 
 
+class PredictOnly:
+    """A model offering only the required interface, so every explainer takes its generic path."""
+
+    def __init__(self, model):
+        self.features, self.threshold_, self.predict_proba = model.features, model.threshold_, model.predict_proba
+
+
 def _net_on_rows(model, rows: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return model.net_(torch.as_tensor(rows, dtype=torch.float32)).double().numpy()
+        return model.torch_function("cpu")(torch.as_tensor(rows, dtype=torch.float32)).double().numpy()
 
 
-def test_feature_blocks_reassemble_the_encoder(full):
+def test_credit_model_offers_every_capability_and_its_parts_are_its_function(full):
     model, frame, _ = full
+    assert check_auditable(model) is model and isinstance(model, Differentiable) and isinstance(model, Blockwise)
     x = torch.as_tensor(frame[list(model.features)].to_numpy(np.float32)[:50])
-    enc = model.net_.encoder
-    assert torch.equal(torch.cat(enc.feature_blocks(x), dim=1), enc(x))
-    assert len(enc.block_widths) == len(model.features)
+    parts = model.blockwise("cpu")
+    blocks = parts.encode_blocks(x)
+    assert len(blocks) == len(parts.block_widths) == len(model.features)
+    assert [b.shape[1] for b in blocks] == list(parts.block_widths)
+    with torch.no_grad():
+        pre = torch.nn.functional.linear(torch.cat(list(blocks), dim=1), parts.weight, parts.bias)
+        np.testing.assert_allclose(parts.head(pre).numpy(), _net_on_rows(model, x.numpy()), atol=1e-6)
+    np.testing.assert_allclose(_net_on_rows(model, x.numpy()), model.predict_proba(frame.iloc[:50])[:, 1], atol=1e-7)
+    assert not isinstance(PredictOnly(model), Differentiable)
 
 
 def test_coalition_values_equal_the_network_on_explicit_hybrid_rows(full):
@@ -58,16 +74,23 @@ def test_coalition_values_equal_the_network_on_explicit_hybrid_rows(full):
     bg = frame[f].to_numpy(np.float32)[100:110]
     rng = np.random.default_rng(1)
     masks = rng.random((7, len(f))) < 0.5
-    got = coalition_values(model.net_, torch.as_tensor(x), torch.as_tensor(bg), torch.as_tensor(masks)).numpy()
     hybrid = np.where(masks[None, :, None, :], x[:, None, None, :], bg[None, None, :, :])
     want = _net_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 7, 10).mean(-1)
-    np.testing.assert_allclose(got, want, atol=1e-6)
-    per_bg = rng.random((10, 5, len(f))) < 0.5
-    game = PerBackgroundGame(model.net_, torch.as_tensor(bg), torch.as_tensor(per_bg))
-    hybrid = np.where(per_bg[None], x[:, None, None, :], bg[None, :, None, :])
+    for fn in (model_function(model), model_function(PredictOnly(model))):  # blockwise, and hybrid rows
+        tensors = (torch.as_tensor(a, dtype=fn.dtype) for a in (x, bg))
+        got = coalition_values(fn, *tensors, torch.as_tensor(masks)).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    per_bg = torch.as_tensor(rng.random((10, 5, len(f))) < 0.5)
+    hybrid = np.where(per_bg.numpy()[None], x[:, None, None, :], bg[None, :, None, :])
     want = _net_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 10, 5)
-    for block in (None, 16 * 50 * 3):  # one applicant per step (CPU), and several per step (as on CUDA)
-        np.testing.assert_allclose(game.values(torch.as_tensor(x), block).numpy(), want, atol=1e-6)
+    games = (
+        BlockwiseGame(model.blockwise("cpu"), torch.as_tensor(bg), per_bg),
+        HybridGame(model_function(PredictOnly(model)), torch.as_tensor(bg, dtype=torch.float64), per_bg),
+    )
+    for game in games:
+        xs = torch.as_tensor(x, dtype=game.dtype)
+        for block in (None, 16 * 50 * 3):  # one applicant per step (CPU), and several per step (as on CUDA)
+            np.testing.assert_allclose(game.values(xs, block).numpy(), want, atol=1e-6)
 
 
 def test_kernel_design_enumerates_small_and_large_sizes_and_pairs_the_rest():
