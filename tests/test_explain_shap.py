@@ -93,6 +93,34 @@ def test_coalition_values_equal_the_network_on_explicit_hybrid_rows(full):
             np.testing.assert_allclose(game.values(xs, block).numpy(), want, atol=1e-6)
 
 
+class TorchOnly(PredictOnly):
+    """Differentiable but not Blockwise: the whole torch function scores explicit hybrid rows."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.torch_function = model.torch_function
+
+
+def test_every_model_path_gives_the_same_shap_values(full):
+    """Blockwise shares, the whole torch function and predict_proba compute one game: the same values."""
+    model, frame, _ = full
+    bg = background_sample(frame, 8, seed=6)
+    apps = frame.iloc[500:505]
+    fast = batched_shap(model, apps, bg, n_coalitions=128, seed=1)
+    for other in (TorchOnly(model), PredictOnly(model)):
+        got = batched_shap(other, apps, bg, n_coalitions=128, seed=1)
+        np.testing.assert_allclose(got.values, fast.values, atol=1e-6)
+        assert got.additivity_gap().max() < 1e-12  # the generic path stays in float64
+    np.testing.assert_allclose(
+        grouped_shap(PredictOnly(model), apps, bg).values, grouped_shap(model, apps, bg).values, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        kernel_explainer_shap(PredictOnly(model), apps.iloc[:1], bg, nsamples=64).values,
+        kernel_explainer_shap(model, apps.iloc[:1], bg, nsamples=64).values,
+        atol=1e-6,
+    )
+
+
 def test_kernel_design_enumerates_small_and_large_sizes_and_pairs_the_rest():
     m, budget = 21, 600
     d = kernel_design(m, budget, seed=3)

@@ -34,10 +34,19 @@ from ._integrated_gradients import completeness_gap, integrated_gradients
 from ._kernel import CoalitionDesign, kernel_design, solve_shap
 from ._lime import lime_explain, lime_reference
 from ._loss_gradients import loss_gradients
-from ._method import Method, MethodResult, PortfolioInputs
-from ._portfolio import BACKENDS, LIMITATIONS, PortfolioExplanation, explain_portfolio
+from ._method import (
+    IMPORTANCE_MERGES,
+    OVER_APPLICANTS,
+    OVER_DECLINED,
+    SAME_IN_EVERY_CHUNK,
+    STD_SCALED,
+    Method,
+    MethodResult,
+    PortfolioInputs,
+)
+from ._portfolio import BACKENDS, LIMITATIONS, NOT_APPLICABLE, PortfolioExplanation, explain_portfolio
 from ._reasons import MAX_REASONS, Reason, principal_reasons, reasons_json
-from ._registry import METHODS
+from ._registry import METHODS, importance_merges
 from ._saliency import saliency
 from ._shap import shap_values
 from ._shap_batched import DEFAULT_BACKGROUND_SIZE, DEFAULT_COALITIONS, background_sample, batched_shap
@@ -50,11 +59,17 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_BACKGROUND_SIZE",
     "DEFAULT_COALITIONS",
+    "IMPORTANCE_MERGES",
     "LIMITATIONS",
     "MAX_REASONS",
     "METHODS",
+    "NOT_APPLICABLE",
+    "OVER_APPLICANTS",
+    "OVER_DECLINED",
     "REFERENCE_NSAMPLES",
+    "SAME_IN_EVERY_CHUNK",
     "STABILITY_FLAG_BELOW",
+    "STD_SCALED",
     "TOP_K",
     "Attributions",
     "Change",
@@ -73,6 +88,7 @@ __all__ = [
     "exact_shap",
     "explain_portfolio",
     "grouped_shap",
+    "importance_merges",
     "integrated_gradients",
     "kernel_design",
     "kernel_explainer_shap",
