@@ -47,7 +47,7 @@ class PredictOnly:
         self.features, self.threshold_, self.predict_proba = model.features, model.threshold_, model.predict_proba
 
 
-def _net_on_rows(model, rows: np.ndarray) -> np.ndarray:
+def _function_on_rows(model, rows: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model.torch_function("cpu")(torch.as_tensor(rows, dtype=torch.float32)).double().numpy()
 
@@ -62,8 +62,8 @@ def test_credit_model_offers_every_capability_and_its_parts_are_its_function(ful
     assert [b.shape[1] for b in blocks] == list(parts.block_widths)
     with torch.no_grad():
         pre = torch.nn.functional.linear(torch.cat(list(blocks), dim=1), parts.weight, parts.bias)
-        np.testing.assert_allclose(parts.head(pre).numpy(), _net_on_rows(model, x.numpy()), atol=1e-6)
-    np.testing.assert_allclose(_net_on_rows(model, x.numpy()), model.predict_proba(frame.iloc[:50])[:, 1], atol=1e-7)
+        np.testing.assert_allclose(parts.head(pre).numpy(), _function_on_rows(model, x.numpy()), atol=1e-6)
+    np.testing.assert_allclose(_function_on_rows(model, x.numpy()), model.predict_proba(frame.iloc[:50])[:, 1], atol=1e-7)
     assert not isinstance(PredictOnly(model), Differentiable)
 
 
@@ -75,14 +75,14 @@ def test_coalition_values_equal_the_network_on_explicit_hybrid_rows(full):
     rng = np.random.default_rng(1)
     masks = rng.random((7, len(f))) < 0.5
     hybrid = np.where(masks[None, :, None, :], x[:, None, None, :], bg[None, None, :, :])
-    want = _net_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 7, 10).mean(-1)
+    want = _function_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 7, 10).mean(-1)
     for fn in (model_function(model), model_function(PredictOnly(model))):  # blockwise, and hybrid rows
         tensors = (torch.as_tensor(a, dtype=fn.dtype) for a in (x, bg))
         got = coalition_values(fn, *tensors, torch.as_tensor(masks)).numpy()
         np.testing.assert_allclose(got, want, atol=1e-6)
     per_bg = torch.as_tensor(rng.random((10, 5, len(f))) < 0.5)
     hybrid = np.where(per_bg.numpy()[None], x[:, None, None, :], bg[None, :, None, :])
-    want = _net_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 10, 5)
+    want = _function_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 10, 5)
     games = (
         BlockwiseGame(model.blockwise("cpu"), torch.as_tensor(bg), per_bg),
         HybridGame(model_function(PredictOnly(model)), torch.as_tensor(bg, dtype=torch.float64), per_bg),
@@ -149,7 +149,7 @@ def _brute_force_shapley(model, x_row: np.ndarray, bg: np.ndarray) -> np.ndarray
         if s not in cache:
             hybrid = bg.copy()
             hybrid[:, list(s)] = x_row[list(s)]
-            cache[s] = float(_net_on_rows(model, hybrid).mean())
+            cache[s] = float(_function_on_rows(model, hybrid).mean())
         return cache[s]
 
     phi = np.zeros(m)
@@ -220,12 +220,12 @@ def test_grouped_values_are_exact_shapley_values_of_the_groups(six):
         perms = list(itertools.permutations(range(len(names))))
         for order in perms:
             taken: list[int] = []
-            prev = float(_net_on_rows(model, b).mean())
+            prev = float(_function_on_rows(model, b).mean())
             for g in order:
                 taken += [f.index(c) for c in groups[names[g]]]
                 h = b.copy()
                 h[:, taken] = row[taken]
-                cur = float(_net_on_rows(model, h).mean())
+                cur = float(_function_on_rows(model, h).mean())
                 phi[g] += cur - prev
                 prev = cur
         np.testing.assert_allclose(got.values[i], phi / len(perms), atol=1e-6)
