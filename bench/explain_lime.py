@@ -94,9 +94,9 @@ def run(
     lime_runs, wall, cpu = [], 0.0, 0.0
     for k in range(seeds):
         weights, w, c = _timed(lime_reference, model, sample, training, "cpu", seed + k, num_samples)
-        lime_runs.append(weights)
+        lime_runs.append(weights.values)
         wall, cpu = wall + w, cpu + c
-    ours_runs = [lime_explain(model, sample, training, "cpu", seed + k, num_samples) for k in range(seeds)]
+    ours_runs = [lime_explain(model, sample, training, "cpu", seed + k, num_samples).values for k in range(seeds)]
     lime_self = np.mean([top_k_agreement(a, b).mean() for a, b in itertools.combinations(lime_runs, 2)])
     ours_lime = np.mean([top_k_agreement(a, b).mean() for a in ours_runs for b in lime_runs])
     library = f"lime {library_versions().get('lime', '')}"

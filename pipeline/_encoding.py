@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import schema as S
+from .audited_model import BlockwiseParts
 
 # Repayment status codes below 1 mean different things (no balance, paid in
 # full, revolving), so each gets its own indicator; 1..9 are months late.
@@ -81,6 +82,21 @@ class RawEncoder(nn.Module):
         return (self._expand(x) - self.mean) / self.scale
 
 
+class _Head(nn.Module):
+    """First-layer pre-activations -> P(default): the activation, the layers after it, the calibration."""
+
+    def __init__(self, rest: nn.Module, calib: torch.Tensor) -> None:
+        super().__init__()
+        self.rest = rest
+        self.calib = calib
+
+    def forward(self, pre: torch.Tensor) -> torch.Tensor:
+        """(..., H) -> (...); overwrites `pre` (the ReLU runs in place: callers pass scratch tensors)."""
+        shape = pre.shape[:-1]
+        z = self.rest(torch.relu_(pre.reshape(-1, pre.shape[-1]))).reshape(shape)
+        return torch.sigmoid(self.calib[0] * z + self.calib[1])
+
+
 class DefaultRiskNet(nn.Module):
     """Encoder + ReLU MLP + affine logit calibration -> probability of default."""
 
@@ -103,3 +119,19 @@ class DefaultRiskNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.calib[0] * self.logit(x) + self.calib[1])
+
+    def blockwise(self) -> BlockwiseParts:
+        """This network as per-feature encoder blocks, first Linear layer and head (see `BlockwiseParts`).
+
+        The layout is this class's own (`mlp` opens with Linear then ReLU), so
+        explainers get it through this method instead of reading `mlp` and
+        `encoder` themselves.
+        """
+        first = self.mlp[0]
+        return BlockwiseParts(
+            encode_blocks=self.encoder.feature_blocks,
+            block_widths=tuple(self.encoder.block_widths),
+            weight=first.weight.detach(),
+            bias=first.bias.detach(),
+            head=_Head(self.mlp[2:], self.calib),
+        )

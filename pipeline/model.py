@@ -3,12 +3,17 @@
 `CreditModel` follows the scikit-learn contract (parameters in `__init__`,
 `fit` returns self, learned attributes end in `_`, `predict_proba` returns
 one column per class) so the surrogate tree, fairlearn and the explainers can
-treat it like any estimator, while `net_` is the whole differentiable
-`raw applicant -> probability of default` function for on-device explainers.
+treat it like any estimator. It implements every protocol of
+`pipeline.audited_model`: `AuditedModel`, and, for on-device explainers,
+`Differentiable` (`torch_function`: the whole `raw applicant -> probability
+of default` function) and `Blockwise` (`blockwise`: that function as
+per-feature encoder, first layer and head). Explainers use those methods,
+never `net_` itself.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -26,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import schema as S
 from ._encoding import DefaultRiskNet
 from ._io import atomic_write_bytes, atomic_write_text
+from .audited_model import BlockwiseParts
 from .policy import ThresholdPolicy
 from .versions import library_versions
 
@@ -169,12 +175,36 @@ class CreditModel(BaseEstimator):
 
     classes_ = np.array([0, 1])
 
+    # ---- capabilities of pipeline.audited_model -------------------------
+    def torch_function(self, device: str | torch.device | None = None) -> torch.nn.Module:
+        """`Differentiable`: float32 raw features (n, F) -> P(default) (n,), in eval mode, on `device`.
+
+        The model's own network when it already lives there, otherwise a copy,
+        so explaining on another device never moves the caller's model.
+        """
+        self._check_fitted()
+        device = self.device if device is None else torch.device(device)
+        net = self.net_
+        if next(net.parameters()).device != device:
+            net = copy.deepcopy(net).to(device)
+        return net.eval()
+
+    def blockwise(self, device: str | torch.device | None = None) -> BlockwiseParts:
+        """`Blockwise`: the parts of `torch_function(device)` (per-feature encoder, first layer, head)."""
+        return self.torch_function(device).blockwise()
+
     def to(self, device: str | torch.device) -> CreditModel:
         """Move the fitted network (explainers may run on another device than training)."""
         self.device = torch.device(device)
         if hasattr(self, "net_"):
             self.net_.to(self.device)
         return self
+
+    def architecture(self) -> str:
+        """The network in one line, for the record and the report (the model describes itself)."""
+        self._check_fitted()
+        return (f"MLP {self.net_.encoder.width} -> " + " -> ".join(str(h) for h in self.hidden)
+                + f" -> 1, ReLU, dropout {self.dropout:.2f}, Platt-calibrated sigmoid output")
 
     # ---- persistence ----------------------------------------------------
     def metadata(self, data_hash: str = "") -> dict:

@@ -57,9 +57,7 @@ def model_section(model: CreditModel, reused_from: str | None = None) -> ModelSe
         model_hash=model.model_hash(),
         features=tuple(model.features),
         excluded_inputs=tuple(n for n in S.FEATURE_NAMES if n not in model.features),
-        architecture=f"MLP {model.net_.encoder.width} -> "
-        + " -> ".join(str(h) for h in model.hidden)
-        + f" -> 1, ReLU, dropout {model.dropout:.2f}, Platt-calibrated sigmoid output",
+        architecture=model.architecture(),
         hidden=tuple(model.hidden),
         threshold=model.threshold_,
         policy=model.policy.to_dict(),

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from markupsafe import Markup
 
 from pipeline import schema as S
+from pipeline.columns import SHAP, columns_of
 from pipeline.constants import STABILITY_FLAG_BELOW
 from pipeline.run_record import Interval
 
@@ -170,8 +171,8 @@ def _importances(run: RunResult) -> tuple[dict[str, dict[str, float]], str]:
         return {m: dict(vals) for m, vals in section.global_importance.items()}, "explanations"
     if run.has_shap:
         frame = run.applicants
-        cols = [c for c in frame.columns if c.startswith("shap_") and c[5:] in S.BY_NAME]
-        return {"mean |SHAP|": {c[5:]: float(frame[c].abs().mean()) for c in cols}}, "applicants"
+        cols = columns_of(frame, SHAP, S.FEATURE_NAMES)
+        return {"mean |SHAP|": {name: float(frame[c].abs().mean()) for c, name in cols.items()}}, "applicants"
     return {}, ""
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipeline import outputs as O
 from pipeline import schema as S
+from pipeline.columns import SHAP, SHAP_BASE, columns_of
 from pipeline.run_record import RunRecord, load_record
 
 MSG_NOT_A_RUN = (
@@ -122,7 +123,7 @@ class RunResult:
 
     @property
     def has_shap(self) -> bool:
-        return any(c.startswith("shap_") and c != "shap_base" for c in self._applicants.columns)
+        return bool(columns_of(self._applicants, SHAP))
 
     def declined_ids(self) -> list[int]:
         frame = self._applicants
@@ -138,9 +139,9 @@ class RunResult:
         features = {n: float(row[n]) for n in S.FEATURE_NAMES if n in row.index}
         shap = None
         if self.has_shap:
-            values = {n: float(row[f"shap_{n}"]) for n in self.model_features if f"shap_{n}" in row.index}
+            values = {n: float(row[c]) for c, n in columns_of(row.index, SHAP, self.model_features).items()}
             shap = None if all(math.isnan(v) for v in values.values()) else MappingProxyType(values)
-        base = row.get("shap_base")
+        base = row.get(SHAP_BASE)
         stability = row.get("stability")
         return Applicant(
             id=key,

@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipeline import outputs as O
 from pipeline import schema as S
+from pipeline.columns import columns_of
 from pipeline.flags import FLAG_LABELS, FlagConfig, compute_flags
 from pipeline.run_record import RunRecord
 from pipeline.surrogate import DECISIONS, Surrogate
@@ -84,9 +85,9 @@ class ReviewRun:
     def has(self, column: str) -> bool:
         return column in self.applicants.columns
 
-    def prefixed(self, prefix: str) -> list[str]:
-        """Features with a `<prefix>_<FEATURE>` column, in schema order."""
-        return [n for n in S.FEATURE_NAMES if f"{prefix}_{n}" in self.applicants.columns]
+    def explained(self, method: str) -> dict[str, str]:
+        """{column: feature} of an explanation method's columns in this run, in schema order."""
+        return columns_of(self.applicants, method, S.FEATURE_NAMES)
 
     def row(self, applicant_id: int) -> pd.Series:
         try:

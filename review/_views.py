@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import schema as S
+from pipeline.columns import LIME, SHAP, SHAP_BASE
 from pipeline.flags import FLAG_LABELS
 
 from ._run import NOT_COMPUTED, ReviewRun, json_cell
@@ -164,11 +165,11 @@ def bar_chart(values: Mapping[str, float], row: pd.Series, unit: str) -> dict:
     return {"bars": bars, "width": CHART_WIDTH, "centre": f"{half:.1f}"}
 
 
-def _chart(run: ReviewRun, row: pd.Series, prefix: str, unit: str) -> dict | None:
-    names = run.prefixed(prefix)
-    if not names:
+def _chart(run: ReviewRun, row: pd.Series, method: str, unit: str) -> dict | None:
+    columns = run.explained(method)
+    if not columns:
         return None
-    values = {n: float(row[f"{prefix}_{n}"]) for n in names}
+    values = {name: float(row[column]) for column, name in columns.items()}
     if all(math.isnan(v) for v in values.values()):
         return {"bars": [], "empty": True}
     return bar_chart(values, row, unit)
@@ -247,7 +248,7 @@ def applicant_view(run: ReviewRun, applicant_id: int, history: list[Review]) -> 
     flags = run.flags_of(applicant_id)
     p = float(row["probability"])
     stability = float(row["stability"]) if run.has("stability") and not pd.isna(row["stability"]) else None
-    lime = _chart(run, row, "lime", "weight")
+    lime = _chart(run, row, LIME, "weight")
     return {
         "run_id": run.run_id,
         "id": int(applicant_id),
@@ -258,8 +259,8 @@ def applicant_view(run: ReviewRun, applicant_id: int, history: list[Review]) -> 
         "split": str(row.get("split", "")),
         "flags": [{"code": f.code, "label": f.label, "reason": f.reason} for f in flags.itertuples(index=False)],
         "reasons": _reasons(run, row),
-        "shap": _chart(run, row, "shap", "points"),
-        "shap_base": pct(float(row["shap_base"])) if run.has("shap_base") else None,
+        "shap": _chart(run, row, SHAP, "points"),
+        "shap_base": pct(float(row[SHAP_BASE])) if run.has(SHAP_BASE) else None,
         "lime": lime,
         "surrogate": _surrogate(run, row),
         "counterfactual": _counterfactual(run, row),

@@ -8,9 +8,18 @@ import torch
 from captum.attr import IntegratedGradients, Saliency
 from explain_synthetic import small_model
 
-from pipeline.explain import integrated_gradients, loss_gradients, mean_abs, rank_agreement, saliency, scaled_by_std
-from pipeline.explain._gradients import MSG_LABELS
+from pipeline.audited_model import MSG_MISSING_CAPABILITY, MissingCapability
+from pipeline.explain import (
+    completeness_gap,
+    integrated_gradients,
+    loss_gradients,
+    mean_abs,
+    rank_agreement,
+    saliency,
+    scaled_by_std,
+)
 from pipeline.explain._importance import MSG_NO_ROWS
+from pipeline.explain._loss_gradients import MSG_LABELS
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +34,17 @@ def _inputs(model, frame):
 def test_saliency_matches_captum(fitted):
     model, frame, _ = fitted
     rows = frame.iloc[:64]
-    want = Saliency(model.net_).attribute(_inputs(model, rows), abs=True).detach().numpy()
-    np.testing.assert_allclose(saliency(model, rows), want, rtol=1e-5, atol=1e-10)
+    want = Saliency(model.torch_function("cpu")).attribute(_inputs(model, rows), abs=True).detach().numpy()
+    got = saliency(model, rows)
+    np.testing.assert_allclose(got.values, want, rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(got.output, model.predict_proba(rows)[:, 1], rtol=1e-6)
 
 
 def test_integrated_gradients_match_captum_riemann_middle(fitted):
     model, frame, _ = fitted
     rows = frame.iloc[:16]
     baseline = frame[list(model.features)].to_numpy(np.float64).mean(0)
-    ig = IntegratedGradients(model.net_)
+    ig = IntegratedGradients(model.torch_function("cpu"))
     want = (
         ig.attribute(
             _inputs(model, rows),
@@ -44,18 +55,41 @@ def test_integrated_gradients_match_captum_riemann_middle(fitted):
         .detach()
         .numpy()
     )
-    np.testing.assert_allclose(integrated_gradients(model, rows, baseline, steps=32), want, rtol=1e-4, atol=1e-7)
+    got = integrated_gradients(model, rows, baseline, steps=32)
+    np.testing.assert_allclose(got.values, want, rtol=1e-4, atol=1e-7)
+    # its own check: completeness against f(baseline), which the result carries as its base
+    base_row = frame.iloc[:1].copy()
+    base_row[list(model.features)] = baseline
+    assert got.base == pytest.approx(model.predict_proba(base_row)[0, 1], rel=1e-6)
+    np.testing.assert_allclose(completeness_gap(got), np.abs(want.sum(1) - (got.output - got.base)), atol=1e-6)
 
 
 def test_loss_gradients_are_the_gradient_of_binary_cross_entropy(fitted):
     model, frame, labels = fitted
     rows, y = frame.iloc[:32], labels[:32]
     x = _inputs(model, rows)
-    p = model.net_(x)
+    p = model.torch_function("cpu")(x)
     torch.nn.functional.binary_cross_entropy(p, torch.as_tensor(y, dtype=torch.float32), reduction="sum").backward()
-    np.testing.assert_allclose(loss_gradients(model, rows, y), x.grad.numpy(), rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(loss_gradients(model, rows, y).values, x.grad.numpy(), rtol=1e-4, atol=1e-9)
     with pytest.raises(ValueError, match=MSG_LABELS.split("{")[0]):
         loss_gradients(model, rows, y[:5])
+
+
+def test_gradient_methods_need_a_differentiable_model(fitted):
+    model, frame, labels = fitted
+
+    class PredictOnly:
+        features, threshold_, predict_proba = model.features, model.threshold_, model.predict_proba
+
+    rows = frame.iloc[:4]
+    prefix = MSG_MISSING_CAPABILITY.split("{")[1].split("}")[1]  # " needs a model with the "
+    for run in (
+        lambda m: saliency(m, rows),
+        lambda m: integrated_gradients(m, rows, np.zeros(len(model.features))),
+        lambda m: loss_gradients(m, rows, labels[:4]),
+    ):
+        with pytest.raises(MissingCapability, match=prefix + "Differentiable"):
+            run(PredictOnly())
 
 
 def test_global_importance_and_rank_agreement():

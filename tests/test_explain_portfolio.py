@@ -11,17 +11,23 @@ import pytest
 from explain_synthetic import small_model
 
 from pipeline import schema as S
+from pipeline.columns import columns_of
 from pipeline.explain import PortfolioExplanation, background_sample, explain_portfolio
 from pipeline.explain._portfolio import MSG_DECLINED
+from pipeline.explain_chunks import merge_summaries
 from pipeline.surrogate import Surrogate
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "outputs.md"
 
 
+def _surrogate(model, frame) -> Surrogate:
+    return Surrogate(max_depth=3, min_samples_leaf=10).fit(frame, model.predict(frame))
+
+
 @pytest.fixture(scope="module")
 def explained() -> tuple:
     model, frame, labels = small_model()
-    sur = Surrogate(max_depth=3, min_samples_leaf=10).fit(frame, model.predict(frame))
+    sur = _surrogate(model, frame)
     rows = frame.iloc[100:180].set_axis(np.arange(1000, 1080))  # an index that is not 0..n-1
     declined = model.predict(rows) == 1
     bg = background_sample(frame.iloc[:100], 20, seed=0)
@@ -65,7 +71,7 @@ def test_columns_are_the_documented_ones_and_aligned_with_the_frame(explained):
     cols = result.columns
     shap_sum = cols[[f"shap_{f}" for f in model.features]].sum(1) + cols["shap_base"]
     np.testing.assert_allclose(shap_sum, model.predict_proba(rows)[:, 1], atol=1e-5)
-    group_sum = cols[[c for c in cols if c.startswith("shapgroup_")]].sum(1) + cols["shap_base"]
+    group_sum = cols[list(columns_of(cols, "shapgroup"))].sum(1) + cols["shap_base"]
     np.testing.assert_allclose(group_sum, model.predict_proba(rows)[:, 1], atol=1e-5)
     lime = cols[[f"lime_{f}" for f in model.features]]
     assert lime[declined].notna().all().all() and lime[~declined].isna().all().all()
@@ -95,3 +101,38 @@ def test_declined_must_fit_the_frame(explained):
     model, rows, _, _ = explained
     with pytest.raises(ValueError, match=MSG_DECLINED.split("{")[0]):
         explain_portfolio(model, None, rows, np.array([len(rows) + 3]), rows.iloc[:5])
+
+
+def test_chunks_merge_into_the_whole_portfolio_s_summary(explained):
+    """Each method's merge rule (importance and summary sections) rebuilds the unchunked figures."""
+    model, rows, declined, whole = explained
+    _, frame, labels = small_model()
+    bg = whole.background
+    parts = [slice(0, 30), slice(30, 80)]
+    chunks = [
+        explain_portfolio(
+            model,
+            _surrogate(model, frame),
+            rows.iloc[p],
+            declined[p],
+            bg,
+            training_frame=frame.iloc[:100],
+            labels=labels[100:180][p],
+            n_coalitions=128,
+            lime_samples=500,
+        ).summary()
+        for p in parts
+    ]
+    merged = merge_summaries(chunks, [rows.iloc[p] for p in parts], rows)
+    want = whole.summary()
+    assert merged["applicants"] == want["applicants"] and merged["declined"] == want["declined"]
+    assert merged["counterfactuals"] == want["counterfactuals"]
+    assert merged["shap"]["max_additivity_gap"] == max(c["shap"]["max_additivity_gap"] for c in chunks)
+    assert set(merged["global_importance"]) == set(want["global_importance"])
+    for method, values in want["global_importance"].items():
+        for feature, v in values.items():
+            assert merged["global_importance"][method][feature] == pytest.approx(v, rel=1e-5, abs=1e-9), method
+    for group, v in want["group_importance"].items():
+        assert merged["group_importance"][group] == pytest.approx(v, rel=1e-5)
+    gap = want["integrated_gradients"]["mean_completeness_gap"]
+    assert merged["integrated_gradients"]["mean_completeness_gap"] == pytest.approx(gap, rel=1e-5)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from explain_synthetic import small_model, synthetic_frame
 
+from pipeline.audited_model import Blockwise, Differentiable, check_auditable
 from pipeline.explain import (
     background_sample,
     batched_shap,
@@ -17,10 +18,11 @@ from pipeline.explain import (
     grouped_shap,
     kernel_design,
     kernel_explainer_shap,
+    model_function,
     model_groups,
     tree_shap,
 )
-from pipeline.explain._game import PerBackgroundGame, coalition_values
+from pipeline.explain._game import BlockwiseGame, HybridGame, coalition_values
 from pipeline.explain._kernel import MSG_BUDGET, size_weights
 from pipeline.explain._portfolio import MSG_BACKEND, explain_portfolio
 from pipeline.surrogate import Surrogate
@@ -38,17 +40,31 @@ def six():
     return small_model(SIX)
 
 
-def _net_on_rows(model, rows: np.ndarray) -> np.ndarray:
+class PredictOnly:
+    """A model offering only the required interface, so every explainer takes its generic path."""
+
+    def __init__(self, model):
+        self.features, self.threshold_, self.predict_proba = model.features, model.threshold_, model.predict_proba
+
+
+def _function_on_rows(model, rows: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return model.net_(torch.as_tensor(rows, dtype=torch.float32)).double().numpy()
+        return model.torch_function("cpu")(torch.as_tensor(rows, dtype=torch.float32)).double().numpy()
 
 
-def test_feature_blocks_reassemble_the_encoder(full):
+def test_credit_model_offers_every_capability_and_its_parts_are_its_function(full):
     model, frame, _ = full
+    assert check_auditable(model) is model and isinstance(model, Differentiable) and isinstance(model, Blockwise)
     x = torch.as_tensor(frame[list(model.features)].to_numpy(np.float32)[:50])
-    enc = model.net_.encoder
-    assert torch.equal(torch.cat(enc.feature_blocks(x), dim=1), enc(x))
-    assert len(enc.block_widths) == len(model.features)
+    parts = model.blockwise("cpu")
+    blocks = parts.encode_blocks(x)
+    assert len(blocks) == len(parts.block_widths) == len(model.features)
+    assert [b.shape[1] for b in blocks] == list(parts.block_widths)
+    with torch.no_grad():
+        pre = torch.nn.functional.linear(torch.cat(list(blocks), dim=1), parts.weight, parts.bias)
+        np.testing.assert_allclose(parts.head(pre).numpy(), _function_on_rows(model, x.numpy()), atol=1e-6)
+    np.testing.assert_allclose(_function_on_rows(model, x.numpy()), model.predict_proba(frame.iloc[:50])[:, 1], atol=1e-7)
+    assert not isinstance(PredictOnly(model), Differentiable)
 
 
 def test_coalition_values_equal_the_network_on_explicit_hybrid_rows(full):
@@ -58,16 +74,51 @@ def test_coalition_values_equal_the_network_on_explicit_hybrid_rows(full):
     bg = frame[f].to_numpy(np.float32)[100:110]
     rng = np.random.default_rng(1)
     masks = rng.random((7, len(f))) < 0.5
-    got = coalition_values(model.net_, torch.as_tensor(x), torch.as_tensor(bg), torch.as_tensor(masks)).numpy()
     hybrid = np.where(masks[None, :, None, :], x[:, None, None, :], bg[None, None, :, :])
-    want = _net_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 7, 10).mean(-1)
-    np.testing.assert_allclose(got, want, atol=1e-6)
-    per_bg = rng.random((10, 5, len(f))) < 0.5
-    game = PerBackgroundGame(model.net_, torch.as_tensor(bg), torch.as_tensor(per_bg))
-    hybrid = np.where(per_bg[None], x[:, None, None, :], bg[None, :, None, :])
-    want = _net_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 10, 5)
-    for block in (None, 16 * 50 * 3):  # one applicant per step (CPU), and several per step (as on CUDA)
-        np.testing.assert_allclose(game.values(torch.as_tensor(x), block).numpy(), want, atol=1e-6)
+    want = _function_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 7, 10).mean(-1)
+    for fn in (model_function(model), model_function(PredictOnly(model))):  # blockwise, and hybrid rows
+        tensors = (torch.as_tensor(a, dtype=fn.dtype) for a in (x, bg))
+        got = coalition_values(fn, *tensors, torch.as_tensor(masks)).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    per_bg = torch.as_tensor(rng.random((10, 5, len(f))) < 0.5)
+    hybrid = np.where(per_bg.numpy()[None], x[:, None, None, :], bg[None, :, None, :])
+    want = _function_on_rows(model, hybrid.reshape(-1, len(f))).reshape(4, 10, 5)
+    games = (
+        BlockwiseGame(model.blockwise("cpu"), torch.as_tensor(bg), per_bg),
+        HybridGame(model_function(PredictOnly(model)), torch.as_tensor(bg, dtype=torch.float64), per_bg),
+    )
+    for game in games:
+        xs = torch.as_tensor(x, dtype=game.dtype)
+        for block in (None, 16 * 50 * 3):  # one applicant per step (CPU), and several per step (as on CUDA)
+            np.testing.assert_allclose(game.values(xs, block).numpy(), want, atol=1e-6)
+
+
+class TorchOnly(PredictOnly):
+    """Differentiable but not Blockwise: the whole torch function scores explicit hybrid rows."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.torch_function = model.torch_function
+
+
+def test_every_model_path_gives_the_same_shap_values(full):
+    """Blockwise shares, the whole torch function and predict_proba compute one game: the same values."""
+    model, frame, _ = full
+    bg = background_sample(frame, 8, seed=6)
+    apps = frame.iloc[500:505]
+    fast = batched_shap(model, apps, bg, n_coalitions=128, seed=1)
+    for other in (TorchOnly(model), PredictOnly(model)):
+        got = batched_shap(other, apps, bg, n_coalitions=128, seed=1)
+        np.testing.assert_allclose(got.values, fast.values, atol=1e-6)
+        assert got.additivity_gap().max() < 1e-12  # the generic path stays in float64
+    np.testing.assert_allclose(
+        grouped_shap(PredictOnly(model), apps, bg).values, grouped_shap(model, apps, bg).values, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        kernel_explainer_shap(PredictOnly(model), apps.iloc[:1], bg, nsamples=64).values,
+        kernel_explainer_shap(model, apps.iloc[:1], bg, nsamples=64).values,
+        atol=1e-6,
+    )
 
 
 def test_kernel_design_enumerates_small_and_large_sizes_and_pairs_the_rest():
@@ -98,7 +149,7 @@ def _brute_force_shapley(model, x_row: np.ndarray, bg: np.ndarray) -> np.ndarray
         if s not in cache:
             hybrid = bg.copy()
             hybrid[:, list(s)] = x_row[list(s)]
-            cache[s] = float(_net_on_rows(model, hybrid).mean())
+            cache[s] = float(_function_on_rows(model, hybrid).mean())
         return cache[s]
 
     phi = np.zeros(m)
@@ -169,12 +220,12 @@ def test_grouped_values_are_exact_shapley_values_of_the_groups(six):
         perms = list(itertools.permutations(range(len(names))))
         for order in perms:
             taken: list[int] = []
-            prev = float(_net_on_rows(model, b).mean())
+            prev = float(_function_on_rows(model, b).mean())
             for g in order:
                 taken += [f.index(c) for c in groups[names[g]]]
                 h = b.copy()
                 h[:, taken] = row[taken]
-                cur = float(_net_on_rows(model, h).mean())
+                cur = float(_function_on_rows(model, h).mean())
                 phi[g] += cur - prev
                 prev = cur
         np.testing.assert_allclose(got.values[i], phi / len(perms), atol=1e-6)

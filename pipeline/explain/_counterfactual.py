@@ -23,7 +23,6 @@ combination flips the decision, the result says so (`found` is False).
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ import pandas as pd
 import torch
 
 from .. import schema as S
+from ._function import ModelFunction, model_function
+from ._method import Method, MethodResult, PortfolioInputs
 
 MSG_NOT_DECLINED = (
     "counterfactuals explain declines, but the model approves {count} of the applicants passed"
@@ -47,6 +48,8 @@ QUANTILE_LEVELS = 64
 _MARGIN = 1e-3
 _JITTER = 1e-6
 _ROWS_PER_CHUNK = {"cpu": 400_000, "cuda": 8_000_000}
+NAME = "counterfactual"
+TIMING = "lime_counterfactual"  # the summary's timing key, shared with LIME
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def _allowed(direction: str, current: torch.Tensor, grid: torch.Tensor) -> torch
     return grid != current
 
 
-def _search_subset(net, x: torch.Tensor, cand: _Candidates, subset: tuple[int, ...], threshold: float):
+def _search_subset(fn: ModelFunction, x: torch.Tensor, cand: _Candidates, subset: tuple[int, ...], threshold: float):
     """Best flip (cost, grid values) per applicant changing exactly the features in `subset`.
 
     x: (m, F) float64. Returns cost (m,) (inf where none) and the chosen values (m, len(subset)).
@@ -169,7 +172,7 @@ def _search_subset(net, x: torch.Tensor, cand: _Candidates, subset: tuple[int, .
         ok &= _allowed(cand.directions[k], current, grids[None, :, i])
         cost += (grids[None, :, i] - current).abs() / cand.units[k]
         rows[:, :, col] = grids[None, :, i]
-    p = net(rows.view(-1, x.shape[1]).to(torch.float32)).view(m, g)
+    p = fn(rows.view(-1, x.shape[1]).to(fn.dtype)).view(m, g)
     ok &= p < threshold - _MARGIN
     cost = torch.where(ok, cost, torch.inf)
     best = cost.argmin(1)
@@ -177,7 +180,9 @@ def _search_subset(net, x: torch.Tensor, cand: _Candidates, subset: tuple[int, .
 
 
 @torch.no_grad()
-def _search(net, x: torch.Tensor, cand: _Candidates, threshold: float, budget: int) -> list[dict[int, float] | None]:
+def _search(
+    fn: ModelFunction, x: torch.Tensor, cand: _Candidates, threshold: float, budget: int
+) -> list[dict[int, float] | None]:
     """Per applicant: {feature column: new value} of the sparsest, then cheapest, flip; None if none.
 
     Sizes are tried in turn, each only for the applicants no smaller change
@@ -194,7 +199,7 @@ def _search(net, x: torch.Tensor, cand: _Candidates, threshold: float, budget: i
             step = max(1, budget // int(np.prod([len(cand.values[k]) for k in subset])))
             for start in range(0, len(todo), step):
                 part = todo[start : start + step]
-                cost, values = _search_subset(net, x[torch.as_tensor(part, device=x.device)], cand, subset, threshold)
+                cost, values = _search_subset(fn, x[torch.as_tensor(part, device=x.device)], cand, subset, threshold)
                 cost, values = cost.cpu().numpy(), values.cpu().numpy()
                 for i in np.flatnonzero(cost < best_cost[start : start + step]):
                     best_cost[start + i] = cost[i]
@@ -223,8 +228,8 @@ def counterfactuals(
     `seed` is accepted for the common explainer signature and not used.
     """
     del seed
-    device = torch.device(device)
-    features = list(model.features)
+    fn = model_function(model, device)
+    device, features = fn.device, list(fn.features)
     x_all = _matrix(frame_declined, features, "frame_declined")
     train = _matrix(training_frame, features, "training_frame")
     original = model.predict_proba(frame_declined)[:, 1]
@@ -235,9 +240,8 @@ def counterfactuals(
             MSG_NOT_DECLINED.format(count=len(approved), rows=approved[:10].tolist(), threshold=model.threshold_)
         )
     cand = _fit_candidates(features, train, device)
-    net = copy.deepcopy(model.net_).to(device).eval()
     budget = _ROWS_PER_CHUNK["cuda" if device.type == "cuda" else "cpu"]
-    choices = _search(net, torch.as_tensor(x_all, device=device), cand, model.threshold_, budget)
+    choices = _search(fn, torch.as_tensor(x_all, device=device), cand, model.threshold_, budget)
     return _verified(model, frame_declined, features, x_all, original, choices, cand)
 
 
@@ -266,3 +270,30 @@ def _verified(model, frame, features, x_all, original, choices, cand) -> list[Co
             )
         )
     return out
+
+
+def _run(inputs: PortfolioInputs) -> MethodResult:
+    """Counterfactuals of the declined rows, as the `counterfactual` column's JSON records (None elsewhere)."""
+    records: list[str | None] = [None] * inputs.rows
+    found = 0
+    rows = inputs.declined
+    if len(rows):
+        results = counterfactuals(
+            inputs.model, inputs.frame.iloc[rows], inputs.training_frame, inputs.device, inputs.seed
+        )
+        for r, cf in zip(rows, results, strict=True):
+            records[r] = cf.to_json()
+            found += int(cf.found)
+    return MethodResult(records={NAME: records}, details={"counterfactuals": {"declined": len(rows), "found": found}})
+
+
+def _merge(summaries: list[dict]) -> dict:
+    """Counts add up over chunks."""
+    return {
+        "counterfactuals": {
+            key: int(sum(s["counterfactuals"][key] for s in summaries)) for key in ("declined", "found")
+        }
+    }
+
+
+METHOD = Method(name=NAME, run=_run, timing=TIMING, merge_details=_merge)

@@ -16,14 +16,19 @@ import pandas as pd
 import torch
 
 from .. import schema as S
-from ._game import coalition_values, tensor_of
-from ._shap_batched import net_on, predict_on
+from ..columns import explanation_column
+from ._function import model_function
+from ._game import coalition_values
+from ._importance import mean_abs
+from ._method import Method, MethodResult, PortfolioInputs
 from ._values import Attributions
 
 MSG_TOO_MANY_PLAYERS = "exact enumeration of {p} players needs 2^{p} coalitions; at most {limit} players are allowed"
 MSG_GROUP_UNKNOWN = "group {group!r} names feature(s) {missing} that are not model inputs {features}"
 MSG_GROUP_COVER = "groups must cover every model input exactly once; not covered: {missing}, repeated: {repeated}"
 MAX_EXACT_PLAYERS = 24
+NAME = "shapgroup"
+LIMITATION = "Exact Shapley values of feature groups; a group's value is not the sum of its features' values."
 
 
 def all_coalitions(p: int) -> np.ndarray:
@@ -79,15 +84,15 @@ def exact_shap(
     `groups=None` makes every model input its own player (2^F coalitions:
     only for small F or a large device); otherwise one player per group.
     """
-    features = list(model.features)
+    fn = model_function(model, device)
+    features = list(fn.features)
     players = groups if groups is not None else {f: [f] for f in features}
     masks = _group_masks(features, players)
-    net = net_on(model, device)
-    x = tensor_of(frame[features].to_numpy(), device)
-    bg = tensor_of(background[features].to_numpy(), device)
-    table = coalition_values(net, x, bg, torch.as_tensor(masks, device=device)).cpu().numpy()
-    fx = predict_on(net, x).cpu().numpy()
-    base = float(predict_on(net, bg).mean())
+    x = fn.tensor(frame)
+    bg = fn.tensor(background, "background")
+    table = coalition_values(fn, x, bg, torch.as_tensor(masks, device=fn.device)).cpu().numpy()
+    fx = fn.predict(x).cpu().numpy()
+    base = float(fn.predict(bg).mean())
     # The full and empty coalitions are f(x) and the base by definition; using the direct
     # predictions there makes the efficiency identity exact, not just up to float32 rounding.
     table[:, -1], table[:, 0] = fx, base
@@ -106,3 +111,29 @@ def grouped_shap(
 ) -> Attributions:
     """Exact Shapley values of the schema's feature groups ("repayment history", ...)."""
     return exact_shap(model, frame, background, device, groups=model_groups(model.features))
+
+
+def _run(inputs: PortfolioInputs) -> MethodResult:
+    grouped = grouped_shap(inputs.model, inputs.frame, inputs.background, inputs.device)
+    return MethodResult(
+        attributions=grouped,
+        columns={explanation_column(NAME, g): grouped.values[:, j] for j, g in enumerate(grouped.features)},
+        description=grouped.method,
+        details={
+            "group_importance": mean_abs(grouped.values, grouped.features, NAME),
+            "groups": {g: [f for f in inputs.features if S.BY_NAME[f].group == g] for g in grouped.features},
+        },
+    )
+
+
+def _merge(summaries: list[dict]) -> dict:
+    """Group importance of the portfolio: the chunks' means weighted by their applicants."""
+    weights = [s["applicants"] for s in summaries]
+    parts = [s["group_importance"] for s in summaries]
+    total = float(sum(weights))
+    return {
+        "group_importance": {g: sum(w * p[g] for p, w in zip(parts, weights, strict=True)) / total for g in parts[0]}
+    }
+
+
+METHOD = Method(name=NAME, run=_run, limitation=LIMITATION, merge_details=_merge)

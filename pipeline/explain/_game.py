@@ -2,29 +2,33 @@
 
 The value of a coalition S for applicant x is the mean, over the background
 rows b, of P(default) on the hybrid row that takes features in S from x and
-the others from b. The encoder is feature-separable, so the first layer's
-pre-activation of a hybrid row is a sum of per-feature shares:
+the others from b. Two evaluators, chosen by what the model offers
+(`ModelFunction.parts`):
 
-    pre(x, b, S) = bias + sum_{j in S} A_j(x) + sum_{j not in S} B_j(b)
+- `Blockwise` models (the fast path): the encoder is feature-separable, so
+  the first layer's pre-activation of a hybrid row is a sum of per-feature
+  shares:
 
-A (per applicant) and B (per background row) are computed once; the
-background half (bias + sum over j not in S of B_j) does not depend on the
-applicant either, so it is computed once per coalition. What remains per
-(applicant, coalition, background row) is one add and the small layers after
-the first, done as large batched matrix multiplies.
+      pre(x, b, S) = bias + sum_{j in S} A_j(x) + sum_{j not in S} B_j(b)
+
+  A (per applicant) and B (per background row) are computed once; the
+  background half (bias + sum over j not in S of B_j) does not depend on the
+  applicant either, so it is computed once per coalition. What remains per
+  (applicant, coalition, background row) is one add and the model's head,
+  done as large batched matrix multiplies.
+- any other model: the hybrid rows are built explicitly and scored by the
+  model function in large blocks (no per-coalition Python loop), so a plain
+  `predict_proba` model gets the same game, only slower.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
-from .._encoding import DefaultRiskNet
+from ..audited_model import BlockwiseParts
+from ._function import ModelFunction
 
-MSG_ARCHITECTURE = (
-    "the batched SHAP engine expects net.mlp to start with Linear then ReLU (the DefaultRiskNet layout), got {got}"
-)
 # Elements of the largest (rows x hidden) block evaluated at once: large enough to amortise per-call
 # overhead and keep a GPU busy, small enough to stay near the CPU caches (measured on 2 cores).
 DEFAULT_BLOCK_ELEMENTS = 1 << 20
@@ -36,19 +40,14 @@ def block_elements_for(device: torch.device | str) -> int:
     return _BLOCK_ELEMENTS.get(torch.device(device).type, DEFAULT_BLOCK_ELEMENTS)
 
 
-class SplitNet:
-    """A fitted DefaultRiskNet cut after its first Linear layer, for share-wise evaluation."""
+class FirstLayerShares:
+    """A `Blockwise` model's first layer, split into one share per feature."""
 
-    def __init__(self, net: DefaultRiskNet) -> None:
-        first, act = net.mlp[0], net.mlp[1]
-        if not isinstance(first, nn.Linear) or not isinstance(act, nn.ReLU):
-            raise TypeError(MSG_ARCHITECTURE.format(got=[type(m).__name__ for m in net.mlp]))
-        self.net = net
-        self.weight = first.weight.detach()  # (H, width)
-        self.bias = first.bias.detach()
-        self.rest = net.mlp[2:]
-        widths = net.encoder.block_widths
-        edges = np.cumsum([0, *widths])
+    def __init__(self, parts: BlockwiseParts) -> None:
+        self.parts = parts
+        self.weight = parts.weight  # (H, width)
+        self.bias = parts.bias
+        edges = np.cumsum([0, *parts.block_widths])
         self.slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
     @property
@@ -58,25 +57,18 @@ class SplitNet:
     @torch.no_grad()
     def shares(self, x: torch.Tensor) -> torch.Tensor:
         """Per-feature first-layer shares A (n, F, H): A[:, j] = block_j(x) @ W1[:, block_j].T."""
-        blocks = self.net.encoder.feature_blocks(x)
+        blocks = self.parts.encode_blocks(x)
         return torch.stack([blk @ self.weight[:, sl].T for blk, sl in zip(blocks, self.slices, strict=True)], dim=1)
 
     @torch.no_grad()
     def head(self, pre: torch.Tensor) -> torch.Tensor:
-        """First-layer pre-activation (..., H) -> P(default) (...)."""
-        shape = pre.shape[:-1]
-        z = self.rest(torch.relu_(pre.reshape(-1, pre.shape[-1]))).reshape(shape)
-        calib = self.net.calib
-        return torch.sigmoid(calib[0] * z + calib[1])
-
-
-def tensor_of(frame_values: np.ndarray, device: torch.device | str) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(frame_values, dtype=np.float32), device=device)
+        """First-layer pre-activation (..., H) -> P(default) (...); `pre` is scratch."""
+        return self.parts.head(pre)
 
 
 @torch.no_grad()
 def coalition_values(
-    net: DefaultRiskNet,
+    fn: ModelFunction,
     x: torch.Tensor,
     background: torch.Tensor,
     masks: torch.Tensor,
@@ -86,11 +78,13 @@ def coalition_values(
 
     Every background row sees the same coalitions (used for exact enumeration
     and grouped Shapley values). `x` (n, F) and `background` (K, F) hold raw
-    features in the net's feature order; `masks` (C, F) is True where the
+    features in `fn.features` order; `masks` (C, F) is True where the
     feature comes from the applicant.
     """
     block_elements = block_elements or block_elements_for(x.device)
-    split = SplitNet(net)
+    if fn.parts is None:
+        return _hybrid_coalition_values(fn, x, background, masks, block_elements)
+    split = FirstLayerShares(fn.parts)
     m = masks.to(device=x.device, dtype=x.dtype)
     a = split.shares(x)  # (n, F, H)
     b = split.shares(background)  # (K, F, H)
@@ -108,7 +102,28 @@ def coalition_values(
     return out
 
 
-class PerBackgroundGame:
+def _hybrid_coalition_values(
+    fn: ModelFunction, x: torch.Tensor, background: torch.Tensor, masks: torch.Tensor, block_elements: int
+) -> torch.Tensor:
+    """`coalition_values` for any model: explicit hybrid rows, scored `block_elements` raw values at a time."""
+    n, f = x.shape
+    k, c_all = background.shape[0], masks.shape[0]
+    m = masks.to(device=x.device, dtype=torch.bool)
+    rows = max(1, block_elements // f)
+    c_step = max(1, min(c_all, rows // k))
+    a_step = max(1, rows // (k * c_step))
+    out = torch.empty(n, c_all, dtype=torch.float64, device=x.device)
+    for c0 in range(0, c_all, c_step):
+        mc = m[c0 : c0 + c_step, None, :]  # (c, 1, F)
+        for i0 in range(0, n, a_step):
+            xa = x[i0 : i0 + a_step, None, None, :]  # (a, 1, 1, F)
+            hybrid = torch.where(mc[None], xa, background[None, None])  # (a, c, K, F)
+            p = fn.predict(hybrid.reshape(-1, f)).reshape(hybrid.shape[:3])
+            out[i0 : i0 + a_step, c0 : c0 + c_step] = p.mean(-1)
+    return out
+
+
+class BlockwiseGame:
     """Coalition values when every background row k has its own coalitions masks[k] (K, C, F).
 
     Drawing fresh coalitions per background row makes the sampling errors of
@@ -117,8 +132,10 @@ class PerBackgroundGame:
     more accurate than one shared design; see bench/explain.py).
     """
 
-    def __init__(self, net: DefaultRiskNet, background: torch.Tensor, masks: torch.Tensor) -> None:
-        self.split = SplitNet(net)
+    dtype = torch.float32  # of `values`: the head's own precision
+
+    def __init__(self, parts: BlockwiseParts, background: torch.Tensor, masks: torch.Tensor) -> None:
+        self.split = FirstLayerShares(parts)
         self.k, self.c, self.f = masks.shape
         self.masks = masks.to(device=background.device, dtype=background.dtype).reshape(self.k * self.c, self.f)
         b = self.split.shares(background)  # (K, F, H)
@@ -127,7 +144,7 @@ class PerBackgroundGame:
 
     @torch.no_grad()
     def values(self, x: torch.Tensor, block_elements: int | None = None) -> torch.Tensor:
-        """v[i, k, c] = P(default | x_i on coalition masks[k, c], background row k elsewhere)."""
+        """v[i, k, c] = P(default | x_i on coalition masks[k, c], background row k elsewhere), float32."""
         block_elements = block_elements or block_elements_for(x.device)
         a = self.split.shares(x)  # (n, F, H)
         rows, h = self.k * self.c, self.split.hidden
@@ -144,3 +161,39 @@ class PerBackgroundGame:
                     pre = torch.baddbmm(qr.expand(len(ai), -1, -1), mr.expand(len(ai), -1, -1), ai)
                 out[i0 : i0 + a_step, r0 : r0 + r_step] = self.split.head(pre)
         return out.reshape(x.shape[0], self.k, self.c)
+
+
+class HybridGame:
+    """`BlockwiseGame` for any model: the (k, c) hybrid rows of a block of applicants, scored by the model."""
+
+    dtype = torch.float64  # of `values`: `ModelFunction.predict`'s
+
+    def __init__(self, fn: ModelFunction, background: torch.Tensor, masks: torch.Tensor) -> None:
+        self.fn = fn
+        self.k, self.c, self.f = masks.shape
+        self.masks = masks.to(device=background.device, dtype=torch.bool).reshape(self.k * self.c, self.f)
+        self.others = background.repeat_interleave(self.c, dim=0)  # row k*C + c: background row k
+
+    @torch.no_grad()
+    def values(self, x: torch.Tensor, block_elements: int | None = None) -> torch.Tensor:
+        """v[i, k, c] = P(default | x_i on coalition masks[k, c], background row k elsewhere), float64."""
+        block_elements = block_elements or block_elements_for(x.device)
+        rows = self.k * self.c
+        out = torch.empty(x.shape[0], rows, dtype=torch.float64, device=x.device)
+        r_step = max(1, min(rows, block_elements // self.f))
+        a_step = max(1, block_elements // (self.f * r_step))
+        for r0 in range(0, rows, r_step):
+            mr, br = self.masks[r0 : r0 + r_step], self.others[r0 : r0 + r_step]
+            for i0 in range(0, x.shape[0], a_step):
+                hybrid = torch.where(mr[None], x[i0 : i0 + a_step, None, :], br[None])  # (a, r, F)
+                out[i0 : i0 + a_step, r0 : r0 + r_step] = self.fn.predict(hybrid.reshape(-1, self.f)).view(
+                    len(hybrid), -1
+                )
+        return out.reshape(x.shape[0], self.k, self.c)
+
+
+def per_background_game(fn: ModelFunction, background: torch.Tensor, masks: torch.Tensor) -> BlockwiseGame | HybridGame:
+    """The fastest game `fn`'s model allows, with its own coalitions masks[k] (K, C, F) per background row."""
+    if fn.parts is not None:
+        return BlockwiseGame(fn.parts, background, masks)
+    return HybridGame(fn, background, masks)

@@ -33,7 +33,6 @@ its batch; the same seed gives the same weights on the same kind of device.
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 
@@ -42,8 +41,13 @@ import pandas as pd
 import torch
 
 from .. import schema as S
+from ..columns import explanation_column
+from ._function import ModelFunction, model_function
+from ._importance import mean_abs
 from ._lime_encoded import AGREEMENT_TOLERANCE, EncodedScorer
 from ._lime_sampling import QUANTILE_CELLS, LimeSampler
+from ._method import OVER_DECLINED, Method, MethodResult, PortfolioInputs
+from ._values import Attributions
 
 MSG_MISSING_COLUMNS = "{what} lacks model input column(s) {missing}"
 MSG_EMPTY_TRAINING = "training_frame has no rows; LIME needs training data for its sampling statistics"
@@ -54,6 +58,12 @@ MSG_KEYS = (
 )
 
 _ELEMENTS_PER_CHUNK = {"cpu": 1_000_000, "cuda": 120_000_000}
+NAME = "lime"
+TIMING = "lime_counterfactual"  # the summary's timing key, shared with the counterfactual search
+LIMITATION = (
+    "A local linear fit on quartile-binned perturbations: depends on the sampling seed and bins,"
+    " computed for declined applicants only."
+)
 
 
 def categorical_indices(features: tuple[str, ...] | list[str]) -> list[int]:
@@ -122,9 +132,11 @@ def _weighted_ridge(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: fl
     return torch.linalg.solve(gram, rhs)
 
 
-def _scorer_agrees(scorer: EncodedScorer, net, table: torch.Tensor, x: torch.Tensor, cells: torch.Tensor) -> bool:
-    """The pre-encoded shortcut gives the network's own probabilities on the first applicant's samples."""
-    full = net(_raw(table, x[:1], cells[:1]).view(-1, x.shape[1]))
+def _scorer_agrees(
+    scorer: EncodedScorer, fn: ModelFunction, table: torch.Tensor, x: torch.Tensor, cells: torch.Tensor
+) -> bool:
+    """The pre-encoded shortcut gives the model's own probabilities on the first applicant's samples."""
+    full = fn(_raw(table, x[:1], cells[:1]).view(-1, x.shape[1]))
     return bool((scorer(cells[:1], x[:1]).view(-1) - full).abs().max() <= AGREEMENT_TOLERANCE)
 
 
@@ -155,46 +167,56 @@ def lime_explain(
     device: torch.device | str,
     seed: int,
     num_samples: int = 5000,
-) -> np.ndarray:
-    """LIME weight of each model input for each applicant of `frame`, shape (n, len(model.features)).
+) -> Attributions:
+    """LIME weight of each model input for each applicant of `frame`: values (n, len(model.features)).
 
-    The weights explain P(default) (lime's label 1), in `model.features` order.
-    Applicant i's random stream is keyed by (seed, frame.index[i]), so pass
-    frames whose index identifies the applicant (row position or id).
+    The weights explain P(default) (lime's label 1), in `model.features` order;
+    `output` is the applicant's own P(default) and there is no base (NaN):
+    LIME's intercept is per applicant. Applicant i's random stream is keyed
+    by (seed, frame.index[i]), so pass frames whose index identifies the
+    applicant (row position or id).
     """
     if num_samples < 2:
         raise ValueError(MSG_NUM_SAMPLES.format(num_samples=num_samples))
-    device = torch.device(device)
-    features = list(model.features)
+    fn = model_function(model, device)
+    device, features = fn.device, list(fn.features)
     x_all = _matrix(frame, features, "frame")
     train = _matrix(training_frame, features, "training_frame")
     if len(train) == 0:
         raise ValueError(MSG_EMPTY_TRAINING)
     keys = _keys(frame)
     sampler = LimeSampler.fit(train, set(categorical_indices(features)))
-    table = torch.as_tensor(sampler.table, dtype=torch.float32, device=device)
+    table = torch.as_tensor(sampler.table, dtype=fn.dtype, device=device)
     low_all, high_all = sampler.own_cells(x_all)
-    net = copy.deepcopy(model.net_).to(device).eval()
-    scorer = EncodedScorer.build(net, table)
+    scorer = None if fn.parts is None else EncodedScorer.build(fn.parts, table)
     width = kernel_width(len(features))
     out = np.empty((len(x_all), len(features)), dtype=np.float64)
+    output = np.empty(len(x_all), dtype=np.float64)
     step = _chunk_size(device, num_samples, len(features))
     for start in range(0, len(x_all), step):
         part = slice(start, start + step)
-        x = torch.as_tensor(x_all[part], dtype=torch.float32, device=device)
+        x = torch.as_tensor(x_all[part], dtype=fn.dtype, device=device)
         low, high = (torch.as_tensor(a[part], device=device) for a in (low_all, high_all))
         cells = _cells(seed, keys[part], (num_samples, len(features)), device)
-        if scorer is not None and start == 0 and not _scorer_agrees(scorer, net, table, x, cells):
+        if scorer is not None and start == 0 and not _scorer_agrees(scorer, fn, table, x, cells):
             scorer = None
         if scorer is not None:
             p = scorer(cells, x)
         else:
-            p = net(_raw(table, x, cells).view(-1, len(features))).view(len(x), num_samples)
+            p = fn(_raw(table, x, cells).view(-1, len(features))).view(len(x), num_samples)
         binary = _binary(cells, low, high)
         distance_sq = len(features) - binary.sum(-1, dtype=torch.float64)
         weights = torch.sqrt(torch.exp(-distance_sq / width**2))
-        out[part] = _weighted_ridge(binary, p.to(torch.float64), weights).cpu().numpy()
-    return out
+        p = p.to(torch.float64)
+        out[part] = _weighted_ridge(binary, p, weights).cpu().numpy()
+        output[part] = p[:, 0].cpu().numpy()  # sample 0 is the applicant itself
+    return Attributions(
+        values=out,
+        base=float("nan"),
+        output=output,
+        features=tuple(features),
+        method=f"batched LIME (pipeline.explain._lime), {num_samples} samples",
+    )
 
 
 def lime_reference(
@@ -204,25 +226,26 @@ def lime_reference(
     device: torch.device | str,
     seed: int,
     num_samples: int = 5000,
-) -> np.ndarray:
+) -> Attributions:
     """The same weights from the lime library itself, one applicant at a time (the reference backend).
 
     One `LimeTabularExplainer(random_state=seed)` explains the rows in order,
     as lime is normally used; its results depend on the row order.
     """
+    from importlib.metadata import version
+
     from lime.lime_tabular import LimeTabularExplainer
 
-    device = torch.device(device)
-    features = list(model.features)
+    fn = model_function(model, device)
+    features = list(fn.features)
     x_all = _matrix(frame, features, "frame")
     train = _matrix(training_frame, features, "training_frame")
     if len(train) == 0:
         raise ValueError(MSG_EMPTY_TRAINING)
-    net = copy.deepcopy(model.net_).to(device).eval()
 
     @torch.no_grad()
     def predict(rows: np.ndarray) -> np.ndarray:
-        p = net(torch.as_tensor(rows, dtype=torch.float32, device=device)).to(torch.float64).cpu().numpy()
+        p = fn(torch.as_tensor(rows, dtype=fn.dtype, device=fn.device)).to(torch.float64).cpu().numpy()
         return np.column_stack([1.0 - p, p])
 
     explainer = LimeTabularExplainer(
@@ -244,7 +267,13 @@ def lime_reference(
             )
         for j, weight in explanation.local_exp[1]:
             out[i, j] = weight
-    return out
+    return Attributions(
+        values=out,
+        base=float("nan"),
+        output=predict(x_all)[:, 1],
+        features=tuple(features),
+        method=f"lime {version('lime')} LimeTabularExplainer, {num_samples} samples, seed {seed}",
+    )
 
 
 def top_k_agreement(a: np.ndarray, b: np.ndarray, k: int = 5) -> np.ndarray:
@@ -252,3 +281,30 @@ def top_k_agreement(a: np.ndarray, b: np.ndarray, k: int = 5) -> np.ndarray:
     top_a = np.argsort(-np.abs(a), axis=1)[:, :k]
     top_b = np.argsort(-np.abs(b), axis=1)[:, :k]
     return np.array([len(set(r) & set(s)) / k for r, s in zip(top_a, top_b, strict=True)])
+
+
+def _run(inputs: PortfolioInputs) -> MethodResult:
+    """LIME for the declined rows; NaN rows elsewhere."""
+    rows, features = inputs.declined, inputs.features
+    values = np.full((inputs.rows, len(features)), np.nan)
+    output = np.full(inputs.rows, np.nan)
+    if len(rows):
+        result = lime_explain(
+            inputs.model,
+            inputs.frame.iloc[rows],
+            inputs.training_frame,
+            inputs.device,
+            inputs.seed,
+            num_samples=inputs.lime_samples,
+        )
+        values[rows], output[rows] = result.values, result.output
+    description = f"batched LIME (pipeline.explain._lime), {inputs.lime_samples} samples, declined applicants only"
+    return MethodResult(
+        attributions=Attributions(values, float("nan"), output, features, description),
+        columns={explanation_column(NAME, f): values[:, j] for j, f in enumerate(features)},
+        importance={NAME: mean_abs(values, features, NAME)} if len(rows) else {},
+        description=description,
+    )
+
+
+METHOD = Method(name=NAME, run=_run, limitation=LIMITATION, timing=TIMING, importance_merges={NAME: OVER_DECLINED})

@@ -1,12 +1,14 @@
 """Kernel SHAP for the whole portfolio in batched torch: the `batched` backend.
 
-The function explained is raw applicant -> P(default) (`model.net_`), with
+The function explained is raw applicant -> P(default) (the audited model's
+`predict_proba`, or its torch function when it offers one), with
 interventional (marginal) coalition values against a recorded background
-sample. What makes it fast (see `_game.py` for the network side):
+sample. What makes it fast (see `_game.py` for the model side):
 
-- the first layer is precomputed per feature for applicants and background,
-  and its background half per coalition, so a coalition costs one add and the
-  small layers after the first layer;
+- for a `Blockwise` model the first layer is precomputed per feature for
+  applicants and background, and its background half per coalition, so a
+  coalition costs one add and the small layers after the first layer (any
+  other model has its hybrid rows scored in large blocks instead);
 - many applicants x coalitions x background rows go through one matrix
   multiply on the chosen device;
 - each background row gets its own coalitions (same exact part, independent
@@ -19,13 +21,12 @@ sample. What makes it fast (see `_game.py` for the network side):
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 import torch
 
-from ._game import PerBackgroundGame, tensor_of
+from ._function import model_function
+from ._game import per_background_game
 from ._kernel import constrained_wls_operator, kernel_design
 from ._values import Attributions
 
@@ -50,20 +51,6 @@ def background_sample(train_frame: pd.DataFrame, n: int = DEFAULT_BACKGROUND_SIZ
     return train_frame.iloc[pick].copy()
 
 
-def net_on(model, device: torch.device | str) -> torch.nn.Module:
-    """The model's network on `device`, without moving the caller's model."""
-    device = torch.device(device)
-    net = model.net_
-    if next(net.parameters()).device != device:
-        net = copy.deepcopy(net).to(device)
-    return net.eval()
-
-
-@torch.no_grad()
-def predict_on(net: torch.nn.Module, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-    return torch.cat([net(part) for part in x.split(chunk)]).double()
-
-
 @torch.no_grad()
 def batched_shap(
     model,
@@ -81,11 +68,10 @@ def batched_shap(
     """
     if len(background) == 0:
         raise ValueError(MSG_NO_BACKGROUND)
-    device = torch.device(device)
-    features = list(model.features)
-    net = net_on(model, device)
-    x = tensor_of(frame[features].to_numpy(), device)
-    bg = tensor_of(background[features].to_numpy(), device)
+    fn = model_function(model, device)
+    device, features = fn.device, list(fn.features)
+    x = fn.tensor(frame)
+    bg = fn.tensor(background, "background")
     k, f = bg.shape[0], len(features)
     designs = [kernel_design(f, n_coalitions, (seed, j)) for j in range(k)]
     masks = torch.as_tensor(np.stack([d.masks for d in designs]), device=device)
@@ -94,13 +80,14 @@ def batched_shap(
     ops = [constrained_wls_operator(d) for d in designs]
     c = len(designs[0])
     op = np.stack([o for o, _ in ops])  # (K, F-1, C)
-    op_flat = torch.as_tensor(op.transpose(0, 2, 1).reshape(k * c, f - 1) / k, dtype=torch.float32, device=device)
+    game = per_background_game(fn, bg, masks)
+    # in the dtype the game's values come in (float32 on the blockwise path), so the GEMM needs no cast
+    op_flat = torch.as_tensor(op.transpose(0, 2, 1).reshape(k * c, f - 1) / k, dtype=game.dtype, device=device)
     row_sum = torch.as_tensor(op.sum(2) / k, device=device)  # (K, F-1): L_k @ 1
     last_term = torch.as_tensor(np.einsum("kjc,kc->kj", op, np.stack([z for _, z in ops])) / k, device=device)
-    fx = predict_on(net, x)
-    fb = predict_on(net, bg)
+    fx = fn.predict(x)
+    fb = fn.predict(bg)
     base = fb.mean()
-    game = PerBackgroundGame(net, bg, masks)
     values = torch.empty(len(frame), f, dtype=torch.float64, device=device)
     step = max(1, _VALUES_BLOCK // (k * c))
     for i0 in range(0, len(frame), step):

@@ -1,6 +1,7 @@
 """The `shap` backend: the shap library's KernelExplainer, kept as the reference.
 
-Same function (raw applicant -> P(default)), same background, `l1_reg=False`
+Same function (raw applicant -> P(default), whatever kind of audited model
+computes it), same background, `l1_reg=False`
 (no feature selection, so every feature gets a value). The bench and tests
 compare the `batched` engine against it; run with a large `nsamples`
 (>= 30,000) it is the high-precision reference.
@@ -15,7 +16,7 @@ import pandas as pd
 import shap
 import torch
 
-from ._shap_batched import net_on, predict_on
+from ._function import model_function
 from ._values import Attributions
 
 DEFAULT_NSAMPLES = "auto"
@@ -31,12 +32,11 @@ def kernel_explainer_shap(
     device: torch.device | str = "cpu",
 ) -> Attributions:
     """Interventional SHAP values from shap.KernelExplainer (one applicant at a time, as the library does)."""
-    features = list(model.features)
-    net = net_on(model, device)
+    fn = model_function(model, device)
+    features = list(fn.features)
 
     def predict(rows: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return predict_on(net, torch.as_tensor(rows, dtype=torch.float32, device=device)).cpu().numpy()
+        return fn.predict(torch.as_tensor(rows, dtype=fn.dtype, device=fn.device)).cpu().numpy()
 
     bg = background[features].to_numpy(np.float64)
     x = frame[features].to_numpy(np.float64)
@@ -50,7 +50,7 @@ def kernel_explainer_shap(
     return Attributions(
         values=values,
         base=float(np.asarray(explainer.expected_value).reshape(-1)[0]),
-        output=predict(x.astype(np.float32)),
+        output=predict(x),
         features=tuple(features),
         method=f"shap {shap.__version__} KernelExplainer, nsamples={nsamples}, l1_reg=False, {len(bg)} background rows",
     )

@@ -13,7 +13,16 @@ import numpy as np
 import pandas as pd
 import shap
 
+from ._importance import mean_abs
+from ._method import OVER_APPLICANTS, SAME_IN_EVERY_CHUNK, Method, MethodResult, PortfolioInputs
 from ._values import Attributions
+
+NAME = "tree_shap"
+IMPURITY = "surrogate_impurity"
+LIMITATION = (
+    "Explains the surrogate tree, not the MLP: where it differs from SHAP, the rules are a"
+    " simplification of what the model does."
+)
 
 
 def tree_shap(surrogate, frame: pd.DataFrame, background: pd.DataFrame) -> Attributions:
@@ -40,3 +49,24 @@ def tree_shap(surrogate, frame: pd.DataFrame, background: pd.DataFrame) -> Attri
         method=f"shap {shap.__version__} TreeExplainer on the surrogate tree, interventional,"
         f" {len(background)} background rows, output P(decline)",
     )
+
+
+def _run(inputs: PortfolioInputs) -> MethodResult:
+    tree = tree_shap(inputs.surrogate, inputs.frame, inputs.background)
+    surrogate = inputs.surrogate
+    return MethodResult(
+        attributions=tree,
+        importance={
+            NAME: mean_abs(tree.values, tree.features, NAME),
+            IMPURITY: dict(zip(surrogate.features, map(float, surrogate.tree_.feature_importances_), strict=True)),
+        },
+        description=tree.method,
+    )
+
+
+METHOD = Method(
+    name=NAME,
+    run=_run,
+    limitation=LIMITATION,
+    importance_merges={NAME: OVER_APPLICANTS, IMPURITY: SAME_IN_EVERY_CHUNK},
+)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema as S
+from ..columns import SHAP, columns_of, explanation_column
 from ..constants import STABILITY_FLAG_BELOW
 
 MSG_MISSING_COLUMNS = "flags need the applicants table columns {missing}; got {got}"
@@ -315,10 +316,10 @@ def _clean_history(ctx: _Context) -> Hits:
 
 
 def _protected_top(ctx: _Context) -> Hits:
-    shap_cols = [c for c in ctx.table.columns if c.startswith("shap_") and c[5:] in S.BY_NAME]
-    if not shap_cols:
-        raise _Skip(MSG_SKIPPED_COLUMN.format(column="shap_<FEATURE>"))
-    names = [c[5:] for c in shap_cols]
+    explained = columns_of(ctx.table, SHAP, S.FEATURE_NAMES)
+    if not explained:
+        raise _Skip(MSG_SKIPPED_COLUMN.format(column=explanation_column(SHAP, "<FEATURE>")))
+    shap_cols, names = list(explained), list(explained.values())
     protected = np.array([S.BY_NAME[n].protected for n in names])
     if not protected.any():
         raise _Skip("no protected attribute is a model input")
