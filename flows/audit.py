@@ -44,7 +44,7 @@ from review import REVIEW_DIR, review_overrides
 
 from . import tasks as T
 from .caching import durable, inputs_digest, step_key
-from .identity import code_version, run_id_for
+from .identity import code_version, fixed_time, run_id_for
 
 NOTICE_CHUNK = 1000
 
@@ -152,8 +152,10 @@ def _report_inputs(run_dir: Path, record: RunRecord, previous_dir: Path | None) 
     return inputs_digest(record_digest(record), tables, before)
 
 
-def _created(run_dir: Path, run_id: str) -> str:
-    """A resumed run keeps its creation time, so re-running changes no recorded identity."""
+def _created(run_dir: Path, run_id: str, fixed: str | None) -> str:
+    """A fixed (reproducible) time, else a resumed run keeps its creation time, so re-running changes no identity."""
+    if fixed:
+        return fixed
     try:
         old = load_record(run_dir)
     except RecordError:
@@ -182,6 +184,7 @@ def audit_flow(
     notice_workers: int = 2,
     notice_limit: int | None = None,
     replace: bool = False,
+    reproducible: bool = False,
 ) -> str:
     """The whole audit of one data file. Returns the run directory.
 
@@ -189,13 +192,17 @@ def audit_flow(
     `model_dir` audits a saved model without retraining; `previous` is the run to compare
     with (default: the newest other run beside this one). `notice_limit` renders only the
     first N declined applicants' notices (a dry run; None = all). A folder that holds another
-    run is refused unless `replace` (then it is cleared first).
+    run is refused unless `replace` (then it is cleared first). `reproducible` (or the
+    SOURCE_DATE_EPOCH variable) makes every output byte-identical for the same inputs: a fixed
+    creation time and no wall-clock timings in the record (they go to the log).
     """
     config = AuditConfig.from_dict(config or {})
     device = str(resolve_device(config.device))
     seed_everything(config.seed)
     log, timer = get_run_logger(), _Timer()
-    portfolio = T.load_data(T.locate_data(data))
+    located = T.locate_data(data)
+    fixed = fixed_time(located, reproducible)
+    portfolio = T.load_data(located)
     reused_hash = CreditModel.load(model_dir).model_hash() if model_dir else None
     run_id = run_id_for(portfolio.data_hash, config.to_dict(), reused_hash)
     run_dir = O.claim_run_dir(Path(out) if out else Path("runs") / run_id, run_id, replace)
@@ -223,11 +230,11 @@ def audit_flow(
     timer.lap("flags")
 
     record = scoring.core_record(
-        run_id=run_id, created=_created(run_dir, run_id), config=config, device=device,
+        run_id=run_id, created=_created(run_dir, run_id, fixed), config=config, device=device,
         code_version=code_version(), portfolio=portfolio, split=split, model=model, surrogate=surrogate,
         table=table, reused_from=model_dir,
     ).model_copy(update={
-        "explanations": ExplanationsSection.model_validate(explanations),
+        "explanations": ExplanationsSection.model_validate({**explanations, "timings": {}} if fixed else explanations),
         "fairness": FairnessSection.model_validate_json(Path(fairness_json).read_text()),
         "flags": FlagsSection.model_validate(flags),
     })
@@ -235,7 +242,7 @@ def audit_flow(
     if previous_dir:
         record = _compare(record, table, previous_dir)
     O.write_parquet(run_dir / O.APPLICANTS, table)
-    write_record(run_dir, record.model_copy(update={"timings": dict(timer.times)}))
+    write_record(run_dir, record.model_copy(update={"timings": {} if fixed else dict(timer.times)}))
 
     report = durable(T.render_report, run_dir)(str(run_dir), str(previous_dir) if previous_dir else None,
                                                 key=key("report", _report_inputs(run_dir, record, previous_dir)))
@@ -244,10 +251,11 @@ def audit_flow(
     if pruned := _prune_notices(run_dir, notices):
         log.info("removed %d notice(s) of an earlier invocation of this run that this one did not issue", pruned)
     timer.lap("notices")
-    write_record(run_dir, record.model_copy(update={"timings": dict(timer.times)}))
+    write_record(run_dir, record.model_copy(update={"timings": {} if fixed else dict(timer.times)}))
     T.publish_artifacts(str(run_dir), table)
     written += [background_file, Path(fairness_table), run_dir / O.FLAGS, run_dir / O.APPLICANTS,
                 run_dir / O.AUDIT_JSON, *map(Path, report), *notices]
     O.write_manifest(run_dir, written)
+    log.info("step timings (s): %s", ", ".join(f"{k} {v:.1f}" for k, v in timer.times.items()))
     log.info("run %s: %d notices, report and tables written to %s", run_id, len(notices), run_dir)
     return str(run_dir)

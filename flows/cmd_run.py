@@ -30,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="TOML file with [audit] settings (policy, lender, ...)")
     p.add_argument("--model", help="audit this saved model (a run's model/ folder) without retraining")
     p.add_argument("--previous", help="run directory to compare with (default: the newest other run beside --out)")
+    p.add_argument("--reproducible", action="store_true",
+                   help="byte-identical outputs for the same inputs (creation time from SOURCE_DATE_EPOCH, else the"
+                        " data file's modification time; no wall-clock timings in the record)")
     p.add_argument("--notice-limit", type=int, default=None, help="render only the first N notices (dry run)")
     p.add_argument("--explain-chunk-rows", type=int, default=EXPLAIN_CHUNK_ROWS,
                    help=f"applicants per explanation task (default: {EXPLAIN_CHUNK_ROWS})")
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         with api_for_workers(args.runner):
             run_dir = flow(data=str(data), out=args.out, config=config.to_dict(), model_dir=args.model,
                            previous=args.previous, notice_limit=args.notice_limit,
-                           explain_chunk_rows=args.explain_chunk_rows, replace=args.replace)
+                           explain_chunk_rows=args.explain_chunk_rows, replace=args.replace,
+                           reproducible=args.reproducible)
     except (DataValidationError, DatasetUnavailable, ValueError, RuntimeError, OSError) as exc:
         print(f"credit-audit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +31,28 @@ def code_version() -> str:
                 h.update(p.relative_to(_ROOT).as_posix().encode())
                 h.update(p.read_bytes())
     return h.hexdigest()
+
+
+SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"  # the reproducible-builds convention
+MSG_BAD_EPOCH = "SOURCE_DATE_EPOCH must be a whole number of seconds since 1970, got {value!r}"
+
+
+def fixed_time(data: str | Path, reproducible: bool) -> str | None:
+    """The run's creation time when outputs must be byte-reproducible, else None (use the clock).
+
+    `SOURCE_DATE_EPOCH` wins; `--reproducible` without it takes the data file's modification
+    time, so the same inputs on the same machine give the same bytes.
+    """
+    value = os.environ.get(SOURCE_DATE_EPOCH)
+    if value is None and not reproducible:
+        return None
+    if value is None:
+        seconds = int(Path(data).stat().st_mtime)
+    elif value.strip().isdigit():
+        seconds = int(value)
+    else:
+        raise ValueError(MSG_BAD_EPOCH.format(value=value))
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 def run_id_for(data_hash: str, config: dict, model_hash: str | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ def applicants_table(portfolio: Portfolio, split: SplitIndex, model: CreditModel
 def data_section(portfolio: Portfolio) -> DataSection:
     f = portfolio.features
     return DataSection(
-        source=portfolio.source,
+        source=Path(portfolio.source).name,  # the file's name: no local path in any output
         rows=len(portfolio),
         data_hash=portfolio.data_hash,
         header_variant=portfolio.header_variant,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pipeline import atomic_write_bytes
 
+from . import _charts as C
 from ._audit_view import audit_view
 from ._pdf import RENDER_LOCK, engine, inline_css, render_template
 from ._run import RunResult
@@ -15,6 +16,7 @@ AUDIT_CSS = "audit.css"
 
 def audit_html(run: RunResult, previous: RunResult | None = None, standalone: bool = True) -> str:
     """The audit report as one HTML page; the stylesheet is inlined when standalone."""
+    C.reset_svg_ids()
     return render_template("audit.html.j2", r=audit_view(run, previous), css=inline_css(AUDIT_CSS) if standalone else "")
 
 

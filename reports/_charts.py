@@ -57,6 +57,12 @@ _SVG_IDS = re.compile(r'(id="|href="#|url\(#)([^")]+)')
 _svg_count = itertools.count(1)
 
 
+def reset_svg_ids() -> None:
+    """Number chart ids from 1 again: each report's SVG ids then depend on that report alone (reproducible bytes)."""
+    global _svg_count
+    _svg_count = itertools.count(1)
+
+
 @_styled
 def to_svg(fig: Figure) -> str:
     """Inline SVG markup (no XML prolog), sized in points.

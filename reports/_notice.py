@@ -72,7 +72,8 @@ def _append_pages(first: bytes, general: pikepdf.Pdf) -> bytes:
         with pdf.open_outline() as outline, general.open_outline() as theirs:
             outline.root.extend(pikepdf.OutlineItem(item.title, start) for item in theirs.root)
         out = io.BytesIO()
-        pdf.save(out, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+        pdf.save(out, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
+                 deterministic_id=True)  # the same notice gives the same bytes (reproducible runs)
         return out.getvalue()
 
 
