@@ -331,6 +331,25 @@ class HumanOverrides(_Section):
     items: tuple[Override, ...]
 
 
+class GateCheck(_Section):
+    """One check of the release policy (pipeline.gates): the figure, the limit, and whether it held."""
+
+    rule: str
+    subject: str
+    figure: str
+    limit: str
+    passed: bool
+    message: str
+
+
+class GatesSection(_Section):
+    """The release policy's outcome: `passed` only when no check failed."""
+
+    passed: bool
+    checks: tuple[GateCheck, ...]
+    failed: tuple[GateCheck, ...]
+
+
 # ---- the record ----------------------------------------------------------------------------------
 class RunRecord(_Section):
     """Everything one audit run computed (docs/outputs.md, "audit.json")."""
@@ -355,6 +374,7 @@ class RunRecord(_Section):
     flags: FlagsSection | None = None
     changes: ChangesSection | None = None
     human_overrides: HumanOverrides | None = None
+    gates: GatesSection | None = None
     timings: dict[str, float] = {}
 
     def held_out(self) -> Performance:
