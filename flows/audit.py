@@ -45,6 +45,7 @@ from review import REVIEW_DIR, review_overrides
 from . import tasks as T
 from .caching import durable, inputs_digest, step_key
 from .identity import code_version, fixed_time, run_id_for
+from .progress import Progress, heartbeat
 
 NOTICE_CHUNK = 1000
 
@@ -104,7 +105,12 @@ def _explain(run_dir, model, surrogate, portfolio, split, table, config, device,
         )
         for i, (a, b) in enumerate(bounds)
     ]
-    outputs = [f.result() for f in futures]  # [summary JSON, columns Parquet] per chunk
+    progress = Progress("explanations (applicants)", len(table), get_run_logger().info)
+    outputs = []  # [summary JSON, columns Parquet] per chunk
+    with heartbeat(progress):
+        for (_, stop), future in zip(bounds, futures, strict=True):
+            outputs.append(future.result())
+            progress.update(stop)
     columns = pd.concat([pd.read_parquet(parquet) for _, parquet in outputs], ignore_index=True)
     summaries = [json.loads(Path(summary).read_text()) for summary, _ in outputs]
     frames = [portfolio.features.iloc[a:b] for a, b in bounds]

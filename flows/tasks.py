@@ -27,7 +27,7 @@ from pipeline.splitting import SplitIndex, split_portfolio
 from pipeline.surrogate import Surrogate
 
 from .caching import CACHE_DIR, item_journal
-from .progress import Progress
+from .progress import Progress, heartbeat
 
 plain = partial(task, cache_policy=NO_CACHE)
 WORK_DIR = Path(CACHE_DIR) / "work"
@@ -168,8 +168,9 @@ def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str) ->
         log.info("notices: %d of this chunk's %d were written before the interruption; rendering the other %d",
                  len(done), len(ids), len(todo))
     progress = Progress("notices", len(ids), log.info, already=len(done))
-    fresh = render_notices(load_run(run_dir), todo, Path(run_dir) / O.NOTICES_DIR, workers=workers,
-                           progress=lambda n, *_: progress.update(len(done) + n), written=journal.add)
+    with heartbeat(progress):
+        fresh = render_notices(load_run(run_dir), todo, Path(run_dir) / O.NOTICES_DIR, workers=workers,
+                               progress=lambda n, *_: progress.update(len(done) + n), written=journal.add)
     done.update(zip(todo, map(str, fresh), strict=True))
     return [done[i] for i in ids]
 
