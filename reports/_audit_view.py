@@ -335,8 +335,10 @@ def _reasons(run: RunResult) -> dict | None:
     stability = None
     if "stability" in frame.columns and declined["stability"].notna().any():
         s = declined["stability"].dropna()
-        stability = {"mean": num(float(s.mean()), 2), "low": f"{int((s < STABILITY_FLAG_BELOW).sum()):,}", "n": f"{len(s):,}",
-                     "cut": num(STABILITY_FLAG_BELOW, 2)}
+        flags = run.record.flags  # the count the flag rule made: one computation for every page
+        cut = float(flags.config.get("min_stability", STABILITY_FLAG_BELOW)) if flags else STABILITY_FLAG_BELOW
+        low = flags.counts.get("unstable_explanation", 0) if flags else int((s < cut).sum())
+        stability = {"mean": num(float(s.mean()), 2), "low": f"{low:,}", "n": f"{len(s):,}", "cut": num(cut, 2)}
     return {
         "declined": f"{len(declined):,}",
         "with_reasons": f"{with_reasons:,}",

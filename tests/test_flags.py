@@ -139,7 +139,7 @@ def test_rules_needing_explanations_are_skipped_then_run():
     full = table.assign(stability=stability, counterfactual=cf, reasons=reasons, **shap)
     result = compute_flags(full, THRESHOLD, FlagConfig(min_stability=0.3))
 
-    assert ids_of(result, FlagCode.UNSTABLE_EXPLANATION) == set(full.loc[stability < 0.3, "id"])
+    assert ids_of(result, FlagCode.UNSTABLE_EXPLANATION) == set(full.loc[declined & (stability < 0.3), "id"])
     no_cf = declined & np.array([i % 3 == 0 for i in range(len(full))])
     assert ids_of(result, FlagCode.NO_COUNTERFACTUAL) == set(full.loc[no_cf, "id"])
     no_reasons = declined & np.array([i % 4 == 0 for i in range(len(full))])
@@ -147,6 +147,22 @@ def test_rules_needing_explanations_are_skipped_then_run():
     age_up = declined & (shap["shap_AGE"] > 0)
     assert ids_of(result, FlagCode.PROTECTED_TOP_FACTOR) == set(full.loc[age_up, "id"])
     assert not result.skipped
+
+
+def test_unstable_flag_only_for_declined_and_names_only_the_methods_compared():
+    """LIME exists for declined applicants only: no flag may cite a comparison with it where it was not computed."""
+    table = synthetic_table()
+    declined = (table["decision"] == "decline").to_numpy()
+    lime = {f"lime_{n}": np.where(declined & (np.arange(len(table)) % 2 == 0), 0.1, np.nan)
+            for n in S.DEFAULT_MODEL_FEATURES}
+    full = table.assign(stability=0.0, **lime)
+    flags = compute_flags(full, THRESHOLD).table
+    unstable = flags[flags["code"] == FlagCode.UNSTABLE_EXPLANATION].merge(full[["id", "decision", "lime_PAY_0"]])
+    assert set(unstable["id"]) == set(full.loc[declined, "id"])  # no approved applicant is queued for it
+    with_lime = unstable["lime_PAY_0"].notna()
+    assert unstable.loc[with_lime, "reason"].str.startswith("SHAP, LIME and the surrogate path").all()
+    assert unstable.loc[~with_lime, "reason"].str.startswith("SHAP and the surrogate path agree").all()
+    assert (~with_lime).any() and with_lime.any()
 
 
 def test_clean_history_decline():

@@ -80,3 +80,18 @@ def test_flow_run_flags_match_the_audit_summary(audit_run):
     assert summary.counts == {c: int(counts.get(c, 0)) for c in summary.counts}
     assert summary.applicants_flagged == flags["id"].nunique()
     assert verify_run(audit_run).ok
+
+
+@pytest.mark.slow
+def test_flow_run_flags_cite_only_methods_computed_for_the_applicant(audit_run):
+    """On the real file: LIME exists for declined applicants only, so no approved applicant is queued for it."""
+    from pipeline.columns import LIME, columns_of
+
+    table = pd.read_parquet(audit_run / "applicants.parquet")
+    flags = pd.read_parquet(audit_run / "flags.parquet").merge(table, on="id")
+    lime = list(columns_of(table, LIME))
+    has_lime = flags[lime].notna().any(axis=1)
+    cites_lime = flags["reason"].str.contains("LIME")
+    assert not (cites_lime & ~has_lime).any()
+    unstable = flags[flags["code"] == "unstable_explanation"]
+    assert (unstable["decision"] == "decline").all()

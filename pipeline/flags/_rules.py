@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema as S
-from ..columns import SHAP, columns_of, explanation_column
+from ..columns import LIME, SHAP, columns_of, explanation_column
 from ..constants import STABILITY_FLAG_BELOW
 
 MSG_MISSING_COLUMNS = "flags need the applicants table columns {missing}; got {got}"
@@ -176,15 +176,26 @@ def _surrogate(ctx: _Context) -> Hits:
     return mask, reasons, ctx.table["probability"].to_numpy(np.float64)[mask]
 
 
+def _compared_methods(ctx: _Context) -> np.ndarray:
+    """Per row, the methods its stability compares: LIME only where this applicant has LIME values."""
+    lime = list(columns_of(ctx.table, LIME, S.FEATURE_NAMES))
+    has_lime = ctx.table[lime].notna().any(axis=1).to_numpy() if lime else np.zeros(len(ctx.table), bool)
+    return np.where(has_lime, "SHAP, LIME and the surrogate path", "SHAP and the surrogate path")
+
+
 def _unstable(ctx: _Context) -> Hits:
+    """Declined applicants whose explanation methods disagree: their notice states reasons a person relies on.
+
+    An approved applicant is sent no reasons, so disagreement there needs no human look (it is
+    still measured, and reported, as stability). The text names only the methods compared.
+    """
     stab = pd.to_numeric(ctx.column("stability"), errors="coerce").to_numpy(np.float64)
     if np.isnan(stab).all():
         raise _Skip(MSG_SKIPPED_COLUMN.format(column="stability") + ": every value is empty")
-    mask = ~np.isnan(stab) & (stab < ctx.config.min_stability)
+    mask = ctx.declined & ~np.isnan(stab) & (stab < ctx.config.min_stability)
     reasons = [
-        f"SHAP, LIME and the surrogate path agree on only {s:.0%} of the top factors "
-        f"(below {ctx.config.min_stability:.0%})"
-        for s in stab[mask]
+        f"{methods} agree on only {s:.0%} of the top factors (below {ctx.config.min_stability:.0%})"
+        for methods, s in zip(_compared_methods(ctx)[mask], stab[mask], strict=True)
     ]
     return mask, reasons, stab[mask]
 
