@@ -8,6 +8,7 @@ flow.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from datetime import UTC, datetime
@@ -16,19 +17,34 @@ from pathlib import Path
 
 from pipeline import outputs as O
 
-# Every package of the project and the templates: a change in any of them can change an output.
-_CODE_DIRS = ("pipeline", "flows", "reports", "review", "templates")
-_ROOT = Path(__file__).resolve().parents[1]
+# Every package of the project; the templates are package data inside reports/ and review/.
+# A change in any of them can change an output.
+_CODE_PACKAGES = ("pipeline", "flows", "reports", "review")
+_CODE_SUFFIXES = (".py", ".html", ".css", ".j2", ".txt", ".toml", ".json", ".ttf")
+
+
+def _package_dir(name: str) -> Path:
+    """Where a package is installed (the checkout or site-packages), found without importing it.
+
+    find_spec of a top-level package reads no code, so the CLI's preflight stays free of
+    the review store's and the reports' imports.
+    """
+    return Path(importlib.util.find_spec(name).submodule_search_locations[0])
 
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """SHA-256 over the project's own source and templates: a code change invalidates the cache."""
+    """SHA-256 over the project's own source and templates: a code change invalidates the cache.
+
+    Paths are hashed relative to the packages' parent folder, so the checkout and an installed
+    wheel of the same code give the same version.
+    """
     h = hashlib.sha256()
-    for folder in _CODE_DIRS:
-        for p in sorted((_ROOT / folder).rglob("*")):
-            if p.is_file() and p.suffix in (".py", ".html", ".css", ".j2", ".txt", ".toml", ".json", ".ttf"):
-                h.update(p.relative_to(_ROOT).as_posix().encode())
+    for package in _CODE_PACKAGES:
+        root = _package_dir(package)
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and p.suffix in _CODE_SUFFIXES:
+                h.update(f"{package}/{p.relative_to(root).as_posix()}".encode())
                 h.update(p.read_bytes())
     return h.hexdigest()
 

@@ -16,7 +16,7 @@ are printed as "not computed in this run", never left out silently.
     notice_html(run, 1234)                                               # the same notice for the review app
 
 Safety: Jinja2 autoescapes every value and StrictUndefined rejects a missing
-one; WeasyPrint fetches only files under `templates/` (fonts come from
+one; WeasyPrint fetches only files under `reports/templates/` (fonts come from
 fontconfig by family name, DejaVu), so markup in a data value renders as text
 and fetches nothing. Files are written atomically, named from a sanitised id.
 """

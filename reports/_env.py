@@ -5,7 +5,7 @@ finished strings, and the filters here only format numbers. Autoescape is on,
 so a value such as `<img src="file:///etc/passwd">` in any field is written as
 text. StrictUndefined makes a missing view key an error, not a blank line.
 
-WeasyPrint fetches nothing but the project's own files under `templates/`:
+WeasyPrint fetches nothing but the project's own files under `reports/templates/`:
 the fetcher refuses every other URL (files elsewhere, http, data:), so even
 markup that slipped past the escaping could not read a local file or call out.
 Fonts come from fontconfig by family name (DejaVu, a Debian system font), so
@@ -15,13 +15,16 @@ no font file is fetched either.
 from __future__ import annotations
 
 import math
+from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import jinja2
 from weasyprint import URLFetcher
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+# Package data, found through the installed package (a wheel installs it as a folder, so this is
+# a real path that Jinja2's loader and WeasyPrint's file:// base URL can use).
+TEMPLATES_DIR = Path(resources.files(__package__).joinpath("templates"))
 MSG_FETCH_REFUSED = "reports fetch only the project's own files under {root}; refused {url!r}"
 NOT_COMPUTED = "not computed in this run"
 DASH = "\u2013"

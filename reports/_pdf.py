@@ -8,7 +8,7 @@ another: computed styles (`_shared_styles`) and font subsets
 make those reuses possible, after checking them (`_weasyprint_patches`);
 nothing is patched at import. Fonts are found by fontconfig family name,
 subset with HarfBuzz by WeasyPrint and embedded; no font file is fetched, and
-the fetcher refuses everything outside `templates/`.
+the fetcher refuses everything outside `reports/templates/`.
 """
 
 from __future__ import annotations

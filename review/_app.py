@@ -2,12 +2,13 @@
 
 `create_app(run_dir, token)` builds the FastAPI app over one run; `serve`
 (in _server.py) runs it on loopback. Pages are Jinja2 templates from
-templates/review/ with autoescape on; view dicts come from _views.py.
+review/templates/ (package data) with autoescape on; view dicts come from _views.py.
 """
 
 from __future__ import annotations
 
 import secrets
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +25,7 @@ from ._security import AUTH_COOKIE, CSP, CSRF_COOKIE, MSG_CSRF, MSG_HOST, MSG_TO
 from ._store import Review, ReviewStore, ReviewValidationError
 from ._views import DECISIONS, SORTS, STATES, QueueQuery, applicant_view, filter_queue, queue_frame, queue_view
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "review"
+TEMPLATES = Path(resources.files(__package__).joinpath("templates"))  # package data, a folder once installed
 MSG_BAD_FILTER = "{name} must be one of {allowed}, got {got!r}"
 
 
