@@ -39,7 +39,7 @@ from pipeline.run_record import (
     record_digest,
     write_record,
 )
-from reports import REPORT_TABLES, notice_context
+from reports import REPORT_TABLES, notice_context, pdf_engine_patches
 from review import REVIEW_DIR, review_overrides
 
 from . import tasks as T
@@ -235,14 +235,16 @@ def audit_flow(
     flags = T.flag_applicants(str(run_dir), table, portfolio, split, model.threshold_, config)
     timer.lap("flags")
 
-    record = scoring.core_record(
+    core = scoring.core_record(
         run_id=run_id, created=_created(run_dir, run_id, fixed), config=config, device=device,
         code_version=code_version(), portfolio=portfolio, split=split, model=model, surrogate=surrogate,
         table=table, reused_from=model_dir,
-    ).model_copy(update={
+    )
+    record = core.model_copy(update={
         "explanations": ExplanationsSection.model_validate({**explanations, "timings": {}} if fixed else explanations),
         "fairness": FairnessSection.model_validate_json(Path(fairness_json).read_text()),
         "flags": FlagsSection.model_validate(flags),
+        "versions": {**core.versions, "weasyprint_patches": ", ".join(pdf_engine_patches()) or "none (refused)"},
     })
     previous_dir = Path(previous) if previous else find_previous_run(run_dir, run_id)
     if previous_dir:

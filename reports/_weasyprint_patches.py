@@ -229,6 +229,11 @@ def uninstall(names: Iterable[str] | None = None) -> None:
             _REFUSED.pop(patch.name, None)
 
 
+def pdf_engine_patches() -> tuple[str, ...]:
+    """Install the patches (idempotent) and say which apply: what a run records beside its versions."""
+    return install()
+
+
 def active_patches() -> tuple[str, ...]:
     """The patches applied now, in `PATCHES` order."""
     return tuple(p.name for p in PATCHES if p.name in _ACTIVE)
