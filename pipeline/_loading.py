@@ -69,7 +69,7 @@ MSG_TOO_FEW_OF_LABEL = (
     " or a larger test_fraction"
 )
 
-# Real rows are ~150 characters and cells at most ~30 ("default payment next month"); the caps
+# Real rows are at most ~270 characters and cells ~30 ("default payment next month"); the caps
 # are far above that, and low enough that a hostile file is refused in milliseconds.
 MAX_CELL_CHARS = 100
 MAX_LINE_CHARS = 10_000
@@ -79,6 +79,7 @@ MAX_LISTED = 10
 # and AUC, calibration and the fairness intervals are computed on a handful of people.
 MIN_ROWS = 200
 MIN_ROWS_PER_LABEL_PER_SPLIT = 20
+VALIDATION_FRACTION = 0.15  # share of the training split the model holds out (CreditModel's default)
 ID_MAX_TEXT = str(np.iinfo(np.int64).max)
 _ID_PATTERN = r"0|[1-9][0-9]{0,18}"
 _LABEL_MEANINGS = {0: "no default", 1: "default"}
@@ -373,7 +374,8 @@ def load_portfolio(path: str | Path) -> Portfolio:
     )
 
 
-def check_audit_size(portfolio: Portfolio, test_fraction: float, validation_fraction: float) -> None:
+def check_audit_size(portfolio: Portfolio, test_fraction: float,
+                     validation_fraction: float = VALIDATION_FRACTION) -> None:
     """Enough rows of each label on every side of the splits, checked before training starts.
 
     The held-out figures (AUC, calibration, fairness intervals) and the model's early stopping

@@ -28,12 +28,12 @@ from sklearn.utils.validation import check_is_fitted
 from . import schema as S
 from ._encoding import DefaultRiskNet
 from ._io import atomic_write_bytes, atomic_write_text
+from ._loading import VALIDATION_FRACTION  # held out for early stopping and calibration
 from .policy import ThresholdPolicy
 from .versions import library_versions
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "model.json"
-VALIDATION_FRACTION = 0.15  # share of the training split held out for early stopping and calibration
 ProgressFn = Callable[[int, float, float], None]
 
 MSG_META_UNREADABLE = "{file}: cannot read the model metadata ({reason})"
