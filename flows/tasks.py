@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from pipeline import CreditModel, Portfolio, load_portfolio, scoring
 from pipeline import outputs as O
 from pipeline import schema as S
+from pipeline._loading import check_audit_size
 from pipeline.acquire import locate_dataset
 from pipeline.config import AuditConfig
 from pipeline.splitting import SplitIndex, split_portfolio
@@ -46,6 +47,7 @@ def load_data(path: Path) -> Portfolio:
 
 @plain
 def split_data(portfolio: Portfolio, config: AuditConfig) -> SplitIndex:
+    check_audit_size(portfolio, config.test_fraction)  # scheduled runs skip the CLI's preflight
     return split_portfolio(portfolio, config.test_fraction, config.seed)
 
 
