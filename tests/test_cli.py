@@ -218,3 +218,10 @@ def test_parsing_the_command_line_imports_neither_torch_nor_prefect():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_schedule_refuses_a_bad_configuration_before_serving(tmp_path, capsys):
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text("[audit]\nseed = true\n")
+    assert main(["schedule", "--cron", "0 6 1 * *", "--config", str(cfg)]) == 2
+    assert f"{cfg}: [audit] seed must be a whole number from 0 to 4294967295, got true" in capsys.readouterr().err
