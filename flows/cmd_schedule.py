@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.config import load_config
-
 EXIT_BAD_INPUT = 2
 
 
@@ -21,12 +19,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def schedule(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+
+    try:
+        config = load_config(args.config)  # before Prefect starts: a bad file is refused at once
+    except ValueError as exc:
+        print(f"credit-audit: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     from prefect import serve
 
     from flows.schedule import audit_deployment
 
     try:
-        deployment = audit_deployment(args.cron, args.data, args.model, load_config(args.config), timezone=args.timezone)
+        deployment = audit_deployment(args.cron, args.data, args.model, config, timezone=args.timezone)
     except ValueError as exc:
         print(f"credit-audit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from prefect import Flow
+if TYPE_CHECKING:  # the command line reads RUNNERS without paying for Prefect's import
+    from prefect import Flow
 
 RUNNERS = ("local", "dask")
 MSG_NEED_ADDRESS = "--runner dask needs --dask-address (e.g. tcp://scheduler:8786)"

@@ -18,7 +18,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline import CreditModel, Portfolio, load_portfolio, scoring
+from pipeline import CreditModel, Portfolio, check_audit_size, load_portfolio, scoring
 from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.acquire import locate_dataset
@@ -47,6 +47,7 @@ def load_data(path: Path) -> Portfolio:
 
 @plain
 def split_data(portfolio: Portfolio, config: AuditConfig) -> SplitIndex:
+    check_audit_size(portfolio, config.test_fraction)  # scheduled runs skip the CLI's preflight
     return split_portfolio(portfolio, config.test_fraction, config.seed)
 
 

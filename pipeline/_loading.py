@@ -6,6 +6,12 @@ with or without `ID`), so the header is mapped to the schema's names first;
 cell values are then checked by a pandera schema built from `schema.FEATURES`.
 Every rejection names the file, the line, the column, the value and what was
 expected, because the person fixing the file needs exactly that.
+
+Hostile or broken files must fail fast, not hang or crash: line and cell
+lengths are capped before the CSV parser sees them, every header check is
+linear in the number of columns, and column lists in messages are shortened.
+Applicant ids are read from their text, never through floats, so an id
+survives exactly (int64) or is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +47,42 @@ MSG_NOT_NUMERIC = "{file}: line {line}, column {column}: expected a number, got 
 MSG_NOT_INTEGER = "{file}: line {line}, column {column}: expected a whole number, got {value!r}"
 MSG_INVALID_VALUE = "{file}: line {line}, column {column}: got {value:g}, expected {expected}"
 MSG_DUPLICATE_ID = "{file}: line {line}, column ID: duplicate applicant id {value!r} (first seen on line {first})"
+MSG_BAD_ID = (
+    "{file}: line {line}, column ID: expected an applicant id written as a whole number from 0 to"
+    " 9223372036854775807 (digits only: no sign, decimal point, exponent or leading zero), got {value!r}"
+)
 MSG_ONE_CLASS = "{file}: column {column}: every row has label {value}; an audit needs both defaulters (1) and non-defaulters (0)"
+MSG_LONG_LINE = "{file}: line {line}: the line is {length:,} characters long; expected at most {limit:,} characters"
+MSG_LONG_CELL = (
+    "{file}: line {line}, column {column}: the cell is {length:,} characters long; expected at most {limit}"
+    " characters (a number or a column name)"
+)
+MSG_CSV = "{file}: line {line}: not readable as CSV ({reason})"
+MSG_TOO_FEW_ROWS = (
+    "{file}: the file has {rows} applicant row(s); an audit needs at least {minimum}"
+    " (enough of each label to train, validate and test the model)"
+)
+MSG_TOO_FEW_OF_LABEL = (
+    "{file}: column {column}: {count} row(s) have label {label} ({meaning}); with test_fraction {fraction:g}"
+    " that leaves about {test} for the test split and {validation} for the model's validation split,"
+    " and each needs at least {minimum} of each label; use a file with more rows of label {label}"
+    " or a larger test_fraction"
+)
+
+# Real rows are at most ~270 characters and cells ~30 ("default payment next month"); the caps
+# are far above that, and low enough that a hostile file is refused in milliseconds.
+MAX_CELL_CHARS = 100
+MAX_LINE_CHARS = 10_000
+# Columns named in one message: a header of thousands of junk names must not become the error.
+MAX_LISTED = 10
+# Each label needs this many rows in the test split and in the model's validation split: fewer
+# and AUC, calibration and the fairness intervals are computed on a handful of people.
+MIN_ROWS = 200
+MIN_ROWS_PER_LABEL_PER_SPLIT = 20
+VALIDATION_FRACTION = 0.15  # share of the training split the model holds out (CreditModel's default)
+ID_MAX_TEXT = str(np.iinfo(np.int64).max)
+_ID_PATTERN = r"0|[1-9][0-9]{0,18}"
+_LABEL_MEANINGS = {0: "no default", 1: "default"}
 
 LABEL_ALIASES = ("default.payment.next.month", "default payment next month", "Y", "y", "default")
 _RENAMES = {"PAY_1": "PAY_0"}
@@ -112,36 +156,58 @@ def _header(rows: list[list[str]], file: Path) -> tuple[list[str], int, str]:
     return names, 1, variant
 
 
+def _listed(names: Sequence[str]) -> str:
+    """A column list for a message, shortened: a hostile header must not become a megabyte of error."""
+    shown = repr(list(names[:MAX_LISTED]))
+    return shown if len(names) <= MAX_LISTED else f"{shown[:-1]}, ... and {len(names) - MAX_LISTED} more]"
+
+
 def _check_columns(names: list[str], file: Path, line: int) -> None:
-    dups = sorted({n for n in names if names.count(n) > 1})
+    """Duplicates, missing and unknown columns; linear in the column count (sets and one Counter)."""
+    dups = sorted(n for n, k in Counter(names).items() if k > 1)
     if dups:
-        raise _fail(MSG_DUPLICATE_COLUMNS, file=file, line=line, dups=dups)
+        raise _fail(MSG_DUPLICATE_COLUMNS, file=file, line=line, dups=_listed(dups))
     expected = [*S.FEATURE_NAMES, S.LABEL_COLUMN]
-    missing = [n for n in expected if n not in names]
+    present = set(names)
+    missing = [n for n in expected if n not in present]
     if missing:
-        raise _fail(MSG_MISSING_COLUMNS, file=file, line=line, missing=missing, expected=expected)
-    unknown = [n for n in names if n not in expected and n != S.ID_COLUMN]
+        raise _fail(MSG_MISSING_COLUMNS, file=file, line=line, missing=_listed(missing), expected=expected)
+    allowed = {*expected, S.ID_COLUMN}
+    unknown = [n for n in names if n not in allowed]
     if unknown:
-        raise _fail(MSG_UNKNOWN_COLUMNS, file=file, line=line, unknown=unknown, expected=[S.ID_COLUMN, *expected])
+        raise _fail(MSG_UNKNOWN_COLUMNS, file=file, line=line, unknown=_listed(unknown), expected=[S.ID_COLUMN, *expected])
 
 
-def _to_numbers(body: list[list[str]], names: list[str], file: Path, lines: list[int]) -> pd.DataFrame:
-    """Strings to float64, naming the first cell that is not a (whole) number."""
-    for i, row in enumerate(body):
-        if len(row) != len(names):
-            raise _fail(MSG_ROW_LENGTH, file=file, line=lines[i], expected=len(names), got=len(row))
-    text = pd.DataFrame(body, columns=names, dtype=str)
+def _to_numbers(text: pd.DataFrame, file: Path, lines: list[int]) -> pd.DataFrame:
+    """Cell strings to float64, naming the first cell that is not a (whole) number."""
+    names = list(text.columns)
     frame = text.apply(lambda col: pd.to_numeric(col.str.strip(), errors="coerce")).astype("float64")
     bad = frame.isna() | ~np.isfinite(frame.to_numpy(dtype=float))
     if bad.to_numpy().any():
         r, c = np.argwhere(bad.to_numpy())[0]
         raise _fail(MSG_NOT_NUMERIC, file=file, line=lines[r], column=names[c], value=text.iat[r, c])
-    integral = [n for n in names if n == S.ID_COLUMN or n == S.LABEL_COLUMN or S.BY_NAME[n].kind != "amount"]
+    integral = [n for n in names if n == S.LABEL_COLUMN or S.BY_NAME[n].kind != "amount"]
     frac = frame[integral].to_numpy() % 1 != 0
     if frac.any():
         r, c = np.argwhere(frac)[0]
         raise _fail(MSG_NOT_INTEGER, file=file, line=lines[r], column=integral[c], value=text.at[r, integral[c]])
     return frame
+
+
+def _parse_ids(cells: pd.Series, file: Path, lines: list[int]) -> np.ndarray:
+    """Ids from their text, never through float64 (which merges 2**53 + 1 with 2**53 and wraps 1e20).
+
+    Only the canonical decimal form is accepted, so the id on a notice is exactly the id in the
+    lender's file: `007`, `+7`, `7.0` and `1e20` are refused rather than silently renamed.
+    """
+    text = cells.str.strip()
+    canonical = text.str.fullmatch(_ID_PATTERN).fillna(False).to_numpy(dtype=bool)
+    in_range = ((text.str.len() < len(ID_MAX_TEXT)) | (text <= ID_MAX_TEXT)).to_numpy(dtype=bool)
+    bad = ~(canonical & in_range)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise _fail(MSG_BAD_ID, file=file, line=lines[r], value=cells.iat[r])
+    return np.array([int(t) for t in text], dtype=np.int64)
 
 
 def _pandera_schema() -> pa.DataFrameSchema:
@@ -157,7 +223,6 @@ def _pandera_schema() -> pa.DataFrameSchema:
             check = pa.Check.in_range(f.minimum, f.maximum, error=f"a value from {f.minimum:g} to {f.maximum:g}")
         columns[f.name] = pa.Column(float, check, nullable=False)
     columns[S.LABEL_COLUMN] = pa.Column(float, pa.Check.isin([0, 1], error="0 or 1"), nullable=False)
-    columns[S.ID_COLUMN] = pa.Column(float, pa.Check.ge(0, error="a non-negative applicant id"), nullable=False)
     return pa.DataFrameSchema(columns, strict=False)
 
 
@@ -178,16 +243,18 @@ def _validate_values(frame: pd.DataFrame, file: Path, lines: list[int]) -> None:
         ) from None
 
 
-def _check_ids_and_labels(frame: pd.DataFrame, file: Path, lines: list[int]) -> None:
-    ids = frame[S.ID_COLUMN]
-    dup = ids.duplicated(keep="first")
+def _check_unique_ids(ids: np.ndarray, file: Path, lines: list[int]) -> None:
+    dup = pd.Series(ids).duplicated(keep="first").to_numpy()
     if dup.any():
-        r = int(np.flatnonzero(dup.to_numpy())[0])
-        first = int(np.flatnonzero((ids == ids.iat[r]).to_numpy())[0])
-        raise _fail(MSG_DUPLICATE_ID, file=file, line=lines[r], value=int(ids.iat[r]), first=lines[first])
-    labels = frame[S.LABEL_COLUMN].unique()
-    if len(labels) == 1:
-        raise _fail(MSG_ONE_CLASS, file=file, column=S.LABEL_COLUMN, value=int(labels[0]))
+        r = int(np.flatnonzero(dup)[0])
+        first = int(np.flatnonzero(ids == ids[r])[0])
+        raise _fail(MSG_DUPLICATE_ID, file=file, line=lines[r], value=int(ids[r]), first=lines[first])
+
+
+def _check_labels(labels: pd.Series, file: Path) -> None:
+    values = labels.unique()
+    if len(values) == 1:
+        raise _fail(MSG_ONE_CLASS, file=file, column=S.LABEL_COLUMN, value=int(values[0]))
 
 
 def _findings(features: pd.DataFrame) -> tuple[Finding, ...]:
@@ -201,12 +268,69 @@ def _findings(features: pd.DataFrame) -> tuple[Finding, ...]:
 
 
 def content_hash(features: pd.DataFrame, labels: pd.Series, ids: pd.Series) -> str:
-    """SHA-256 of the values in schema order: the same data under any header variant hashes alike."""
+    """SHA-256 of the values in schema order: the same data under any header variant hashes alike.
+
+    Ids are hashed as int64 (not float64), so files that differ only in an id above 2**53 differ here.
+    """
     h = hashlib.sha256()
     h.update(",".join([S.ID_COLUMN, *features.columns, S.LABEL_COLUMN]).encode())
-    block = np.column_stack([ids.to_numpy(np.float64), features.to_numpy(np.float64), labels.to_numpy(np.float64)])
+    h.update(np.ascontiguousarray(ids.to_numpy(np.int64)).tobytes())
+    block = np.column_stack([features.to_numpy(np.float64), labels.to_numpy(np.float64)])
     h.update(np.ascontiguousarray(block).tobytes())
     return h.hexdigest()
+
+
+def _check_line_lengths(text: str, file: Path) -> None:
+    """Refuse an over-long line before the CSV parser reads it: one linear pass, no quadratic header work.
+
+    When a cell of that line is itself over the cell cap, the message names the cell (its header
+    name when the first line is short enough to read), since that is what the person must fix.
+    """
+    lines = re.split(r"\r\n|\r|\n", text)
+    lengths = list(map(len, lines))  # C-level loops throughout: a 5 MB line takes milliseconds
+    if max(lengths) <= MAX_LINE_CHARS:
+        return
+    i = next(i for i, n in enumerate(lengths) if n > MAX_LINE_CHARS)
+    cells = lines[i].split(",")
+    longest = max(cells, key=len)
+    if len(longest) <= MAX_CELL_CHARS:
+        raise _fail(MSG_LONG_LINE, file=file, line=i + 1, length=lengths[i], limit=MAX_LINE_CHARS)
+    k = cells.index(longest)
+    header = lines[0].split(",") if i > 0 and len(lines[0]) <= MAX_LINE_CHARS else []
+    column = header[k].strip().strip('"') if k < len(header) else f"#{k + 1}"
+    raise _fail(MSG_LONG_CELL, file=file, line=i + 1, column=column, length=len(cells[k]), limit=MAX_CELL_CHARS)
+
+
+def _check_cells(row: list[str], header: list[str] | None, file: Path, line: int) -> None:
+    """The cell cap on parsed cells (a quoted cell can hide commas or span lines)."""
+    if max(map(len, row), default=0) <= MAX_CELL_CHARS:
+        return
+    k = next(k for k, c in enumerate(row) if len(c) > MAX_CELL_CHARS)
+    column = header[k].strip() if header is not None and k < len(header) else f"#{k + 1}"
+    raise _fail(MSG_LONG_CELL, file=file, line=line, column=column, length=len(row[k]), limit=MAX_CELL_CHARS)
+
+
+def _csv_rows(text: str, file: Path) -> tuple[list[list[str]], list[int]]:
+    """Non-blank CSV records and the file line each ends on; a parser error becomes a located message."""
+    reader = csv.reader(io.StringIO(text))
+    rows: list[list[str]] = []
+    line_of: list[int] = []
+    try:
+        for row in reader:
+            if any(c.strip() for c in row):
+                if rows:  # the first record is checked after the delimiter check, which explains more
+                    _check_cells(row, rows[0], file, reader.line_num)
+                rows.append(row)
+                line_of.append(reader.line_num)
+    except csv.Error as exc:
+        raise _fail(MSG_CSV, file=file, line=reader.line_num, reason=exc) from None
+    return rows, line_of
+
+
+def _row_lengths(body: list[list[str]], width: int, file: Path, lines: list[int]) -> None:
+    for i, row in enumerate(body):
+        if len(row) != width:
+            raise _fail(MSG_ROW_LENGTH, file=file, line=lines[i], expected=width, got=len(row))
 
 
 def load_portfolio(path: str | Path) -> Portfolio:
@@ -215,34 +339,60 @@ def load_portfolio(path: str | Path) -> Portfolio:
     text = _read_text(file)
     if not text.strip():
         raise _fail(MSG_EMPTY, file=file)
-    reader = csv.reader(io.StringIO(text))
-    rows, line_of = [], []
-    for row in reader:
-        if any(c.strip() for c in row):
-            rows.append(row)
-            line_of.append(reader.line_num)
+    _check_line_lengths(text, file)
+    rows, line_of = _csv_rows(text, file)
+    if not rows:  # only separators and blanks
+        raise _fail(MSG_EMPTY, file=file)
     names, n_header, variant = _header(rows, file)
+    _check_cells(rows[0], None, file, line_of[0])
     _check_columns(names, file, n_header)
     body = rows[n_header:]
     if not body:
         raise _fail(MSG_HEADER_ONLY, file=file)
     lines = line_of[n_header:]  # data row r (0-based) sits on file line lines[r]
-    frame = _to_numbers(body, names, file, lines)
-    if S.ID_COLUMN not in frame:
-        frame.insert(0, S.ID_COLUMN, np.arange(1, len(frame) + 1, dtype=float))
+    _row_lengths(body, len(names), file, lines)
+    cells = pd.DataFrame(body, columns=names, dtype=str)
+    if S.ID_COLUMN in cells:
+        ids = _parse_ids(cells.pop(S.ID_COLUMN), file, lines)
+    else:
+        ids = np.arange(1, len(cells) + 1, dtype=np.int64)
+    frame = _to_numbers(cells, file, lines)
     _validate_values(frame, file, lines)
-    _check_ids_and_labels(frame, file, lines)
+    _check_unique_ids(ids, file, lines)
+    _check_labels(frame[S.LABEL_COLUMN], file)
     features = frame[list(S.FEATURE_NAMES)].astype(
         {f.name: ("int64" if f.kind != "amount" else "float64") for f in S.FEATURES}
     )
     labels = frame[S.LABEL_COLUMN].astype("int64").rename("default")
-    ids = frame[S.ID_COLUMN].astype("int64").rename("id")
+    id_series = pd.Series(ids, name="id", dtype="int64")
     return Portfolio(
         features=features,
         labels=labels,
-        ids=ids,
+        ids=id_series,
         source=str(file),
         header_variant=variant,
-        data_hash=content_hash(features, labels, ids),
+        data_hash=content_hash(features, labels, id_series),
         findings=_findings(features),
     )
+
+
+def check_audit_size(portfolio: Portfolio, test_fraction: float,
+                     validation_fraction: float = VALIDATION_FRACTION) -> None:
+    """Enough rows of each label on every side of the splits, checked before training starts.
+
+    The held-out figures (AUC, calibration, fairness intervals) and the model's early stopping
+    need both labels on each side; with a handful of rows they are noise that still looks like
+    an audit. `validation_fraction` is the share of the training split the model holds out.
+    """
+    file = portfolio.source
+    if len(portfolio) < MIN_ROWS:
+        raise _fail(MSG_TOO_FEW_ROWS, file=file, rows=len(portfolio), minimum=MIN_ROWS)
+    counts = portfolio.labels.value_counts()
+    for label in (0, 1):
+        count = int(counts.get(label, 0))
+        test = int(np.floor(test_fraction * count))
+        validation = int(np.floor(validation_fraction * (count - np.ceil(test_fraction * count))))
+        if min(test, validation) < MIN_ROWS_PER_LABEL_PER_SPLIT:
+            raise _fail(MSG_TOO_FEW_OF_LABEL, file=file, column=S.LABEL_COLUMN, count=count, label=label,
+                        meaning=_LABEL_MEANINGS[label], fraction=test_fraction, test=test, validation=validation,
+                        minimum=MIN_ROWS_PER_LABEL_PER_SPLIT)

@@ -2,19 +2,54 @@
 
 A run's configuration is written into audit.json, so any figure in a report
 can be traced to the settings that produced it. Loaded from an optional TOML
-file; unknown keys are an error, not silently ignored.
+file and checked against a strict pydantic schema before anything runs:
+a value of the wrong type is never coerced (`protected_inputs = "no"` is an
+error, not a truthy string), every number has a range, lender texts (printed
+on every notice) have a length limit and no control or bidirectional
+formatting characters, and unknown keys are an error, not silently ignored.
+Every message names the file, the table and the key.
+
+The dataclasses below are what the flow uses; the pydantic models only
+check. Defaults live in the dataclasses, so there is one place for them.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+import unicodedata
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from .flags import FlagConfig
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from . import schema as S
+from .constants import SEED_MAX
+from .flags import FlagCode, FlagConfig
 from .policy import ThresholdPolicy
 
 MSG_UNKNOWN_KEY = "{file}: unknown setting(s) {keys} in [{section}]; expected some of {expected}"
+MSG_UNKNOWN_TABLE = "{file}: unknown top-level setting(s) {keys}; every setting belongs in the [audit] table"
+MSG_BAD_SETTING = "{file}: {where} must be {expected}, got {value}{detail}"
+MSG_NOT_TOML = "{file}: not a valid TOML file ({reason})"
+MSG_UNREADABLE = "{file}: cannot read the configuration file ({reason})"
+MSG_CONTROL_CHAR = "it contains {name} (U+{code:04X}) at character {position}"
+MSG_BLANK = "it is blank"
+
+
+TEST_FRACTION_RANGE = (0.05, 0.5)
+SURROGATE_DEPTH_RANGE = (1, 12)  # deeper trees stop being readable rules
+BACKGROUND_SIZE_RANGE = (10, 10_000)  # fewer: the SHAP base value is a handful of people
+MAX_SHOWN_VALUE = 80
+# Bidirectional formatting characters reorder the rest of a notice line (U+202E reverses it).
+BIDI_CONTROLS = frozenset(
+    [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
+_FLAG_CODES = tuple(str(c) for c in FlagCode)
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file (or source), table and key."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +65,8 @@ class Lender:
 
 @dataclass(frozen=True)
 class AuditConfig:
+    """Every setting of a run; construction validates it (`ConfigError` names the key)."""
+
     seed: int = 0
     device: str = "auto"
     test_fraction: float = 0.2
@@ -40,32 +77,210 @@ class AuditConfig:
     lender: Lender = field(default_factory=Lender)
     flags: FlagConfig = field(default_factory=FlagConfig)
 
+    def __post_init__(self) -> None:
+        _validate({"audit": self.to_dict()}, "AuditConfig")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> AuditConfig:
-        """Inverse of to_dict (flow parameters and deployments carry plain dicts)."""
-        d = dict(d)
-        if "policy" in d:
-            d["policy"] = ThresholdPolicy(**d["policy"])
-        if "lender" in d:
-            d["lender"] = Lender(**d["lender"])
-        if "flags" in d:
-            d["flags"] = _flag_config(d["flags"])
-        return cls(**d)
+    def from_dict(cls, d: dict, source: str = "config") -> AuditConfig:
+        """Inverse of to_dict (flow parameters and deployments carry plain dicts); validated like a file."""
+        return _build({"audit": d}, source)
 
     def with_overrides(self, **kw: object) -> AuditConfig:
-        """CLI flags win over the file; None means 'not given'."""
-        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+        """CLI flags win over the file; None means 'not given'. The result is validated."""
+        given = {k: v for k, v in kw.items() if v is not None}
+        return self.from_dict({**self.to_dict(), **given}, source="command line") if given else self
 
 
-def _checked(section: dict, cls: type, file: Path, name: str) -> dict:
-    expected = [f.name for f in fields(cls)]
-    unknown = sorted(set(section) - set(expected))
-    if unknown:
-        raise ValueError(MSG_UNKNOWN_KEY.format(file=file, keys=unknown, section=name, expected=expected))
-    return section
+# ---- the schema: types and ranges only (defaults stay in the dataclasses) -------------
+
+
+def _plain_text(value: str) -> str:
+    """Refuse what would corrupt a notice line: controls, bidi formatting, line separators, blanks."""
+    for i, ch in enumerate(value):
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ord(ch) in BIDI_CONTROLS:
+            name = unicodedata.name(ch, "a control character")
+            raise ValueError(MSG_CONTROL_CHAR.format(name=name, code=ord(ch), position=i + 1))
+    if not value.strip():
+        raise ValueError(MSG_BLANK)
+    return value
+
+
+def _text(max_length: int) -> Any:
+    """A one-line text of 1..max_length characters, checked by `_plain_text`."""
+    expected = (
+        f"text of 1 to {max_length} characters on one line, without control or bidirectional"
+        " formatting characters"
+    )
+    return Annotated[
+        str, Field(default=None, min_length=1, max_length=max_length, description=expected),
+        AfterValidator(_plain_text),
+    ]
+
+
+def _between(low: float, high: float, *, whole: bool = False, open_high: bool = False) -> dict:
+    """Field bounds plus the sentence an error message uses, from one pair of numbers."""
+    if whole:
+        return {"ge": low, "le": high, "description": f"a whole number from {low} to {high}"}
+    if open_high:
+        return {"ge": low, "lt": high, "description": f"at least {low:g} and below {high:g}"}
+    return {"ge": low, "le": high, "description": f"between {low:g} and {high:g}"}
+
+
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class _PolicySettings(BaseModel):
+    model_config = _STRICT
+    kind: Literal["fixed", "decline_rate", "max_youden"] = Field(
+        None, description='one of "fixed", "decline_rate", "max_youden"')
+    value: float = Field(None, gt=0, lt=1, description="a number strictly between 0 and 1")
+
+
+class _LenderSettings(BaseModel):
+    model_config = _STRICT
+    name: _text(120)
+    address: _text(300)
+    contact: _text(200)
+    review_contact: _text(200)
+    data_protection_officer: _text(200)
+
+
+class _FlagSettings(BaseModel):
+    model_config = _STRICT
+    borderline_margin: float = Field(None, **_between(0, 0.5))
+    min_stability: float = Field(None, **_between(0, 1))
+    range_quantile: float = Field(None, **_between(0, 0.5, open_high=True))
+    range_slack: float = Field(None, **_between(0, 10))
+    protected_top_k: int = Field(None, **_between(1, len(S.FEATURE_NAMES), whole=True))
+    enabled: list[Literal[_FLAG_CODES]] = Field(  # type: ignore[valid-type]
+        None, description=f"a list of flag codes, each one of {', '.join(_FLAG_CODES)}")
+
+
+class _AuditSettings(BaseModel):
+    model_config = _STRICT
+    seed: int = Field(None, **_between(0, SEED_MAX, whole=True))
+    device: Literal["auto", "cpu", "cuda"] = Field(None, description='one of "auto", "cpu", "cuda"')
+    test_fraction: float = Field(None, **_between(*TEST_FRACTION_RANGE))
+    policy: _PolicySettings = Field(None, description="a table ([audit.policy]: kind, value)")
+    surrogate_depth: int = Field(None, **_between(*SURROGATE_DEPTH_RANGE, whole=True))
+    background_size: int = Field(None, **_between(*BACKGROUND_SIZE_RANGE, whole=True))
+    protected_inputs: bool = Field(None, description="true or false")
+    lender: _LenderSettings = Field(None, description="a table ([audit.lender]: name, address, ...)")
+    flags: _FlagSettings = Field(None, description="a table ([audit.flags]: borderline_margin, ...)")
+
+
+class _FileSettings(BaseModel):
+    model_config = _STRICT
+    audit: _AuditSettings = Field(None, description="a table ([audit])")
+
+
+# ---- from a validation error to one line per problem, each naming file, table and key -----
+
+
+def _shown(value: object) -> str:
+    """A value as the user wrote it (TOML spelling for booleans), cut short when long."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, dict):
+        text = "a table"
+    else:
+        text = repr(value)  # escapes control and bidi characters: \u202e, \n
+    if len(text) <= MAX_SHOWN_VALUE:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:MAX_SHOWN_VALUE]}... ({size:,} characters)"
+
+
+def _field_at(loc: tuple) -> tuple[str, str, str]:
+    """(table, key, expected) of an error location such as ('audit', 'lender', 'name')."""
+    model: type[BaseModel] = _FileSettings
+    names = [p for p in loc if isinstance(p, str)]
+    info = None
+    for depth, name in enumerate(names):
+        info = model.model_fields.get(name)
+        if info is None or depth == len(names) - 1:
+            break
+        model = info.annotation  # a nested settings table
+    table = ".".join(names[:-1])
+    return table, names[-1], info.description if info is not None else "a known setting"
+
+
+def _unknown_keys(errors: list[dict], file: str) -> list[str]:
+    """One line per table with unknown keys (typos are the usual cause: list what is allowed)."""
+    by_table: dict[tuple, list[str]] = {}
+    for err in errors:
+        *parent, key = err["loc"]
+        by_table.setdefault(tuple(parent), []).append(str(key))
+    lines = []
+    for parent, keys in by_table.items():
+        if not parent:
+            lines.append(MSG_UNKNOWN_TABLE.format(file=file, keys=sorted(keys)))
+            continue
+        model: type[BaseModel] = _FileSettings
+        for name in parent:
+            model = model.model_fields[name].annotation
+        expected = list(model.model_fields)
+        lines.append(MSG_UNKNOWN_KEY.format(file=file, keys=sorted(keys), section=".".join(parent),
+                                            expected=expected))
+    return lines
+
+
+def _describe(exc: ValidationError, file: str) -> str:
+    errors = exc.errors()
+    extra = [e for e in errors if e["type"] == "extra_forbidden"]
+    lines = _unknown_keys(extra, file)
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            continue
+        table, key, expected = _field_at(err["loc"])
+        where = f"[{table}] {key}" if table else key
+        detail = f" ({err['ctx']['error']})" if err["type"] == "value_error" else ""
+        lines.append(MSG_BAD_SETTING.format(file=file, where=where, expected=expected,
+                                            value=_shown(err["input"]), detail=detail))
+    return "\n".join(lines)
+
+
+def _validate(raw: dict, source: str) -> dict:
+    """The settings given in `raw` (only those), type- and range-checked; ConfigError otherwise."""
+    try:
+        parsed = _FileSettings.model_validate(_plain(raw))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+    return parsed.model_dump(exclude_unset=True).get("audit", {})
+
+
+def _build(raw: dict, source: str) -> AuditConfig:
+    """Validated settings over the dataclass defaults."""
+    settings = _validate(raw, source)
+    policy, lender = settings.pop("policy", {}), settings.pop("lender", {})
+    flags = dict(settings.pop("flags", {}))
+    if "enabled" in flags:
+        flags["enabled"] = tuple(flags["enabled"])
+    return AuditConfig(**settings, policy=ThresholdPolicy(**policy), lender=Lender(**lender), flags=FlagConfig(**flags))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively: the schema sees what TOML and JSON give (strict mode)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _read_toml(file: Path) -> dict:
+    try:
+        with file.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(MSG_NOT_TOML.format(file=file, reason=exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(MSG_NOT_TOML.format(file=file, reason=f"not UTF-8 text: {exc.reason}")) from None
+    except OSError as exc:
+        raise ConfigError(MSG_UNREADABLE.format(file=file, reason=exc.strerror or exc)) from None
 
 
 def load_config(path: str | Path | None) -> AuditConfig:
@@ -73,20 +288,4 @@ def load_config(path: str | Path | None) -> AuditConfig:
     if path is None:
         return AuditConfig()
     file = Path(path)
-    with file.open("rb") as fh:
-        raw = tomllib.load(fh).get("audit", {})
-    raw = dict(_checked(raw, AuditConfig, file, "audit"))
-    if "policy" in raw:
-        raw["policy"] = ThresholdPolicy(**_checked(raw["policy"], ThresholdPolicy, file, "audit.policy"))
-    if "lender" in raw:
-        raw["lender"] = Lender(**_checked(raw["lender"], Lender, file, "audit.lender"))
-    if "flags" in raw:
-        raw["flags"] = _flag_config(_checked(raw["flags"], FlagConfig, file, "audit.flags"))
-    return AuditConfig(**raw)
-
-
-def _flag_config(d: dict) -> FlagConfig:
-    d = dict(d)
-    if "enabled" in d:
-        d["enabled"] = tuple(d["enabled"])
-    return FlagConfig(**d)
+    return _build(_read_toml(file), str(file))

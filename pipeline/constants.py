@@ -49,3 +49,7 @@ STABILITY_FLAG_BELOW = 0.25
 # Applicants per explanation task: every runner splits the portfolio the same way, so local and
 # distributed runs give identical outputs, and a crashed run resumes at this granularity.
 EXPLAIN_CHUNK_ROWS = 5000
+
+# ---- devices ---------------------------------------------------------------------------------------
+DEVICE_CHOICES = ("auto", "cpu", "cuda")  # where tensors run; `auto` prefers CUDA (pipeline.device)
+SEED_MAX = 2**32 - 1  # scikit-learn and numpy accept seeds up to 2**32 - 1 (pipeline.config, the CLI)

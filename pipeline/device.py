@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from .constants import DEVICE_CHOICES
+
 MSG_NO_CUDA = "--device cuda was asked for, but no CUDA device is available (torch {version}); use --device auto or cpu"
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -19,10 +19,12 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.base import BaseEstimator
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -31,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import schema as S
 from ._encoding import DefaultRiskNet
 from ._io import atomic_write_bytes, atomic_write_text
+from ._loading import VALIDATION_FRACTION  # held out for early stopping and calibration
 from .audited_model import BlockwiseParts
 from .policy import ThresholdPolicy
 from .versions import library_versions
@@ -38,6 +41,49 @@ from .versions import library_versions
 WEIGHTS_FILE = "model.pt"
 META_FILE = "model.json"
 ProgressFn = Callable[[int, float, float], None]
+
+MSG_META_UNREADABLE = "{file}: cannot read the model metadata ({reason})"
+MSG_META_NOT_JSON = "{file}: not valid JSON model metadata ({reason})"
+MSG_META_NOT_OBJECT = "{file}: expected a JSON object of model metadata, got {kind}"
+MSG_META_KEY = "{file}: key {key!r} must be {expected}, got {value}"
+MSG_META_MISSING = "{file}: key {key!r} is missing; it must be {expected}"
+MSG_NO_HASH = (
+    "{file}: no model_hash: the weights in {weights} cannot be verified, so they are not loaded;"
+    " save the model again with credit-audit, which records the hash"
+)
+MSG_WEIGHTS = "{file}: cannot read the model weights ({reason})"
+MSG_ARCHITECTURE = "{file}: the weights do not fit the architecture described in {meta} ({reason})"
+MSG_HASH_MISMATCH = "{directory}: model weights do not match the model_hash in {meta}"
+
+
+class ModelFileError(ValueError):
+    """A saved model folder is missing, malformed or altered; the message names the file and key."""
+
+
+class _Policy(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    kind: Literal["fixed", "decline_rate", "max_youden"] = Field(description='"fixed", "decline_rate" or "max_youden"')
+    value: float = Field(gt=0, lt=1, description="a number strictly between 0 and 1")
+
+
+class _Metadata(BaseModel):
+    """What `load` relies on in model.json (other keys are informational and kept as written)."""
+
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+    format: Literal[1] = Field(description="1 (the only format this version reads)")
+    features: list[Literal[S.FEATURE_NAMES]] = Field(  # type: ignore[valid-type]
+        min_length=1, description="a non-empty list of schema feature names")
+    hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        min_length=1, max_length=8, description="a list of 1 to 8 layer widths from 1 to 4096")
+    dropout: float = Field(ge=0, lt=1, description="a number at least 0 and below 1")
+    threshold: float = Field(ge=0, le=1, description="a number between 0 and 1")
+    policy: _Policy = Field(description='an object {"kind": ..., "value": ...}')
+    seed: int = Field(ge=0, description="a whole number of at least 0")
+    best_epoch: int = Field(ge=0, description="a whole number of at least 0")
+    n_train: int = Field(ge=1, description="a whole number of at least 1")
+    history: list[dict] = Field(default_factory=list, description="a list of per-epoch records")
+    data_hash: str = Field(default="", description="text (the training data's hash)")
+    model_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="64 lowercase hex digits (SHA-256)")
 
 
 def seed_everything(seed: int) -> None:
@@ -60,7 +106,7 @@ class CreditModel(BaseEstimator):
         batch_size: int = 256,
         max_epochs: int = 60,
         patience: int = 6,
-        validation_fraction: float = 0.15,
+        validation_fraction: float = VALIDATION_FRACTION,
         policy: ThresholdPolicy | None = None,
         device: str | torch.device = "cpu",
         seed: int = 0,
@@ -251,26 +297,77 @@ class CreditModel(BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> CreditModel:
-        """Rebuild from `save` output; weights are loaded with weights_only=True (no pickle code)."""
+        """Rebuild from `save` output; weights are loaded with weights_only=True (no pickle code).
+
+        Refuses (ModelFileError, naming the file and key) a malformed model.json, one without
+        its model_hash (unverifiable weights), unreadable weights, and weights that do not match.
+        """
         directory = Path(directory)
-        meta = json.loads((directory / META_FILE).read_text())
+        meta = _read_metadata(directory / META_FILE)
         model = cls(
-            features=tuple(meta["features"]),
-            hidden=tuple(meta["hidden"]),
-            dropout=meta["dropout"],
-            policy=ThresholdPolicy.from_dict(meta["policy"]),
+            features=tuple(meta.features),
+            hidden=tuple(meta.hidden),
+            dropout=meta.dropout,
+            policy=ThresholdPolicy(kind=meta.policy.kind, value=meta.policy.value),
             device=device,
-            seed=meta["seed"],
+            seed=meta.seed,
         )
         net = DefaultRiskNet(list(model.features), model.hidden, model.dropout)
-        state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
+        _load_weights(net, directory / WEIGHTS_FILE, directory / META_FILE)
         model.net_ = net.to(model.device).eval()
-        model.threshold_ = float(meta["threshold"])
-        model.best_epoch_ = meta["best_epoch"]
-        model.n_train_ = meta["n_train"]
-        model.history_ = meta.get("history", [])
-        model.training_data_hash_ = meta.get("data_hash", "")
-        if meta.get("model_hash") and meta["model_hash"] != model.model_hash():
-            raise ValueError(f"{directory}: model weights do not match the model_hash in {META_FILE}")
+        model.threshold_ = float(meta.threshold)
+        model.best_epoch_ = meta.best_epoch
+        model.n_train_ = meta.n_train
+        model.history_ = meta.history
+        model.training_data_hash_ = meta.data_hash
+        if meta.model_hash != model.model_hash():
+            raise ModelFileError(MSG_HASH_MISMATCH.format(directory=directory, meta=META_FILE))
         return model
+
+
+def _read_metadata(file: Path) -> _Metadata:
+    """model.json checked key by key before any weight is read."""
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelFileError(MSG_META_UNREADABLE.format(file=file, reason=exc.strerror or exc)) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(MSG_META_NOT_JSON.format(file=file, reason=exc)) from None
+    if not isinstance(raw, dict):
+        raise ModelFileError(MSG_META_NOT_OBJECT.format(file=file, kind=type(raw).__name__))
+    if "model_hash" not in raw:
+        raise ModelFileError(MSG_NO_HASH.format(file=file, weights=file.with_name(WEIGHTS_FILE)))
+    try:
+        return _Metadata.model_validate(raw)
+    except ValidationError as exc:
+        raise ModelFileError(_metadata_problem(exc, file)) from None
+
+
+def _metadata_problem(exc: ValidationError, file: Path) -> str:
+    """The first problem, naming the key (dotted for nested ones: policy.value, hidden.0)."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    info = _Metadata.model_fields.get(str(err["loc"][0]))
+    if len(err["loc"]) > 1 and err["loc"][0] == "policy":
+        info = _Policy.model_fields.get(str(err["loc"][1]), info)
+    expected = info.description if info is not None else "a known key"
+    if err["type"] == "missing":
+        return MSG_META_MISSING.format(file=file, key=key, expected=expected)
+    value = repr(err["input"])
+    value = value if len(value) <= 80 else f"{value[:80]}..."
+    return MSG_META_KEY.format(file=file, key=key, expected=expected, value=value)
+
+
+def _load_weights(net: DefaultRiskNet, weights: Path, meta: Path) -> None:
+    """torch.load with weights_only=True; any failure names the file instead of a torch traceback."""
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelFileError(MSG_WEIGHTS.format(file=weights, reason="no such file")) from None
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
+        raise ModelFileError(MSG_WEIGHTS.format(file=weights, reason=f"{type(exc).__name__}: {exc}"[:300])) from None
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        reason = str(exc).splitlines()[0][:300]
+        raise ModelFileError(MSG_ARCHITECTURE.format(file=weights, meta=meta.name, reason=reason)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,151 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as err:
         main(argv)
     assert err.value.code == 2
+
+
+# ---- every user error: exit 2, one message naming where, no traceback, --out untouched -------
+
+FIVE_MB = 5 * 1024 * 1024
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`credit-audit run` in a subprocess of this worktree, as a user or a pipeline runs it."""
+    return _cli("run", "--out", str(tmp_path / "out"), *args, env={"PYTHONPATH": str(REPO)})
+
+
+def _refused(result: subprocess.CompletedProcess, tmp_path: Path, *expected: str) -> None:
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    for text in expected:
+        assert text in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _real_slice(data_path: Path, tmp_path: Path, rows: int, change=None, name: str = "slice.csv") -> Path:
+    lines = data_path.read_text().splitlines()[: rows + 1]
+    if change:
+        lines = change(lines)
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _set_cell(row: int, column: int, value: str):
+    def change(lines: list[str]) -> list[str]:
+        cells = lines[row].split(",")
+        cells[column] = value
+        lines[row] = ",".join(cells)
+        return lines
+
+    return change
+
+
+def test_five_mb_single_line_exits_2_fast(tmp_path):
+    from pipeline import _loading as L
+
+    data = tmp_path / "line.csv"
+    data.write_text("a," * (FIVE_MB // 2))
+    start = time.perf_counter()
+    result = _run(tmp_path, "--data", str(data))
+    seconds = time.perf_counter() - start
+    _refused(result, tmp_path, L.MSG_LONG_LINE.format(file=data, line=1, length=FIVE_MB, limit=L.MAX_LINE_CHARS))
+    print(f"`credit-audit run` on a 5 MB single line: exit 2 after {seconds:.1f} s (interpreter start included)")
+    assert seconds < 60  # mostly importing torch; the refusal itself is ~0.3 s (test_loading.py)
+
+
+def test_five_mb_cell_exits_2(data_path, tmp_path):
+    data = _real_slice(data_path, tmp_path, 40, _set_cell(3, 5, "9" * FIVE_MB))
+    _refused(_run(tmp_path, "--data", str(data)), tmp_path,
+             f"{data}: line 4, column AGE: the cell is {FIVE_MB:,} characters long; expected at most 100")
+
+
+def test_ten_row_file_exits_2_before_anything_is_written(data_path, tmp_path):
+    data = _real_slice(data_path, tmp_path, 10)
+    _refused(_run(tmp_path, "--data", str(data)), tmp_path,
+             f"{data}: the file has 10 applicant row(s); an audit needs at least 200")
+
+
+@pytest.mark.parametrize("value", ["1e20", "007", "-5", ""])
+def test_bad_ids_exit_2(data_path, tmp_path, value):
+    data = _real_slice(data_path, tmp_path, 40, _set_cell(2, 0, value))
+    _refused(_run(tmp_path, "--data", str(data)), tmp_path, f"{data}: line 3, column ID: expected an applicant id",
+             f"got {value!r}")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[audit]\nprotected_inputs = "no"\n', "[audit] protected_inputs must be true or false, got 'no'"),
+        ("[audit]\ntest_fraction = 0.99\n", "[audit] test_fraction must be between 0.05 and 0.5, got 0.99"),
+        ("[audit]\nseed = true\n", "[audit] seed must be a whole number from 0 to 4294967295, got true"),
+        ("[audit]\nseed = 1.5\n", "[audit] seed must be a whole number from 0 to 4294967295, got 1.5"),
+        ('[audit.lender]\nname = "Bank \\u202Eevil"\n', "(it contains RIGHT-TO-LEFT OVERRIDE (U+202E) at character 6)"),
+        ("[audit\nseed = 1\n", "not a valid TOML file (Expected ']'"),
+    ],
+)
+def test_bad_configuration_exits_2_naming_file_and_key(data_path, tmp_path, toml, message):
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text(toml)
+    _refused(_run(tmp_path, "--data", str(data_path), "--config", str(cfg)), tmp_path, f"{cfg}: ", message)
+
+
+def test_an_existing_out_folder_is_left_exactly_as_it_was(data_path, tmp_path):
+    out = tmp_path / "out"
+    (out / "reports").mkdir(parents=True)
+    (out / "audit.json").write_text('{"run_id": "earlier"}')
+    (out / "reports" / "audit_report.pdf").write_bytes(b"%PDF-1.7 earlier")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    data = _real_slice(data_path, tmp_path, 10)
+    result = _cli("run", "--data", str(data), "--out", str(out), env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ('{"format": 1, "features": ["LIMIT_BAL"]}', "no model_hash: the weights in"),
+        ('{"format": 1, "features": [', "not valid JSON model metadata"),
+    ],
+)
+def test_bad_model_folder_exits_2_naming_model_json(data_path, tmp_path, meta, message):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.json").write_text(meta)
+    _refused(_run(tmp_path, "--data", str(data_path), "--model", str(folder)), tmp_path,
+             f"{folder / 'model.json'}: {message}")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "--seed", "-1"], ["run", "--seed", "1.5"], ["run", "--seed", "4294967296"],
+     ["run", "--explain-chunk-rows", "0"], ["run", "--notice-limit", "-3"]],
+)
+def test_bad_numbers_on_the_command_line_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2
+    assert "expected a whole number of at least" in capsys.readouterr().err
+
+
+def test_choices_come_from_their_one_place():
+    """cmd_run reads the choices from torch- and Prefect-free modules, not copies of them."""
+    from flows import cmd_run, runners
+    from pipeline import config, constants, device
+
+    assert cmd_run.DEVICE_CHOICES is device.DEVICE_CHOICES is constants.DEVICE_CHOICES
+    assert cmd_run.RUNNERS is runners.RUNNERS and cmd_run.SEED_MAX == config.SEED_MAX == constants.SEED_MAX
+
+
+def test_parsing_the_command_line_imports_neither_torch_nor_prefect():
+    code = "import sys, flows.cli; flows.cli.build_parser(); print('torch' in sys.modules, 'prefect' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_schedule_refuses_a_bad_configuration_before_serving(tmp_path, capsys):
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text("[audit]\nseed = true\n")
+    assert main(["schedule", "--cron", "0 6 1 * *", "--config", str(cfg)]) == 2
+    assert f"{cfg}: [audit] seed must be a whole number from 0 to 4294967295, got true" in capsys.readouterr().err

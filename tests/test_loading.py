@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,149 @@ def test_wrong_encoding(small, tmp_path):
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(DataValidationError, match=r"line 4: the file is not UTF-8 text"):
         load_portfolio(path)
+
+
+# ---- ids: read from their text, exact int64 or refused ------------------------------------
+
+INT64_MAX = "9223372036854775807"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1e20",  # was wrapped to -9223372036854775808 through float64
+        "100000000000000000000",  # digits, but beyond int64
+        "9223372036854775808",  # int64 max + 1
+        "007",  # leading zeros: refused, so the id on a notice is the id in the file
+        "+7",
+        "-5",
+        "",
+        "7.0",
+        "5e+05",
+        "12a",
+    ],
+)
+def test_ids_that_are_not_exact_int64_are_refused(small, value):
+    path = small(3, "ID", value)
+    message = re.escape(L.MSG_BAD_ID.format(file=path, line=5, value=value))
+    with pytest.raises(DataValidationError, match=message):
+        load_portfolio(path)
+
+
+def test_large_ids_are_kept_exactly(small):
+    """2**53 + 1 is not a float64; int64 max is the largest id."""
+    path = small(0, "ID", "9007199254740993")
+    body_path = small(1, "ID", INT64_MAX, name="g.csv")
+    assert load_portfolio(path).ids.iloc[0] == 2**53 + 1
+    loaded = load_portfolio(body_path)
+    assert loaded.ids.dtype == "int64" and loaded.ids.iloc[1] == int(INT64_MAX)
+
+
+def test_ids_beyond_float_precision_give_different_data_hashes(small):
+    a = load_portfolio(small(0, "ID", "9007199254740992", name="a.csv"))
+    b = load_portfolio(small(0, "ID", "9007199254740993", name="b.csv"))
+    assert a.data_hash != b.data_hash
+
+
+def test_1e20_and_2e20_no_longer_become_one_duplicate_id(real_rows, tmp_path):
+    header, body = real_rows
+    rows = [list(r) for r in body[:40]]
+    rows[0][0], rows[1][0] = "1e20", "2e20"
+    path = _write(tmp_path / "e.csv", header, rows)
+    with pytest.raises(DataValidationError, match=r"line 2, column ID: expected an applicant id .*got '1e20'"):
+        load_portfolio(path)
+
+
+def test_duplicate_ids_after_trimming_spaces(small):
+    path = small(5, "ID", " 1 ")
+    with pytest.raises(DataValidationError, match=r"line 7, column ID: duplicate applicant id 1 \(first seen on line 2\)"):
+        load_portfolio(path)
+
+
+# ---- bounded work on hostile files ------------------------------------------------------
+
+FIVE_MB = 5 * 1024 * 1024
+
+
+def _timed_refusal(path: Path) -> tuple[str, float]:
+    start = time.perf_counter()
+    with pytest.raises(DataValidationError) as err:
+        load_portfolio(path)
+    return str(err.value), time.perf_counter() - start
+
+
+def test_five_mb_single_line_is_refused_fast(tmp_path):
+    path = tmp_path / "line.csv"
+    path.write_text("a," * (FIVE_MB // 2))
+    message, seconds = _timed_refusal(path)
+    assert message == L.MSG_LONG_LINE.format(file=path, line=1, length=FIVE_MB, limit=L.MAX_LINE_CHARS)
+    print(f"5 MB single line refused in {seconds:.3f} s")
+    assert seconds < 10  # ~0.3 s measured on the 2-core build machine; generous for a loaded one
+
+
+def test_header_of_thousands_of_columns_is_linear_and_its_message_short(real_rows, tmp_path):
+    header, body = real_rows
+    junk = [f"c{i}" for i in range(1500)]  # just under the line cap
+    path = _write(tmp_path / "wide.csv", [*header, *junk], [[*r, *("0" * len(junk))] for r in body[:3]])
+    message, seconds = _timed_refusal(path)
+    assert "unexpected column(s) ['c0', 'c1'" in message and "... and 1490 more]" in message
+    assert len(message) < 2000 and seconds < 10
+
+
+def test_five_mb_cell_names_line_and_column(real_rows, tmp_path):
+    header, body = real_rows
+    rows = [list(r) for r in body[:40]]
+    rows[2][header.index("AGE")] = "9" * FIVE_MB
+    path = _write(tmp_path / "cell.csv", header, rows)
+    message, seconds = _timed_refusal(path)
+    assert message == L.MSG_LONG_CELL.format(file=path, line=4, column="AGE", length=FIVE_MB, limit=L.MAX_CELL_CHARS)
+    assert seconds < 10
+
+
+def test_long_cell_under_the_line_cap(small):
+    path = small(2, "PAY_AMT1", "1" * 500)
+    with pytest.raises(DataValidationError, match=r"line 4, column PAY_AMT1: the cell is 500 characters long"):
+        load_portfolio(path)
+
+
+def test_quoted_cell_over_many_lines_is_a_located_csv_error(real_rows, tmp_path):
+    header, body = real_rows
+    text = ",".join(header) + "\n" + ",".join(body[0]) + '\n1,"' + "x\n" * 70_000 + '"\n'
+    path = tmp_path / "q.csv"
+    path.write_text(text)
+    with pytest.raises(DataValidationError, match=r"q\.csv: line \d+: not readable as CSV \(field larger than"):
+        load_portfolio(path)
+
+
+def test_only_separators_is_empty(tmp_path):
+    path = tmp_path / "commas.csv"
+    path.write_text(",,,\n , ,\n")
+    with pytest.raises(DataValidationError, match=re.escape(L.MSG_EMPTY.format(file=path))):
+        load_portfolio(path)
+
+
+# ---- enough rows of each label before training --------------------------------------------
+
+
+def test_ten_rows_are_too_few_for_an_audit(real_rows, tmp_path):
+    header, body = real_rows
+    rows = [r for r in body[:40] if r[-1] == "1"][:3] + [r for r in body[:40] if r[-1] == "0"][:7]
+    path = _write(tmp_path / "ten.csv", header, rows)
+    portfolio = load_portfolio(path)  # a valid file ...
+    with pytest.raises(DataValidationError, match=re.escape(L.MSG_TOO_FEW_ROWS.format(file=path, rows=10, minimum=200))):
+        L.check_audit_size(portfolio, 0.2, 0.15)  # ... too small to audit
+
+
+def test_too_few_defaulters_for_the_test_fraction(real_rows, tmp_path):
+    header, body = real_rows
+    ones = [r for r in body if r[-1] == "1"][:60]
+    zeros = [r for r in body if r[-1] == "0"][:1000]
+    portfolio = load_portfolio(_write(tmp_path / "few.csv", header, ones + zeros))
+    with pytest.raises(DataValidationError, match=r"60 row\(s\) have label 1 \(default\); with test_fraction 0.2 that"
+                       r" leaves about 12 for the test split and 7 for the model's validation split"):
+        L.check_audit_size(portfolio, 0.2, 0.15)
+
+
+def test_real_file_is_large_enough_at_every_allowed_test_fraction(portfolio):
+    for fraction in (0.05, 0.2, 0.5):
+        L.check_audit_size(portfolio, fraction, 0.15)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
 from pipeline import CreditModel, ThresholdPolicy
+from pipeline import model as M
 from pipeline import schema as S
 from pipeline.metrics import expected_calibration_error, performance
 
@@ -101,3 +105,86 @@ def test_performance_figures_match_sklearn(fitted_model, split):
 def test_model_with_protected_inputs_trains(split):
     m = CreditModel(features=S.FEATURE_NAMES, seed=1, max_epochs=2).fit(split.X_train, split.y_train)
     assert m.predict_proba(split.X_test).shape == (len(split.X_test), 2)
+
+
+# ---- a saved model folder is checked before its weights are trusted ----------------------
+
+
+@pytest.fixture
+def saved(fitted_model, tmp_path):
+    """A saved model folder and a function that rewrites its model.json."""
+    fitted_model.save(tmp_path)
+    meta_path = tmp_path / M.META_FILE
+
+    def edit(change) -> None:
+        meta = json.loads(meta_path.read_text())
+        change(meta)
+        meta_path.write_text(json.dumps(meta))
+
+    return tmp_path, meta_path, edit
+
+
+def test_model_json_without_its_hash_is_refused(saved):
+    folder, meta_path, edit = saved
+    edit(lambda m: m.pop("model_hash"))
+    expected = M.MSG_NO_HASH.format(file=meta_path, weights=folder / M.WEIGHTS_FILE)
+    with pytest.raises(M.ModelFileError, match=re.escape(expected)):
+        CreditModel.load(folder)
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ('{"format": 1, "features": [', r"model\.json: not valid JSON model metadata \(Expecting"),
+        ("[1, 2]", r"model\.json: expected a JSON object of model metadata, got list"),
+        ("\udcff", r"model\.json: not valid JSON model metadata"),
+    ],
+)
+def test_malformed_model_json_names_the_file(saved, text, pattern):
+    folder, meta_path, _ = saved
+    if text == "\udcff":
+        meta_path.write_bytes(b"\xff\xfe{")
+    else:
+        meta_path.write_text(text)
+    with pytest.raises(M.ModelFileError, match=pattern) as err:
+        CreditModel.load(folder)
+    assert str(meta_path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.pop("threshold"), "key 'threshold' is missing; it must be a number between 0 and 1"),
+        (lambda m: m.update(seed="0"), "key 'seed' must be a whole number of at least 0, got '0'"),
+        (lambda m: m.update(hidden=[64, 0]), "key 'hidden.1' must be a list of 1 to 8 layer widths from 1 to 4096"),
+        (lambda m: m.update(features=["LIMIT_BAL", "INCOME"]), "key 'features.1' must be a non-empty list of schema"),
+        (lambda m: m.update(format=2), "key 'format' must be 1 (the only format this version reads), got 2"),
+        (lambda m: m["policy"].update(value=1.5), "key 'policy.value' must be a number strictly between 0 and 1"),
+        (lambda m: m.update(model_hash="abc"), "key 'model_hash' must be 64 lowercase hex digits"),
+    ],
+)
+def test_bad_model_json_keys_name_file_and_key(saved, change, message):
+    folder, meta_path, edit = saved
+    edit(change)
+    with pytest.raises(M.ModelFileError, match=re.escape(f"{meta_path}: {message}")):
+        CreditModel.load(folder)
+
+
+def test_missing_or_corrupt_weights_name_the_file(saved):
+    folder, _, _ = saved
+    weights = folder / M.WEIGHTS_FILE
+    weights.write_bytes(b"not a torch file")
+    with pytest.raises(M.ModelFileError, match=re.escape(f"{weights}: cannot read the model weights (")):
+        CreditModel.load(folder)
+    weights.unlink()
+    with pytest.raises(M.ModelFileError, match=re.escape(f"{weights}: cannot read the model weights (no such file)")):
+        CreditModel.load(folder)
+    with pytest.raises(M.ModelFileError, match=re.escape(f"{folder / 'nowhere' / M.META_FILE}: cannot read")):
+        CreditModel.load(folder / "nowhere")
+
+
+def test_weights_of_another_architecture_name_the_file(saved):
+    folder, _, edit = saved
+    edit(lambda m: m.update(hidden=[8]))
+    with pytest.raises(M.ModelFileError, match=r"model\.pt: the weights do not fit the architecture described in"):
+        CreditModel.load(folder)
