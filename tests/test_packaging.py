@@ -24,7 +24,7 @@ def _pins(lock: str) -> dict[str, str]:
     for line in (REPO / lock).read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             name, version = line.split("==")
-            pins[_norm(name)] = version.strip()
+            pins[_norm(name)] = version.strip()  # an environment marker stays part of the pin
     return pins
 
 
