@@ -27,6 +27,7 @@ from pipeline.constants import EXPLAIN_CHUNK_ROWS
 from pipeline.drift import compare_runs
 from pipeline.explain import background_sample
 from pipeline.explain_chunks import chunk_bounds, merge_summaries
+from pipeline.gates import evaluate_gates
 from pipeline.model import seed_everything
 from pipeline.run_record import (
     ExplanationsSection,
@@ -210,12 +211,12 @@ def audit_flow(
     fixed = fixed_time(located, reproducible)
     portfolio = T.load_data(located)
     reused_hash = CreditModel.load(model_dir).model_hash() if model_dir else None
-    run_id = run_id_for(portfolio.data_hash, config.to_dict(), reused_hash)
+    run_id = run_id_for(portfolio.data_hash, config.identity(), reused_hash)
     run_dir = O.claim_run_dir(Path(out) if out else Path("runs") / run_id, run_id, replace)
     if stale := remove_temporaries(run_dir, skip=(REVIEW_DIR,)):  # the review app may be writing there
         log.info("removed %d half-written file(s) an interrupted run left in %s", stale, run_dir)
     key = partial(step_key, run_dir=run_dir, data_hash=portfolio.data_hash,
-                  config={**config.to_dict(), "device": device, "model": reused_hash})
+                  config={**config.identity(), "device": device, "model": reused_hash})
     timer.lap("load")
 
     split = T.split_data(portfolio, config)
@@ -249,6 +250,10 @@ def audit_flow(
     previous_dir = Path(previous) if previous else find_previous_run(run_dir, run_id)
     if previous_dir:
         record = _compare(record, table, previous_dir)
+    gates = evaluate_gates(record, config.gates, load_record(previous_dir) if previous_dir else None)
+    record = record.model_copy(update={"gates": gates})
+    if not gates.passed:
+        log.warning("release gates FAILED: %s", "; ".join(c.message for c in gates.failed))
     O.write_parquet(run_dir / O.APPLICANTS, table)
     write_record(run_dir, record.model_copy(update={"timings": {} if fixed else dict(timer.times)}))
 

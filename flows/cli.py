@@ -14,7 +14,6 @@ import os
 import sys
 
 COMMAND_MODULES = ["flows.cmd_run", "flows.cmd_review", "flows.cmd_verify", "flows.cmd_notice", "flows.cmd_schedule"]
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.layout import NOTICES_DIR as NOTICES_SUBDIR
 
-EXIT_BAD_INPUT = 2
+from .exit_codes import BAD_INPUT as EXIT_BAD_INPUT
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

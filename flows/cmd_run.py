@@ -2,24 +2,26 @@
 
 Heavy libraries (torch, Prefect) are imported only after the cheap checks of
 the user's input passed, so a bad file or setting is refused in about a
-second; the choices below mirror their modules (a test keeps them equal).
+second; the choices come from torch- and Prefect-free modules.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.constants import DEVICE_CHOICES, EXPLAIN_CHUNK_ROWS, SEED_MAX
 
+from .exit_codes import BAD_INPUT as EXIT_BAD_INPUT
+from .exit_codes import PASSED, POLICY_FAILED, SYSTEM_ERROR
 from .runners import RUNNERS
 
 if TYPE_CHECKING:
     from pipeline.config import AuditConfig
 
-EXIT_BAD_INPUT = 2
 MSG_BAD_COUNT = "expected a whole number of at least {minimum}{maximum}, got {value!r}"
 
 
@@ -56,6 +58,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--notice-limit", type=_count(0), default=None, help="render only the first N notices (dry run)")
     p.add_argument("--explain-chunk-rows", type=_count(1), default=EXPLAIN_CHUNK_ROWS,
                    help=f"applicants per explanation task (default: {EXPLAIN_CHUNK_ROWS})")
+    p.add_argument("--json", action="store_true",
+                   help="print the closing summary (or the error) as JSON on stdout; exit codes as documented")
     p.add_argument("--runner", choices=RUNNERS, default="local", help="where per-applicant chunks run")
     p.add_argument("--dask-address", help="scheduler address of an existing Dask cluster (with --runner dask)")
     p.set_defaults(handler=run)
@@ -86,11 +90,19 @@ def preflight(args: argparse.Namespace) -> tuple[AuditConfig, str]:
     resolve_device(config.device)
     model_hash = CreditModel.load(args.model).model_hash() if args.model else None  # missing, malformed or altered
     if args.out:
-        check_run_dir(Path(args.out), run_id_for(portfolio.data_hash, config.to_dict(), model_hash), args.replace)
+        check_run_dir(Path(args.out), run_id_for(portfolio.data_hash, config.identity(), model_hash), args.replace)
     return config, str(data)
 
 
+def _fail(args: argparse.Namespace, code: int, message: str) -> int:
+    if args.json:
+        print(json.dumps({"exit_code": code, "error": message}))
+    print(f"credit-audit: {message}", file=sys.stderr)
+    return code
+
+
 def run(args: argparse.Namespace) -> int:
+    """Exit codes: flows/exit_codes.py (0 passed, 1 a release gate failed, 2 bad input, 3 system error)."""
     try:
         config, data = preflight(args)
         from flows.audit import audit_flow  # Prefect import is slow: only when running
@@ -104,7 +116,18 @@ def run(args: argparse.Namespace) -> int:
                            explain_chunk_rows=args.explain_chunk_rows, replace=args.replace,
                            reproducible=args.reproducible)
     except (ValueError, RuntimeError, OSError) as exc:  # DataValidationError, ConfigError, ModelFileError,
-        print(f"credit-audit: {exc}", file=sys.stderr)  # DatasetUnavailable, no CUDA, unreadable paths
-        return EXIT_BAD_INPUT
-    print(f"Audit finished. Outputs are in {run_dir}")
-    return 0
+        return _fail(args, EXIT_BAD_INPUT, str(exc))  # DatasetUnavailable, no CUDA, unreadable paths
+    except Exception as exc:  # noqa: BLE001 - anything else is ours, not the user's: exit 3, not a traceback
+        return _fail(args, SYSTEM_ERROR, f"internal error ({type(exc).__name__}: {exc}); see the log above")
+    from pipeline.run_record import load_record
+
+    from .summary import summary, summary_lines
+
+    facts = summary(load_record(run_dir), Path(run_dir))
+    code = POLICY_FAILED if facts["passed"] is False else PASSED
+    if args.json:
+        print(json.dumps({"exit_code": code, **facts}, indent=2))
+    else:
+        print("\n".join(summary_lines(facts)))
+        print(f"Audit finished. Outputs are in {run_dir}")
+    return code

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_BAD_INPUT = 2
+from .exit_codes import BAD_INPUT as EXIT_BAD_INPUT
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

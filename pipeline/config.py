@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from . import schema as S
 from .constants import SEED_MAX
 from .flags import FlagCode, FlagConfig
+from .gates import GatePolicy
 from .policy import ThresholdPolicy
 
 MSG_UNKNOWN_KEY = "{file}: unknown setting(s) {keys} in [{section}]; expected some of {expected}"
@@ -76,12 +77,21 @@ class AuditConfig:
     protected_inputs: bool = False
     lender: Lender = field(default_factory=Lender)
     flags: FlagConfig = field(default_factory=FlagConfig)
+    gates: GatePolicy = field(default_factory=GatePolicy)
 
     def __post_init__(self) -> None:
         _validate({"audit": self.to_dict()}, "AuditConfig")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def identity(self) -> dict:
+        """The settings that change what a run computes: all but the release gates.
+
+        The gates judge a finished audit; changing a limit must re-judge it (and re-render the
+        report), not start another run that retrains and re-explains everything.
+        """
+        return {k: v for k, v in self.to_dict().items() if k != "gates"}
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> AuditConfig:
@@ -159,6 +169,17 @@ class _FlagSettings(BaseModel):
         None, description=f"a list of flag codes, each one of {', '.join(_FLAG_CODES)}")
 
 
+class _GateSettings(BaseModel):
+    model_config = _STRICT
+    fail_on_verdicts: list[Literal["fail", "review", "insufficient data"]] = Field(
+        None, description='a list of fairness verdicts, each one of "fail", "review", "insufficient data"')
+    min_auc: float | None = Field(None, **_between(0, 1))  # None (not in the file): rule off
+    max_psi: float | None = Field(None, **_between(0, 10))  # None (not in the file): rule off
+    max_flag_rate: float | None = Field(None, **_between(0, 1))  # None (not in the file): rule off
+    max_auc_drop: float | None = Field(None, **_between(0, 1))  # None (not in the file): rule off
+    max_decline_rate_change: float | None = Field(None, **_between(0, 1))  # None (not in the file): rule off
+
+
 class _AuditSettings(BaseModel):
     model_config = _STRICT
     seed: int = Field(None, **_between(0, SEED_MAX, whole=True))
@@ -170,6 +191,7 @@ class _AuditSettings(BaseModel):
     protected_inputs: bool = Field(None, description="true or false")
     lender: _LenderSettings = Field(None, description="a table ([audit.lender]: name, address, ...)")
     flags: _FlagSettings = Field(None, description="a table ([audit.flags]: borderline_margin, ...)")
+    gates: _GateSettings = Field(None, description="a table ([audit.gates]: fail_on_verdicts, min_auc, ...)")
 
 
 class _FileSettings(BaseModel):
@@ -259,7 +281,11 @@ def _build(raw: dict, source: str) -> AuditConfig:
     flags = dict(settings.pop("flags", {}))
     if "enabled" in flags:
         flags["enabled"] = tuple(flags["enabled"])
-    return AuditConfig(**settings, policy=ThresholdPolicy(**policy), lender=Lender(**lender), flags=FlagConfig(**flags))
+    gates = dict(settings.pop("gates", {}))
+    if "fail_on_verdicts" in gates:
+        gates["fail_on_verdicts"] = tuple(gates["fail_on_verdicts"])
+    return AuditConfig(**settings, policy=ThresholdPolicy(**policy), lender=Lender(**lender), flags=FlagConfig(**flags),
+                       gates=GatePolicy(**gates))
 
 
 def _plain(value: Any) -> Any:
@@ -284,7 +310,7 @@ def _read_toml(file: Path) -> dict:
 
 
 def load_config(path: str | Path | None) -> AuditConfig:
-    """Read `[audit]`, `[audit.policy]`, `[audit.lender]` and `[audit.flags]` from a TOML file (all optional)."""
+    """Read `[audit]` and its tables (policy, lender, flags, gates) from a TOML file (all optional)."""
     if path is None:
         return AuditConfig()
     file = Path(path)

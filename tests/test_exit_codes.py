@@ -1,0 +1,74 @@
+"""The command's exit codes and JSON summary, as a scheduler or CI pipeline sees them.
+
+One audit of a 1,000-row slice of the real file, judged twice: a release gate
+that fails (exit 1, the rule named), then, with the limit relaxed, the same
+run re-judged without recomputing it (exit 0). Bad input exits 2 with a JSON
+error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows import exit_codes
+from pipeline import outputs as O
+from pipeline.run_record import load_record
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(args: list[str], env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_documented_codes():
+    assert (exit_codes.PASSED, exit_codes.POLICY_FAILED, exit_codes.BAD_INPUT, exit_codes.SYSTEM_ERROR) == (0, 1, 2, 3)
+
+
+def test_bad_input_is_a_json_error_with_exit_2(tmp_path):
+    bad = tmp_path / "audit.toml"
+    bad.write_text("[audit.gates]\nmin_auc = 2.0\n")
+    done = _cli(["run", "--data", str(tmp_path / "none.csv"), "--config", str(bad), "--json"],
+                {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}, timeout=300)
+    assert done.returncode == 2, done.stderr
+    error = json.loads(done.stdout)
+    assert error["exit_code"] == 2 and "[audit.gates] min_auc must be between 0 and 1, got 2.0" in error["error"]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_a_failing_gate_exits_1_and_a_relaxed_policy_re_judges_the_same_run(data_path, prefect_api, tmp_path):
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": prefect_api}
+    data = tmp_path / "slice.csv"
+    with open(data_path) as src:
+        data.write_text("".join(next(src) for _ in range(1001)))
+    strict, relaxed = tmp_path / "strict.toml", tmp_path / "relaxed.toml"
+    strict.write_text("[audit]\nbackground_size = 10\n[audit.gates]\nmin_auc = 0.99\n")
+    relaxed.write_text("[audit]\nbackground_size = 10\n[audit.gates]\nmin_auc = 0.5\nfail_on_verdicts = []\n")
+    out = tmp_path / "run"
+    common = ["run", "--data", str(data), "--out", str(out), "--device", "cpu", "--notice-limit", "2",
+              "--explain-chunk-rows", "1000", "--json"]
+
+    failed = _cli([*common, "--config", str(strict)], env)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    facts = json.loads(failed.stdout)
+    assert facts["exit_code"] == 1 and facts["passed"] is False
+    assert [r["rule"] for r in facts["failed_rules"]][:1] == ["min_auc"]
+    assert "the policy asks at least 0.9900" in facts["failed_rules"][0]["message"]
+    record = load_record(out)
+    assert not record.gates.passed and record.gates.failed[0].rule == "min_auc"
+    assert facts["roc_auc"] == record.held_out().roc_auc and facts["notices"] == 2
+    model_stamp = (out / O.MODEL_DIR / "model.pt").stat().st_mtime_ns
+
+    passed = _cli([*common, "--config", str(relaxed)], env)
+    assert passed.returncode == 0, passed.stderr[-3000:]
+    assert json.loads(passed.stdout)["passed"] is True
+    assert (out / O.MODEL_DIR / "model.pt").stat().st_mtime_ns == model_stamp  # judged again, not recomputed
+    assert load_record(out).gates.passed
