@@ -212,11 +212,24 @@ def test_choices_come_from_their_one_place():
     assert cmd_run.RUNNERS is runners.RUNNERS and cmd_run.SEED_MAX == config.SEED_MAX == constants.SEED_MAX
 
 
-def test_parsing_the_command_line_imports_neither_torch_nor_prefect():
-    code = "import sys, flows.cli; flows.cli.build_parser(); print('torch' in sys.modules, 'prefect' in sys.modules)"
+def test_parsing_the_command_line_imports_no_heavy_library():
+    heavy = ("torch", "prefect", "pandas", "weasyprint", "sklearn")
+    code = ("import sys, flows.cli; flows.cli.build_parser(); "
+            f"print(*[m in sys.modules for m in {heavy!r}])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
-    assert result.stdout.split() == ["False", "False"], result.stderr
+    assert result.stdout.split() == ["False"] * len(heavy), (heavy, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("command", ["", "run", "review", "verify", "notice", "schedule"])
+def test_help_answers_at_once(command):
+    """bench/cli_help.py measures ~0.04 s; the bound here only catches a heavy import creeping back."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "flows.cli", *([command] if command else []), "--help"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0 and "usage: credit-audit" in done.stdout, done.stderr
+    assert elapsed < 3.0, f"{command} --help took {elapsed:.2f} s"
 
 
 def test_schedule_refuses_a_bad_configuration_before_serving(tmp_path, capsys):
@@ -224,3 +237,24 @@ def test_schedule_refuses_a_bad_configuration_before_serving(tmp_path, capsys):
     cfg.write_text("[audit]\nseed = true\n")
     assert main(["schedule", "--cron", "0 6 1 * *", "--config", str(cfg)]) == 2
     assert f"{cfg}: [audit] seed must be a whole number from 0 to 4294967295, got true" in capsys.readouterr().err
+
+
+def test_every_option_the_readme_shows_exists():
+    """The README's command lines are checked against the parser, so the docs cannot drift from the code."""
+    import re
+
+    from flows.cli import build_parser
+
+    parser = build_parser()
+    commands = {name: sub for action in parser._subparsers._group_actions for name, sub in action.choices.items()}
+    readme = (REPO / "README.md").read_text()
+    shown = re.findall(r"credit-audit (\w[\w-]*)((?: [^`|\n]*)?)", readme)
+    checked = 0
+    for command, rest in shown:
+        if command not in commands:
+            continue
+        known = {o for a in commands[command]._actions for o in a.option_strings}
+        for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):
+            assert option in known, f"README shows `credit-audit {command} ... {option}`, which {command} does not take"
+            checked += 1
+    assert checked >= 10
