@@ -41,8 +41,8 @@ def _count(minimum: int, maximum: int | None = None):
     return parse
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("run", help="run the full audit flow on a data file")
+def add_audit_options(p: argparse.ArgumentParser) -> None:
+    """The options of one audit, shared by `run` and `schedule` (one set, not two copies)."""
     p.add_argument("--data", help="CSV file (default: $CREDIT_AUDIT_DATA, then data/UCI_Credit_Card.csv)")
     p.add_argument("--out", help="run directory (default: runs/<run-id>/); a folder holding another run is refused")
     p.add_argument("--replace", action="store_true",
@@ -58,6 +58,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--notice-limit", type=_count(0), default=None, help="render only the first N notices (dry run)")
     p.add_argument("--explain-chunk-rows", type=_count(1), default=EXPLAIN_CHUNK_ROWS,
                    help=f"applicants per explanation task (default: {EXPLAIN_CHUNK_ROWS})")
+
+
+def flow_parameters(args: argparse.Namespace, config: AuditConfig, data: str | None) -> dict:
+    """The audit flow's parameters from the shared options (plain data: deployments carry them too)."""
+    return {"data": data, "out": args.out, "config": config.to_dict(), "model_dir": args.model,
+            "previous": args.previous, "notice_limit": args.notice_limit,
+            "explain_chunk_rows": args.explain_chunk_rows, "replace": args.replace,
+            "reproducible": args.reproducible}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run the full audit flow on a data file")
+    add_audit_options(p)
     p.add_argument("--json", action="store_true",
                    help="print the closing summary (or the error) as JSON on stdout; exit codes as documented")
     p.add_argument("--runner", choices=RUNNERS, default="local", help="where per-applicant chunks run")
@@ -111,10 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
         flow = with_runner(audit_flow, args.runner, args.dask_address)
         with api_for_workers(args.runner):
-            run_dir = flow(data=data, out=args.out, config=config.to_dict(), model_dir=args.model,
-                           previous=args.previous, notice_limit=args.notice_limit,
-                           explain_chunk_rows=args.explain_chunk_rows, replace=args.replace,
-                           reproducible=args.reproducible)
+            run_dir = flow(**flow_parameters(args, config, data))
     except (ValueError, RuntimeError, OSError) as exc:  # DataValidationError, ConfigError, ModelFileError,
         return _fail(args, EXIT_BAD_INPUT, str(exc))  # DatasetUnavailable, no CUDA, unreadable paths
     except Exception as exc:  # noqa: BLE001 - anything else is ours, not the user's: exit 3, not a traceback

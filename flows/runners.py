@@ -33,6 +33,30 @@ def with_runner(flow: Flow, runner: str = "local", dask_address: str | None = No
 
 
 @contextmanager
+def prefect_server() -> Iterator[str]:
+    """The Prefect API every process of this command talks to: `PREFECT_API_URL`, or a temporary one.
+
+    Without a configured server, start one here (as a subprocess) and point this process's
+    settings at it, so other processes (Dask workers, `prefect deployment run` in another
+    shell) can be given its address. Yields the API URL.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield PREFECT_API_URL.value()
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")))
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        server.stop()
+
+
+@contextmanager
 def api_for_workers(runner: str) -> Iterator[None]:
     """Give Dask workers the flow's Prefect API.
 
@@ -42,17 +66,8 @@ def api_for_workers(runner: str) -> Iterator[None]:
     its URL in the settings that prefect-dask sends with every task. A cluster on other
     machines needs a real server (PREFECT_API_URL) that every worker can reach.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if runner != "dask" or PREFECT_API_URL.value():
+    if runner != "dask":
         yield
         return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start(timeout=int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")))
-    try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield
-    finally:
-        server.stop()
+    with prefect_server():
+        yield

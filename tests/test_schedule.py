@@ -23,8 +23,29 @@ FEW_NOTICES = 5
 
 
 def test_bad_cron_is_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"--cron 'every month please' is not a cron expression: five fields"):
         audit_deployment("every month please")
+    with pytest.raises(ValueError, match="--timezone 'Mars/Olympus' is not a time zone name"):
+        audit_deployment(CRON, timezone="Mars/Olympus")
+
+
+def test_bad_cron_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "schedule", "--cron", "61 * * * *"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    assert done.returncode == 2
+    assert done.stderr.startswith("credit-audit: --cron '61 * * * *' is not a cron expression")
+    assert "validation error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_schedule_takes_the_same_options_as_run():
+    from flows.cli import build_parser
+
+    parser = build_parser()
+    [sub] = parser._subparsers._group_actions
+    options = {name: {o for a in p._actions for o in a.option_strings} for name, p in sub.choices.items()}
+    run_only = {"--json", "--runner", "--dask-address"}
+    assert options["run"] - run_only <= options["schedule"]
 
 
 def test_yaml_declares_the_same_deployment():
@@ -51,7 +72,8 @@ def test_served_schedule_exists_and_a_triggered_run_completes(data_path, prefect
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "schedule", "--cron", CRON, "--data", str(small)],
+        [sys.executable, "-m", "flows.cli", "schedule", "--cron", CRON, "--data", str(small),
+         "--notice-limit", str(FEW_NOTICES)],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -61,14 +83,18 @@ def test_served_schedule_exists_and_a_triggered_run_completes(data_path, prefect
             schedules = client.read_deployment_schedules(deployment.id)
         assert [s.schedule.cron for s in schedules] == [CRON]
         out = tmp_path / "triggered-run"
-        run = run_deployment(name, parameters={"out": str(out), "notice_limit": FEW_NOTICES}, timeout=600)
+        run = run_deployment(name, parameters={"out": str(out)}, timeout=600)
         assert run.state.is_completed(), (run.state, (tmp_path / "serve.log").read_text()[-3000:])
         assert (out / "audit.json").exists() and (out / "manifest.json").exists()
-        assert len(list((out / "reports" / "notices").glob("*.pdf"))) == FEW_NOTICES
+        assert len(list((out / "reports" / "notices").glob("*.pdf"))) == FEW_NOTICES  # the served options
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.terminate()  # SIGTERM, as a service manager stops it
+        code = server.wait(timeout=60)
         log.close()
+    text = (tmp_path / "serve.log").read_text()
+    assert code == 0, text[-3000:]
+    assert "never awaited" not in text and "Traceback" not in text
+    assert f"PREFECT_API_URL={prefect_api} prefect deployment run" in text and "Stopped." in text
 
 
 def _wait_for_deployment(name: str, timeout: float = 180.0):
