@@ -120,15 +120,13 @@ def _rows(attribute: str, kind: str, stats: list[_GroupStats], air: dict[str, tu
 
 
 def _intervals(estimates: Mapping[str, Estimate]) -> dict[str, dict[str, float]]:
-    """value, interval and count of defined replicates of each scalar statistic (one quantile call for all)."""
-    both = Estimate(torch.stack([e.value for e in estimates.values()]),
-                    torch.stack([e.replicates for e in estimates.values()], dim=-1))
-    lo, hi = both.interval(CI_LEVEL)
-    valid = (~torch.isnan(both.replicates)).sum(dim=0)
-    return {
-        n: {"value": float(both.value[i]), "lo": float(lo[i]), "hi": float(hi[i]), "valid_replicates": int(valid[i])}
-        for i, n in enumerate(estimates)
-    }
+    """value, interval and count of defined replicates of each scalar statistic (each by its own method)."""
+    out = {}
+    for name, e in estimates.items():
+        lo, hi = e.interval(CI_LEVEL)
+        out[name] = {"value": float(e.value), "lo": float(lo), "hi": float(hi),
+                     "valid_replicates": int((~torch.isnan(e.replicates)).sum())}
+    return out
 
 
 def _criteria(disp: dict[str, dict[str, float]]) -> list[tuple[str, str]]:

@@ -33,7 +33,9 @@ from ..constants import (
 _SEVERITY = {PASS: 0, REVIEW: 1, FAIL: 2}
 
 RULES_TEXT = (
-    f"Intervals are {CI_LEVEL:.0%} percentile bootstrap intervals. "
+    f"Intervals are {CI_LEVEL:.0%} stratified bootstrap intervals; those of gaps and of the lowest ratio are derived "
+    "from one simultaneous max-|t| band over the signed difference (log ratio) of every pair of groups, "
+    "so that they contain their estimates and hold for all pairs of an attribute at once. "
     f"Four-fifths rule: fail if the upper bound of the lowest adverse impact ratio is below {FOUR_FIFTHS}, "
     f"pass if its lower bound is at least {FOUR_FIFTHS}, review otherwise. "
     f"Demographic parity (approval-rate gap) and equalized odds (largest TPR or FPR gap): fail if the "
