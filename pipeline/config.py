@@ -29,6 +29,24 @@ class Lender:
 
 
 @dataclass(frozen=True)
+class Governance:
+    """Who answers for the model and what it is for (SR 11-7 ownership and validation; EU AI Act Art. 13).
+
+    Printed on page 1 of the audit report; a field left empty is printed as "not set", and the
+    conclusion asks for it before sign-off. `sign_off` lists the roles that sign the report.
+    """
+
+    model_owner: str = ""
+    validator: str = ""
+    intended_use: str = (
+        "Approve or decline credit-card applications of natural persons from their credit limit, repayment "
+        "history, bills and payments; every adverse decision can be reviewed by a person on request"
+    )
+    risk_tier: str = ""
+    sign_off: tuple[str, ...] = ("Model owner", "Independent validator", "Model risk committee")
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     seed: int = 0
     device: str = "auto"
@@ -38,6 +56,7 @@ class AuditConfig:
     background_size: int = 100
     protected_inputs: bool = False
     lender: Lender = field(default_factory=Lender)
+    governance: Governance = field(default_factory=Governance)
     flags: FlagConfig = field(default_factory=FlagConfig)
 
     def to_dict(self) -> dict:
@@ -51,6 +70,8 @@ class AuditConfig:
             d["policy"] = ThresholdPolicy(**d["policy"])
         if "lender" in d:
             d["lender"] = Lender(**d["lender"])
+        if "governance" in d:
+            d["governance"] = _governance(d["governance"])
         if "flags" in d:
             d["flags"] = _flag_config(d["flags"])
         return cls(**d)
@@ -69,7 +90,7 @@ def _checked(section: dict, cls: type, file: Path, name: str) -> dict:
 
 
 def load_config(path: str | Path | None) -> AuditConfig:
-    """Read `[audit]`, `[audit.policy]`, `[audit.lender]` and `[audit.flags]` from a TOML file (all optional)."""
+    """Read `[audit]`, `[audit.policy]`, `[audit.lender]`, `[audit.governance]` and `[audit.flags]` (all optional)."""
     if path is None:
         return AuditConfig()
     file = Path(path)
@@ -80,6 +101,8 @@ def load_config(path: str | Path | None) -> AuditConfig:
         raw["policy"] = ThresholdPolicy(**_checked(raw["policy"], ThresholdPolicy, file, "audit.policy"))
     if "lender" in raw:
         raw["lender"] = Lender(**_checked(raw["lender"], Lender, file, "audit.lender"))
+    if "governance" in raw:
+        raw["governance"] = _governance(_checked(raw["governance"], Governance, file, "audit.governance"))
     if "flags" in raw:
         raw["flags"] = _flag_config(_checked(raw["flags"], FlagConfig, file, "audit.flags"))
     return AuditConfig(**raw)
@@ -90,3 +113,10 @@ def _flag_config(d: dict) -> FlagConfig:
     if "enabled" in d:
         d["enabled"] = tuple(d["enabled"])
     return FlagConfig(**d)
+
+
+def _governance(d: dict) -> Governance:
+    d = dict(d)
+    if "sign_off" in d:
+        d["sign_off"] = tuple(d["sign_off"])
+    return Governance(**d)

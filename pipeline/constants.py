@@ -49,3 +49,14 @@ STABILITY_FLAG_BELOW = 0.25
 # Applicants per explanation task: every runner splits the portfolio the same way, so local and
 # distributed runs give identical outputs, and a crashed run resumes at this granularity.
 EXPLAIN_CHUNK_ROWS = 5000
+
+# ---- benchmarks, conclusion and monitoring ---------------------------------------------------------
+# Bootstrap replicates of the challenger comparison (ROC AUC intervals and paired differences).
+BENCHMARK_BOOTSTRAP = 1000
+# The conclusion on page 1 of the audit report (rules: pipeline.conclusion.RULES).
+FIT, FIT_WITH_CONDITIONS, NOT_FIT = "fit for use", "fit with conditions", "not fit"
+BLOCKING, CONDITION = "blocking", "condition"
+# Largest acceptable expected calibration error of the held-out probabilities: above it, the
+# probabilities are off by more than three percentage points on average and may be read only as a
+# ranking against the threshold, not as chances of default.
+CALIBRATION_ECE_MAX = 0.03

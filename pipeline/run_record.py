@@ -10,7 +10,9 @@ one immutable type (`RunRecord`, made of frozen sections), one writer
   record that does not match this definition is refused on load with the
   file, the key path and what was expected, never half-read;
 - sections a run may not compute (explanations, fairness, flags, what
-  changed, human overrides of the previous run) are `None` when absent;
+  changed, human overrides of the previous run, benchmarks, the conclusion,
+  governance) are `None` when absent, so records written before a section
+  existed still load under the same format version;
 - `record_digest` is the hash of the record's canonical JSON, which the
   report's cache key uses, so the report is re-rendered exactly when what it
   renders changes.
@@ -164,6 +166,9 @@ class SurrogateSection(_Section):
     fidelity_train: float
     rules: tuple[Rule, ...]
     feature_importance: dict[str, float]
+    # The fidelity's baseline: how often a "tree" that approves everyone agrees with the model
+    # on the held-out rows (the model's held-out approval share).
+    fidelity_approve_all_test: float | None = None
 
 
 class Lender(_Section):
@@ -172,6 +177,16 @@ class Lender(_Section):
     contact: str
     review_contact: str
     data_protection_officer: str = ""
+
+
+class Governance(_Section):
+    """Who owns, validates and signs off the model, and what it is for ([audit.governance] of the configuration)."""
+
+    model_owner: str = ""
+    validator: str = ""
+    intended_use: str = ""
+    risk_tier: str = ""
+    sign_off: tuple[str, ...] = ()
 
 
 # ---- explanations --------------------------------------------------------------------------------
@@ -269,6 +284,61 @@ class FairnessSection(_Section):
     explanation_disparity: dict[str, JsonValue] | None
 
 
+# ---- benchmarks and conclusion -------------------------------------------------------------------
+class ModelScore(_Section):
+    """One model's held-out figures on the production split (pipeline.benchmarks)."""
+
+    key: str
+    name: str
+    description: str
+    threshold: float
+    roc_auc: Interval
+    accuracy: float
+    decline_rate: float
+    brier: float
+    ece: float
+    auc_difference: Interval | None = None  # this model's AUC minus production's, on the same replicates
+    reading: str = ""  # "higher", "lower" or "no clear difference" than production
+
+
+class BenchmarksSection(_Section):
+    """The production model against the majority-class baseline and challengers trained on the same split."""
+
+    method: str
+    n_boot: int
+    seed: int
+    rows: int
+    ci_level: float
+    production: ModelScore
+    challengers: tuple[ModelScore, ...]
+
+    def challenger(self, key: str) -> ModelScore | None:
+        return next((c for c in self.challengers if c.key == key), None)
+
+
+class Condition(_Section):
+    """One finding the conclusion rests on: what, which groups, the figure, its limit and the action asked."""
+
+    rule: str
+    severity: str  # "blocking" (not fit) or "condition" (fit with conditions)
+    subject: str
+    groups: tuple[str, ...] = ()  # for a gap: the groups with the lowest and the highest rate
+    basis: str = ""  # the rate those groups are ranked by
+    figure: str
+    value: Interval | None = None
+    limit: float | None = None
+    limit_text: str = ""
+    action: str
+
+
+class ConclusionSection(_Section):
+    """The overall conclusion (pipeline.conclusion), derived from the other sections by stated rules."""
+
+    outcome: str
+    rules: tuple[str, ...]
+    conditions: tuple[Condition, ...]
+
+
 # ---- flags, changes, overrides -------------------------------------------------------------------
 class FlagsSection(_Section):
     """pipeline.flags's summary; one row per (applicant, flag) is in flags.parquet."""
@@ -343,6 +413,7 @@ class RunRecord(_Section):
     code_version: str
     config: dict[str, JsonValue]
     lender: Lender
+    governance: Governance | None = None
     data: DataSection
     split: SplitSection
     model: ModelSection
@@ -355,6 +426,8 @@ class RunRecord(_Section):
     flags: FlagsSection | None = None
     changes: ChangesSection | None = None
     human_overrides: HumanOverrides | None = None
+    benchmarks: BenchmarksSection | None = None
+    conclusion: ConclusionSection | None = None
     timings: dict[str, float] = {}
 
     def held_out(self) -> Performance:

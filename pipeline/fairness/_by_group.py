@@ -19,14 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..constants import (
-    CI_LEVEL,
-    EQUALIZED_ODDS_GAP_MAX,
-    INSUFFICIENT,
-    MIN_GROUP_SIZE,
-    MIN_OUTCOME_COUNT,
-    PARITY_GAP_MAX,
-)
+from ..constants import CI_LEVEL, INSUFFICIENT, MIN_GROUP_SIZE, MIN_OUTCOME_COUNT
 from . import _verdicts as V
 from ._bootstrap import RATES, bootstrap_threads, group_rates, indicator_matrix, percentile_interval
 from ._disparities import adverse_impact_ratios, disparities
@@ -131,16 +124,7 @@ def _intervals(estimates: Mapping[str, Estimate]) -> dict[str, dict[str, float]]
 
 def _criteria(disp: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
     """(verdict, reason) of each criterion: four-fifths ratio, parity gap, equalized odds gap."""
-
-    def read(name: str) -> tuple[float, float, float]:
-        return disp[name]["value"], disp[name]["lo"], disp[name]["hi"]
-
-    return [
-        V.ratio_verdict(*read(LOWEST_AIR)),
-        V.gap_verdict(*read("demographic_parity_difference"), PARITY_GAP_MAX,
-                      "approval-rate gap (demographic parity difference)"),
-        V.gap_verdict(*read("equalized_odds_difference"), EQUALIZED_ODDS_GAP_MAX, "equalized odds difference"),
-    ]
+    return [c.judge(disp[c.disparity]["value"], disp[c.disparity]["lo"], disp[c.disparity]["hi"]) for c in V.CRITERIA]
 
 
 def _judge(attr: AuditedAttribute, stats: list[_GroupStats]) -> tuple[AttributeResult, dict]:

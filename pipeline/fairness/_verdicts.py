@@ -17,6 +17,7 @@ with enough data gives "insufficient data", never a verdict.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ..constants import (
     CI_LEVEL,
@@ -85,3 +86,27 @@ def gap_verdict(point: float, lo: float, hi: float, limit: float, name: str) -> 
 
 def worst(verdicts: list[str]) -> str:
     return max(verdicts, key=_SEVERITY.__getitem__)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One verdict criterion: which recorded disparity it reads, its limit and which side is acceptable."""
+
+    disparity: str
+    label: str
+    limit: float
+    higher_is_better: bool
+
+    def judge(self, point: float, lo: float, hi: float) -> tuple[str, str]:
+        if self.higher_is_better:
+            return ratio_verdict(point, lo, hi, self.label)
+        return gap_verdict(point, lo, hi, self.limit, self.label)
+
+
+# The criteria an attribute's verdict is the worst of, in the order their reasons are written.
+CRITERIA: tuple[Criterion, ...] = (
+    Criterion("lowest_adverse_impact_ratio", "lowest adverse impact ratio", FOUR_FIFTHS, True),
+    Criterion("demographic_parity_difference", "approval-rate gap (demographic parity difference)", PARITY_GAP_MAX,
+              False),
+    Criterion("equalized_odds_difference", "equalized odds difference", EQUALIZED_ODDS_GAP_MAX, False),
+)
