@@ -172,9 +172,9 @@ def _compare(record: RunRecord, table: pd.DataFrame, previous_dir: Path) -> RunR
 
 def _assess(record: RunRecord, portfolio, split, model: CreditModel, table: pd.DataFrame, seed: int,
             fairness_table: str) -> RunRecord:
-    """The record with the challenger comparison and, read off everything else, the page-1 conclusion."""
+    """The record with the challenger comparison and, read off everything else, the conclusion and monitoring plan."""
     record = record.model_copy(update={"benchmarks": T.benchmark_models(portfolio, split, model, table, seed)})
-    return record.model_copy(update={"conclusion": T.conclude_run(record, fairness_table)})
+    return record.model_copy(update=T.conclude_run(record, fairness_table))
 
 
 # Locally, chunks run one after another: each already uses every core (torch threads,

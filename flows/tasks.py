@@ -23,7 +23,7 @@ from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.acquire import locate_dataset
 from pipeline.config import AuditConfig
-from pipeline.run_record import BenchmarksSection, ConclusionSection, RunRecord
+from pipeline.run_record import BenchmarksSection, ConclusionSection, MonitoringSection, RunRecord
 from pipeline.splitting import SplitIndex, split_portfolio
 from pipeline.surrogate import Surrogate
 
@@ -153,12 +153,14 @@ def benchmark_models(portfolio: Portfolio, split: SplitIndex, model: CreditModel
 
 
 @plain
-def conclude_run(record: RunRecord, fairness_table: str | None) -> ConclusionSection:
-    """The page-1 conclusion, from the record and the fairness table (which names the groups of each gap)."""
+def conclude_run(record: RunRecord, fairness_table: str | None) -> dict[str, ConclusionSection | MonitoringSection]:
+    """The page-1 conclusion (the fairness table names the groups of each gap) and the monitoring plan."""
     from pipeline.conclusion import conclude
+    from pipeline.monitoring import monitoring_plan
 
     path = Path(fairness_table) if fairness_table else None
-    return conclude(record, pd.read_parquet(path) if path and path.exists() else None)
+    return {"conclusion": conclude(record, pd.read_parquet(path) if path and path.exists() else None),
+            "monitoring": monitoring_plan(record)}
 
 
 @task

@@ -34,14 +34,12 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from threadpoolctl import threadpool_limits
 
 from . import schema as S
-from .constants import BENCHMARK_BOOTSTRAP, CI_LEVEL
+from .constants import BENCHMARK_BOOTSTRAP, BOOSTED, CI_LEVEL, LOGISTIC, MAJORITY, PRODUCTION
 from .fairness import weighted_auc
 from .metrics import performance
 from .policy import ThresholdPolicy
 from .run_record import BenchmarksSection, Interval, ModelScore
 
-PRODUCTION = "production"
-MAJORITY, LOGISTIC, BOOSTED = "majority", "logistic", "boosted_trees"
 NAMES = {
     PRODUCTION: "Production neural network",
     MAJORITY: "Majority class (approve everyone)",

@@ -17,7 +17,6 @@ import math
 import pandas as pd
 
 from . import schema as S
-from .benchmarks import MAJORITY
 from .constants import (
     BLOCKING,
     CALIBRATION_ECE_MAX,
@@ -49,10 +48,10 @@ RULES: tuple[str, ...] = (
     f"else '{FIT}'.",
 )
 
-ACTION_FAIRNESS_FAIL = ("Do not use the model for decisions on these groups until the disparity is mitigated and "
-                        "the model re-validated (section 5 compares mitigated alternatives).")
-ACTION_FAIRNESS_REVIEW = ("The model owner reviews the gap between {groups} with compliance, records a business "
-                          "justification or a mitigation before sign-off, and the next run re-tests it.")
+ACTION_FAIRNESS_FAIL = ("Do not use the model for decisions until the disparity is mitigated and the model "
+                        "re-validated (section 5 compares mitigated alternatives).")
+ACTION_FAIRNESS_REVIEW = ("Owner and compliance review the gap; justify or mitigate before sign-off; "
+                          "re-test in the next run.")
 ACTION_NO_RANKING = "Do not use the model: it ranks applicants no better than chance on held-out data."
 ACTION_CHALLENGER = ("Justify the neural network over the simpler {name} (explainability, stability) or adopt "
                      "the challenger after its own validation.")
@@ -63,11 +62,7 @@ ACTION_CALIBRATION = ("Recalibrate before the probabilities are used as chances 
 ACTION_SURROGATE = "Do not use the surrogate tree's rules to describe the model's decisions."
 ACTION_INSUFFICIENT = ("Collect enough held-out applicants in these groups (or merge groups) to judge them; until "
                        "then, monitor their approval rates run by run.")
-ACTION_GOVERNANCE = "Name them in [audit.governance] of the configuration before the report is signed."
-
-
-def _label(attribute: str) -> str:
-    return S.BY_NAME[attribute].label if attribute in S.BY_NAME else attribute
+ACTION_GOVERNANCE = "Set them in [audit.governance] of the configuration before sign-off."
 
 
 RATE_NAMES = {"approval_rate": "approval rate", "tpr": "defaulters declined (TPR)",
@@ -98,7 +93,7 @@ def _fairness(record: RunRecord, table: pd.DataFrame | None) -> list[Condition]:
     out = []
     for a in record.fairness.attributes:
         if a.verdict == INSUFFICIENT:
-            out.append(Condition(rule="fairness_insufficient", severity=CONDITION, subject=_label(a.attribute),
+            out.append(Condition(rule="fairness_insufficient", severity=CONDITION, subject=S.attribute_label(a.attribute),
                                  groups=a.groups_insufficient or a.groups_judged,
                                  figure="groups with enough applicants to judge", limit_text="at least two",
                                  action=ACTION_INSUFFICIENT))
@@ -115,10 +110,9 @@ def _fairness(record: RunRecord, table: pd.DataFrame | None) -> list[Condition]:
             blocking = verdict == FAIL
             out.append(Condition(
                 rule="fairness_fail" if blocking else "fairness_review", severity=BLOCKING if blocking else CONDITION,
-                subject=_label(a.attribute), groups=groups, basis=RATE_NAMES[rate] if groups else "",
-                figure=c.label, value=d, limit=c.limit, limit_text=f"{'at least' if c.higher_is_better else 'at most'} {c.limit:g}",
-                action=ACTION_FAIRNESS_FAIL if blocking else ACTION_FAIRNESS_REVIEW.format(
-                    groups=" and ".join(groups) or "its groups"),
+                subject=S.attribute_label(a.attribute), groups=groups, basis=RATE_NAMES[rate] if groups else "",
+                figure=c.short or c.label, value=d, limit=c.limit, limit_text=f"{'at least' if c.higher_is_better else 'at most'} {c.limit:g}",
+                action=ACTION_FAIRNESS_FAIL if blocking else ACTION_FAIRNESS_REVIEW,
             ))
     return out
 
@@ -137,7 +131,7 @@ def _performance(record: RunRecord) -> list[Condition]:
                 out.append(Condition(rule="challenger_better", severity=CONDITION, subject=c.name,
                                      figure="ROC AUC minus the production model's", value=c.auc_difference, limit=0.0,
                                      limit_text="at most 0", action=ACTION_CHALLENGER.format(name=c.name.lower())))
-    baseline = approve_everyone_accuracy(record)
+    baseline = record.approve_everyone_accuracy()
     if held_out.accuracy <= baseline:
         out.append(Condition(rule="accuracy_baseline", severity=CONDITION, subject="Production model",
                              figure="accuracy (held out)", value=Interval(value=held_out.accuracy, lo=None, hi=None),
@@ -156,15 +150,6 @@ def _performance(record: RunRecord) -> list[Condition]:
                              limit_text=f"above an approve-everyone tree's {surrogate.fidelity_approve_all_test:.1%}",
                              action=ACTION_SURROGATE))
     return out
-
-
-def approve_everyone_accuracy(record: RunRecord) -> float:
-    """Held-out accuracy of approving everyone: the majority-class benchmark's, else read off the confusion matrix."""
-    majority = record.benchmarks.challenger(MAJORITY) if record.benchmarks else None
-    if majority is not None:
-        return majority.accuracy
-    held_out = record.held_out()
-    return (held_out.confusion.tn + held_out.confusion.fp) / held_out.rows if held_out.rows else math.nan
 
 
 def _governance(record: RunRecord) -> list[Condition]:

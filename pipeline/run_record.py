@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from ._io import atomic_write_text
+from .constants import MAJORITY
 from .layout import AUDIT_JSON
 
 FORMAT_VERSION = 2
@@ -339,6 +341,22 @@ class ConclusionSection(_Section):
     conditions: tuple[Condition, ...]
 
 
+class Trigger(_Section):
+    """One monitored measure: its value in this run, the limit that calls for re-validation, the action."""
+
+    measure: str
+    baseline: str
+    limit: str
+    action: str
+
+
+class MonitoringSection(_Section):
+    """The monitoring plan (pipeline.monitoring): what later runs are compared with, and when to re-validate."""
+
+    cadence: str
+    triggers: tuple[Trigger, ...]
+
+
 # ---- flags, changes, overrides -------------------------------------------------------------------
 class FlagsSection(_Section):
     """pipeline.flags's summary; one row per (applicant, flag) is in flags.parquet."""
@@ -428,11 +446,25 @@ class RunRecord(_Section):
     human_overrides: HumanOverrides | None = None
     benchmarks: BenchmarksSection | None = None
     conclusion: ConclusionSection | None = None
+    monitoring: MonitoringSection | None = None
     timings: dict[str, float] = {}
 
     def held_out(self) -> Performance:
         """The out-of-sample figures: the test split, or every row when a reused model was audited."""
         return self.performance.get("test") or self.performance["all"]
+
+    def held_out_default_rate(self) -> float:
+        """The observed default rate of the held-out rows (read off the confusion matrix)."""
+        held_out = self.held_out()
+        return (held_out.confusion.fn + held_out.confusion.tp) / held_out.rows if held_out.rows else math.nan
+
+    def approve_everyone_accuracy(self) -> float:
+        """Held-out accuracy of approving everyone: the majority-class benchmark's, else 1 - the default rate.
+
+        The one definition of the accuracy baseline that page 1, the benchmarks and the conclusion print.
+        """
+        majority = self.benchmarks.challenger(MAJORITY) if self.benchmarks else None
+        return majority.accuracy if majority is not None else 1.0 - self.held_out_default_rate()
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

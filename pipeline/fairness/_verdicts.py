@@ -96,6 +96,7 @@ class Criterion:
     label: str
     limit: float
     higher_is_better: bool
+    short: str = ""  # the label where space is short (the conclusion on page 1 of the report)
 
     def judge(self, point: float, lo: float, hi: float) -> tuple[str, str]:
         if self.higher_is_better:
@@ -105,8 +106,10 @@ class Criterion:
 
 # The criteria an attribute's verdict is the worst of, in the order their reasons are written.
 CRITERIA: tuple[Criterion, ...] = (
-    Criterion("lowest_adverse_impact_ratio", "lowest adverse impact ratio", FOUR_FIFTHS, True),
+    Criterion("lowest_adverse_impact_ratio", "lowest adverse impact ratio", FOUR_FIFTHS, True,
+              "lowest adverse impact ratio"),
     Criterion("demographic_parity_difference", "approval-rate gap (demographic parity difference)", PARITY_GAP_MAX,
-              False),
-    Criterion("equalized_odds_difference", "equalized odds difference", EQUALIZED_ODDS_GAP_MAX, False),
+              False, "approval-rate gap"),
+    Criterion("equalized_odds_difference", "equalized odds difference", EQUALIZED_ODDS_GAP_MAX, False,
+              "equalized odds difference"),
 )
