@@ -65,8 +65,8 @@ ACTION_INSUFFICIENT = ("Collect enough held-out applicants in these groups (or m
 ACTION_GOVERNANCE = "Set them in [audit.governance] of the configuration before sign-off."
 
 
-RATE_NAMES = {"approval_rate": "approval rate", "tpr": "defaulters declined (TPR)",
-              "fpr": "good payers declined (FPR)"}
+RATE_NAMES = {"approval_rate": "approval rate", "tpr": "TPR, defaulters declined",
+              "fpr": "FPR, good payers declined"}
 
 
 def _extremes(table: pd.DataFrame | None, attribute: str, rate: str) -> tuple[str, ...]:
