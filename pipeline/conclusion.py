@@ -49,7 +49,7 @@ RULES: tuple[str, ...] = (
 )
 
 ACTION_FAIRNESS_FAIL = ("Do not use the model for decisions until the disparity is mitigated and the model "
-                        "re-validated (section 5 compares mitigated alternatives).")
+                        "re-validated (the fairness section compares mitigated alternatives).")
 ACTION_FAIRNESS_REVIEW = ("Owner and compliance review the gap; justify or mitigate before sign-off; "
                           "re-test in the next run.")
 ACTION_NO_RANKING = "Do not use the model: it ranks applicants no better than chance on held-out data."

@@ -10,6 +10,7 @@ from the record, so the plan printed is the plan of this run.
 
 from __future__ import annotations
 
+from . import schema as S
 from .constants import (
     CALIBRATION_ECE_MAX,
     MONITOR_AUC_DROP,
@@ -20,8 +21,8 @@ from .constants import (
 )
 from .run_record import MonitoringSection, RunRecord, Trigger
 
-CADENCE = ("Every scheduled run (weekly or monthly) is compared with the previous one (section 11 of its report); "
-           "a trigger below sends the model back to its validator before the next decision cycle.")
+CADENCE = ("Every scheduled run (weekly or monthly) is compared with the previous one (its report's changes since "
+           "the previous run); a trigger below sends the model back to its validator before the next decision cycle.")
 REVALIDATE = "Re-validate before further use"
 
 
@@ -53,7 +54,8 @@ def monitoring_plan(record: RunRecord) -> MonitoringSection:
                 action=f"{REVALIDATE}: calibration and the threshold assume this default rate"),
         Trigger(measure="Expected calibration error", baseline=f"{held_out.ece:.3f}",
                 limit=f"above {CALIBRATION_ECE_MAX:g}", action="Recalibrate (Platt scaling on recent labelled data)"),
-        Trigger(measure="Fairness verdicts", baseline=", ".join(f"{k}: {v}" for k, v in verdicts.items()) or "none",
+        Trigger(measure="Fairness verdicts",
+                baseline=", ".join(f"{S.attribute_label(k)}: {v}" for k, v in verdicts.items()) or "none",
                 limit="any criterion fails, or a pass becomes review",
                 action="Review the groups named; a fail stops decisions until mitigated and re-validated"),
         Trigger(measure="Share of reviewed decisions overridden by a person",
@@ -61,7 +63,7 @@ def monitoring_plan(record: RunRecord) -> MonitoringSection:
                 action="Review with the analysts why the model's decisions are overturned; re-validate"),
         Trigger(measure="Share of applicants flagged for a human look",
                 baseline=_pct(flagged) if flagged is not None else "not computed",
-                limit="doubles against this run", action="Find which flag rose (section 7) and why"),
+                limit="doubles against this run", action="Find which flag rose, and why"),
     ]
     return MonitoringSection(cadence=CADENCE, triggers=tuple(triggers))
 

@@ -65,9 +65,12 @@ PERFORMANCE_ROWS = (
 )
 
 
+OVERALL_LABEL = "All held-out applicants"
+
+
 def _label(name: str) -> str:
     """A feature's or an audited attribute's name as a reader knows it."""
-    return S.attribute_label(name)
+    return OVERALL_LABEL if name == "overall" else S.attribute_label(name)
 
 
 def _svg(fig, alt: str) -> Markup:  # noqa: ANN001 - a matplotlib Figure

@@ -270,8 +270,8 @@ def interval_panels(rows: Sequence[str], panels: Sequence[Mapping], title: str, 
                     markersize=3.5)
         if panel.get("limit") is not None:
             ax.axvline(panel["limit"], color=RISK_UP, linestyle="--", linewidth=0.8)
-            ax.text(panel["limit"], -0.75, f" {panel.get('limit_label', '')}", color=RISK_UP, fontsize=6,
-                    va="bottom", ha="left")
+            ax.annotate(panel.get("limit_label", ""), (panel["limit"], -0.75), xytext=(3, 0),
+                        textcoords="offset points", color=RISK_UP, fontsize=6, va="bottom", ha="left")
         ax.set_xlim(*panel["xlim"])
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel(panel["label"])
