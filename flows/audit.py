@@ -1,7 +1,7 @@
 """The audit flow: wires the tasks of flows/tasks.py into one run.
 
 Load -> split -> model -> surrogate -> score -> explain (chunks) -> fairness
--> flags -> what changed -> challengers and conclusion -> tables and
+-> flags -> what changed -> challengers, stress, conclusion -> tables and
 audit.json -> global report ->
 notices (chunks) -> Prefect artifacts -> manifest. Expensive steps are
 durable, so running the same command after a crash resumes; chunked steps
@@ -172,8 +172,10 @@ def _compare(record: RunRecord, table: pd.DataFrame, previous_dir: Path) -> RunR
 
 def _assess(record: RunRecord, portfolio, split, model: CreditModel, table: pd.DataFrame, seed: int,
             fairness_table: str) -> RunRecord:
-    """The record with the challenger comparison and, read off everything else, the conclusion and monitoring plan."""
-    record = record.model_copy(update={"benchmarks": T.benchmark_models(portfolio, split, model, table, seed)})
+    """The record with the challengers and stress tests and, read off everything else, the conclusion and
+    monitoring plan."""
+    record = record.model_copy(update={"benchmarks": T.benchmark_models(portfolio, split, model, table, seed),
+                                       "stress": T.stress_model(portfolio, split, model)})
     return record.model_copy(update=T.conclude_run(record, fairness_table))
 
 

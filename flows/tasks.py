@@ -23,7 +23,7 @@ from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.acquire import locate_dataset
 from pipeline.config import AuditConfig
-from pipeline.run_record import BenchmarksSection, ConclusionSection, MonitoringSection, RunRecord
+from pipeline.run_record import BenchmarksSection, ConclusionSection, MonitoringSection, RunRecord, StressSection
 from pipeline.splitting import SplitIndex, split_portfolio
 from pipeline.surrogate import Surrogate
 
@@ -150,6 +150,15 @@ def benchmark_models(portfolio: Portfolio, split: SplitIndex, model: CreditModel
     return benchmark(portfolio.features.iloc[split.train], portfolio.labels.iloc[split.train].to_numpy(),
                      portfolio.features.iloc[split.test], portfolio.labels.iloc[split.test].to_numpy(),
                      test["probability"].to_numpy(), model.threshold_, model.policy, model.features, seed=seed)
+
+
+@plain
+def stress_model(portfolio: Portfolio, split: SplitIndex, model: CreditModel) -> StressSection:
+    """The production model re-scored on the held-out rows under the stated perturbations (seconds)."""
+    from pipeline.stress import stress_test
+
+    return stress_test(model, portfolio.features.iloc[split.test], portfolio.labels.iloc[split.test].to_numpy(),
+                       portfolio.features.iloc[split.train])
 
 
 @plain

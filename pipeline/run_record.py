@@ -341,6 +341,25 @@ class ConclusionSection(_Section):
     conditions: tuple[Condition, ...]
 
 
+class StressCase(_Section):
+    """The production model's held-out figures when every applicant's inputs are changed one stated way."""
+
+    key: str
+    description: str
+    roc_auc: float
+    decline_rate: float
+    decline_rate_change: float  # minus the unperturbed decline rate
+    decisions_changed: float  # share of held-out applicants whose decision changes
+    mean_probability_change: float
+
+
+class StressSection(_Section):
+    """Sensitivity and stress tests (pipeline.stress) on the held-out split; outcomes stay as observed."""
+
+    rows: int
+    cases: tuple[StressCase, ...]
+
+
 class Trigger(_Section):
     """One monitored measure: its value in this run, the limit that calls for re-validation, the action."""
 
@@ -447,6 +466,7 @@ class RunRecord(_Section):
     benchmarks: BenchmarksSection | None = None
     conclusion: ConclusionSection | None = None
     monitoring: MonitoringSection | None = None
+    stress: StressSection | None = None
     timings: dict[str, float] = {}
 
     def held_out(self) -> Performance:

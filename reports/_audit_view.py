@@ -23,7 +23,7 @@ from pipeline.constants import BLOCKING, CI_LEVEL, FIT, FIT_WITH_CONDITIONS, MAJ
 from pipeline.run_record import Condition, Interval, ModelScore
 
 from . import _charts as C
-from ._env import DASH, NOT_COMPUTED, num, pct
+from ._env import DASH, NOT_COMPUTED, num, pct, points
 from ._notice_view import long_date
 from ._run import RunResult
 
@@ -586,6 +586,17 @@ def _model_score(m: ModelScore) -> dict:
             "brier": num(m.brier, 4), "ece": num(m.ece), "threshold": pct(m.threshold, 1)}
 
 
+def _stress(run: RunResult) -> dict | None:
+    section = run.record.stress
+    if section is None:
+        return None
+    held_out = run.record.held_out()
+    return {"rows_n": f"{section.rows:,}", "base_auc": num(held_out.roc_auc), "base_decline_rate": pct(held_out.decline_rate),
+            "cases": [{"description": c.description, "auc": num(c.roc_auc), "decline_rate": pct(c.decline_rate),
+                       "change": points(c.decline_rate_change), "changed": pct(c.decisions_changed),
+                       "probability": points(c.mean_probability_change)} for c in section.cases]}
+
+
 def _benchmarks(run: RunResult) -> dict | None:
     b = run.record.benchmarks
     if b is None:
@@ -722,6 +733,7 @@ def audit_view(run: RunResult, previous: RunResult | None = None) -> dict:
         "governance": _governance(run),
         "headline": _headline(run, benchmarks),
         "benchmarks": benchmarks,
+        "stress": _stress(run),
         "oversight": _oversight(run),
         "risks": _risks(run, benchmarks),
         "monitoring": _monitoring(run),

@@ -55,6 +55,7 @@ from pipeline.run_record import (
     load_record,
     write_record,
 )
+from pipeline.stress import stress_test
 from pipeline.surrogate import Surrogate
 from reports._notice_view import DATA_GROUP_TITLES
 
@@ -87,6 +88,16 @@ def _counterfactual(row: pd.Series, p: float, found: bool) -> dict:
     changes.append({"feature": "PAY_AMT1", "label": f.label, "from": float(row["PAY_AMT1"]), "to": to,
                     "text": f"{f.label}: {f.describe(to)} instead of {f.describe(row['PAY_AMT1'])}"})
     return {"found": True, "changes": changes, "probability": round(p * 0.6, 4)}
+
+
+class _FixtureModel:
+    """The fixture's logistic model behind the production model's interface (raw applicants -> P(default))."""
+
+    def __init__(self, lr, features: list[str], mu: np.ndarray, sd: np.ndarray, threshold: float) -> None:  # noqa: ANN001
+        self.lr, self.features, self.mu, self.sd, self.threshold_ = lr, features, mu, sd, threshold
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.lr.predict_proba((frame[self.features].to_numpy(float) - self.mu) / self.sd)
 
 
 def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Series, *, complete: bool = True,
@@ -251,8 +262,11 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
         record = record.model_copy(update={"benchmarks": benchmark(
             features.iloc[tr], y[tr], features.iloc[te], y[te], p[te], threshold, ThresholdPolicy("decline_rate", 0.2),
             feats, seed=seed, n_boot=200)})
-        record = record.model_copy(update={"conclusion": conclude(record, pd.read_parquet(out / "fairness.parquet")),
-                                           "monitoring": monitoring_plan(record)})
+        scorer = _FixtureModel(lr, feats, mu, sd, threshold)
+        record = record.model_copy(update={
+            "stress": stress_test(scorer, features.iloc[te], y[te], features.iloc[tr]),
+            "conclusion": conclude(record, pd.read_parquet(out / "fairness.parquet")),
+            "monitoring": monitoring_plan(record)})
     O.write_parquet(out / O.APPLICANTS, frame)
     write_record(out, record)
     return out
@@ -1087,6 +1101,22 @@ def test_audit_report_of_a_run_before_the_conclusion_says_so(partial_run_dir, tm
     import reports
 
     text = pdf_text(reports.render_audit_report(reports.load_run(partial_run_dir), tmp_path / "a.pdf"))
-    for what in ("Conclusion", "Benchmarks and challengers", "Monitoring plan"):
+    for what in ("Conclusion", "Benchmarks and challengers", "Sensitivity and stress", "Monitoring plan"):
         assert f"{what}: not computed in this run" in text
     assert "not recorded in this run" in text  # governance
+
+
+@pytest.mark.slow
+def test_audit_report_shows_each_stress_case_against_the_observed_inputs(audit_pdf, run):  # noqa: ANN001
+    from reports._env import pct, points
+
+    text = pdf_text(audit_pdf)
+    held_out = run.record.held_out()
+    assert f"As observed {held_out.roc_auc:.3f} {pct(held_out.decline_rate)}" in text
+    cases = {c.key: c for c in run.record.stress.cases}
+    assert set(cases) == {"amounts_up", "amounts_down", "limit_down", "one_month_later", "oldest_months_unknown"}
+    for c in cases.values():
+        assert flat(f"{c.description} {c.roc_auc:.3f} {pct(c.decline_rate)} {points(c.decline_rate_change)} "
+                    f"{pct(c.decisions_changed)}") in text
+    later = cases["one_month_later"]  # a worse repayment status raises the estimated risk
+    assert later.mean_probability_change > 0 and later.decline_rate_change >= 0
