@@ -668,7 +668,7 @@ def _risks(run: RunResult, benchmarks: dict | None) -> list[dict]:
         {"risk": "Population and period unlike those of use",
          "evidence": "Existing card holders of one bank, April to September 2005; the test split is random within that "
                      "window, so no out-of-time test is possible",
-         "control": "Validate on the lender's own recent applicants before use; monitoring triggers (section 10)."},
+         "control": "Validate on the lender's own recent applicants before use; the monitoring plan's triggers below."},
         {"risk": "Probabilities read as chances of default",
          "evidence": f"Expected calibration error {num(held_out.ece)} on held-out data",
          "control": "Probabilities are used only against the threshold; recalibration is a monitoring trigger."},

@@ -159,13 +159,12 @@ def training_history(history: Sequence[Mapping], best_epoch: int | None) -> Figu
     ax2 = ax.twinx()
     ax2.plot(epochs, [h["val_auc"] for h in history], color=PALETTE[1], linewidth=1.2, label="validation ROC AUC")
     ax2.set_ylabel("Validation ROC AUC")
-    if best_epoch is not None:
-        ax.axvline(best_epoch, color=MUTED, linestyle="--", linewidth=0.8)
-        ax.text(best_epoch, ax.get_ylim()[1], " weights kept", color=MUTED, va="top", fontsize=6.5)
-    lines = ax.get_lines()[:1] + ax2.get_lines()[:1]
+    if best_epoch is not None:  # named in the legend, so no label can cross a curve
+        ax.axvline(best_epoch, color=MUTED, linestyle="--", linewidth=0.8, label=f"weights kept (epoch {best_epoch})")
+    lines = ax.get_lines()[:1] + ax2.get_lines()[:1] + ax.get_lines()[1:2]
     # Above the axes, so neither curve nor the "weights kept" line can run through it.
     ax.legend(lines, [ln.get_label() for ln in lines], frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0),
-              ncol=2)
+              ncol=3)
     ax.spines[["top"]].set_visible(False)
     ax2.spines[["top"]].set_visible(False)
     return fig
