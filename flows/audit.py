@@ -245,7 +245,7 @@ def audit_flow(
     if previous_dir:
         record = _compare(record, table, previous_dir)
     record = _assess(record, portfolio, split, model, table, config.seed, fairness_table)
-    timer.lap("benchmarks_and_conclusion")
+    timer.lap("challengers_stress_and_conclusion")
     O.write_parquet(run_dir / O.APPLICANTS, table)
     write_record(run_dir, record.model_copy(update={"timings": dict(timer.times)}))
 
