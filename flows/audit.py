@@ -1,7 +1,8 @@
 """The audit flow: wires the tasks of flows/tasks.py into one run.
 
 Load -> split -> model -> surrogate -> score -> explain (chunks) -> fairness
--> flags -> what changed -> tables and audit.json -> global report ->
+-> flags -> what changed -> challengers, stress, conclusion -> tables and
+audit.json -> global report ->
 notices (chunks) -> Prefect artifacts -> manifest. Expensive steps are
 durable, so running the same command after a crash resumes; chunked steps
 are mapped, so `--runner dask` spreads them over a cluster.
@@ -178,6 +179,15 @@ def _compare(record: RunRecord, table: pd.DataFrame, previous_dir: Path) -> RunR
     return record.model_copy(update={"changes": changes, "human_overrides": overrides})
 
 
+def _assess(record: RunRecord, portfolio, split, model: CreditModel, table: pd.DataFrame, seed: int,
+            fairness_table: str) -> RunRecord:
+    """The record with the challengers and stress tests and, read off everything else, the conclusion and
+    monitoring plan."""
+    record = record.model_copy(update={"benchmarks": T.benchmark_models(portfolio, split, model, table, seed),
+                                       "stress": T.stress_model(portfolio, split, model)})
+    return record.model_copy(update=T.conclude_run(record, fairness_table))
+
+
 # Locally, chunks run one after another: each already uses every core (torch threads,
 # the notice process pool). `--runner dask` swaps in a DaskTaskRunner (flows/runners.py).
 @flow(name="credit-audit", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
@@ -250,6 +260,8 @@ def audit_flow(
     previous_dir = Path(previous) if previous else find_previous_run(run_dir, run_id)
     if previous_dir:
         record = _compare(record, table, previous_dir)
+    record = _assess(record, portfolio, split, model, table, config.seed, fairness_table)
+    timer.lap("challengers_stress_and_conclusion")
     gates = evaluate_gates(record, config.gates, load_record(previous_dir) if previous_dir else None)
     record = record.model_copy(update={"gates": gates})
     if not gates.passed:

@@ -23,6 +23,7 @@ from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.acquire import locate_dataset
 from pipeline.config import AuditConfig
+from pipeline.run_record import BenchmarksSection, ConclusionSection, MonitoringSection, RunRecord, StressSection
 from pipeline.splitting import SplitIndex, split_portfolio
 from pipeline.surrogate import Surrogate
 
@@ -139,6 +140,38 @@ def flag_applicants(run_dir: str, table: pd.DataFrame, portfolio: Portfolio, spl
     result = compute_flags(table, threshold, config.flags, training=portfolio.features.iloc[split.train])
     O.write_parquet(Path(run_dir) / O.FLAGS, result.table)
     return flag_summary(result)
+
+
+@plain
+def benchmark_models(portfolio: Portfolio, split: SplitIndex, model: CreditModel, table: pd.DataFrame,
+                     seed: int) -> BenchmarksSection:
+    """The majority-class baseline and the challengers on the production split (seconds: not worth a cache)."""
+    from pipeline.benchmarks import benchmark
+
+    test = table.iloc[split.test]  # the production scores the performance section reads
+    return benchmark(portfolio.features.iloc[split.train], portfolio.labels.iloc[split.train].to_numpy(),
+                     portfolio.features.iloc[split.test], portfolio.labels.iloc[split.test].to_numpy(),
+                     test["probability"].to_numpy(), model.threshold_, model.policy, model.features, seed=seed)
+
+
+@plain
+def stress_model(portfolio: Portfolio, split: SplitIndex, model: CreditModel) -> StressSection:
+    """The production model re-scored on the held-out rows under the stated perturbations (seconds)."""
+    from pipeline.stress import stress_test
+
+    return stress_test(model, portfolio.features.iloc[split.test], portfolio.labels.iloc[split.test].to_numpy(),
+                       portfolio.features.iloc[split.train])
+
+
+@plain
+def conclude_run(record: RunRecord, fairness_table: str | None) -> dict[str, ConclusionSection | MonitoringSection]:
+    """The page-1 conclusion (the fairness table names the groups of each gap) and the monitoring plan."""
+    from pipeline.conclusion import conclude
+    from pipeline.monitoring import monitoring_plan
+
+    path = Path(fairness_table) if fairness_table else None
+    return {"conclusion": conclude(record, pd.read_parquet(path) if path and path.exists() else None),
+            "monitoring": monitoring_plan(record)}
 
 
 @task

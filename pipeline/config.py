@@ -49,6 +49,9 @@ BIDI_CONTROLS = frozenset(
 _FLAG_CODES = tuple(str(c) for c in FlagCode)
 
 
+JUDGING_ONLY = ("gates", "governance")  # settings that do not change what a run computes
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the file (or source), table and key."""
 
@@ -65,6 +68,24 @@ class Lender:
 
 
 @dataclass(frozen=True)
+class Governance:
+    """Who answers for the model and what it is for (SR 11-7 ownership and validation; EU AI Act Art. 13).
+
+    Printed on page 1 of the audit report; a field left empty is printed as "not set", and the
+    conclusion asks for it before sign-off. `sign_off` lists the roles that sign the report.
+    """
+
+    model_owner: str = ""
+    validator: str = ""
+    intended_use: str = (
+        "Approve or decline credit-card applications of natural persons from their credit limit, repayment "
+        "history, bills and payments; every adverse decision can be reviewed by a person on request"
+    )
+    risk_tier: str = ""
+    sign_off: tuple[str, ...] = ("Model owner", "Independent validator", "Model risk committee")
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """Every setting of a run; construction validates it (`ConfigError` names the key)."""
 
@@ -76,6 +97,7 @@ class AuditConfig:
     background_size: int = 100
     protected_inputs: bool = False
     lender: Lender = field(default_factory=Lender)
+    governance: Governance = field(default_factory=Governance)
     flags: FlagConfig = field(default_factory=FlagConfig)
     gates: GatePolicy = field(default_factory=GatePolicy)
 
@@ -86,12 +108,13 @@ class AuditConfig:
         return asdict(self)
 
     def identity(self) -> dict:
-        """The settings that change what a run computes: all but the release gates.
+        """The settings that change what a run computes: all but the release gates and the governance.
 
-        The gates judge a finished audit; changing a limit must re-judge it (and re-render the
-        report), not start another run that retrains and re-explains everything.
+        The gates judge a finished audit and the governance fields name who answers for it;
+        changing either must re-judge the run and re-render its report, not start another run that
+        retrains and re-explains everything.
         """
-        return {k: v for k, v in self.to_dict().items() if k != "gates"}
+        return {k: v for k, v in self.to_dict().items() if k not in JUDGING_ONLY}
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> AuditConfig:
@@ -107,13 +130,18 @@ class AuditConfig:
 # ---- the schema: types and ranges only (defaults stay in the dataclasses) -------------
 
 
-def _plain_text(value: str) -> str:
-    """Refuse what would corrupt a notice line: controls, bidi formatting, line separators, blanks."""
+def _no_controls(value: str) -> str:
+    """Refuse what would corrupt a printed line: controls, bidi formatting, line separators."""
     for i, ch in enumerate(value):
         if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ord(ch) in BIDI_CONTROLS:
             name = unicodedata.name(ch, "a control character")
             raise ValueError(MSG_CONTROL_CHAR.format(name=name, code=ord(ch), position=i + 1))
-    if not value.strip():
+    return value
+
+
+def _plain_text(value: str) -> str:
+    """A line for a notice: no controls (`_no_controls`) and not blank."""
+    if not _no_controls(value).strip():
         raise ValueError(MSG_BLANK)
     return value
 
@@ -169,6 +197,23 @@ class _FlagSettings(BaseModel):
         None, description=f"a list of flag codes, each one of {', '.join(_FLAG_CODES)}")
 
 
+def _optional_text(max_length: int) -> Any:
+    """A one-line text of at most max_length characters that may be empty ("not set")."""
+    expected = f"text of at most {max_length} characters on one line, without control or bidirectional characters"
+    return Annotated[str, Field(default=None, max_length=max_length, description=expected),
+                     AfterValidator(_no_controls)]
+
+
+class _GovernanceSettings(BaseModel):
+    model_config = _STRICT
+    model_owner: _optional_text(200)
+    validator: _optional_text(200)
+    intended_use: _optional_text(600)
+    risk_tier: _optional_text(60)
+    sign_off: list[Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_plain_text)]] = Field(
+        None, description="a list of roles that sign the report (one-line texts of at most 120 characters)")
+
+
 class _GateSettings(BaseModel):
     model_config = _STRICT
     fail_on_verdicts: list[Literal["fail", "review", "insufficient data"]] = Field(
@@ -190,6 +235,8 @@ class _AuditSettings(BaseModel):
     background_size: int = Field(None, **_between(*BACKGROUND_SIZE_RANGE, whole=True))
     protected_inputs: bool = Field(None, description="true or false")
     lender: _LenderSettings = Field(None, description="a table ([audit.lender]: name, address, ...)")
+    governance: _GovernanceSettings = Field(
+        None, description="a table ([audit.governance]: model_owner, validator, intended_use, ...)")
     flags: _FlagSettings = Field(None, description="a table ([audit.flags]: borderline_margin, ...)")
     gates: _GateSettings = Field(None, description="a table ([audit.gates]: fail_on_verdicts, min_auc, ...)")
 
@@ -281,11 +328,14 @@ def _build(raw: dict, source: str) -> AuditConfig:
     flags = dict(settings.pop("flags", {}))
     if "enabled" in flags:
         flags["enabled"] = tuple(flags["enabled"])
+    governance = dict(settings.pop("governance", {}))
+    if "sign_off" in governance:
+        governance["sign_off"] = tuple(governance["sign_off"])
     gates = dict(settings.pop("gates", {}))
     if "fail_on_verdicts" in gates:
         gates["fail_on_verdicts"] = tuple(gates["fail_on_verdicts"])
     return AuditConfig(**settings, policy=ThresholdPolicy(**policy), lender=Lender(**lender), flags=FlagConfig(**flags),
-                       gates=GatePolicy(**gates))
+                       gates=GatePolicy(**gates), governance=Governance(**governance))
 
 
 def _plain(value: Any) -> Any:
@@ -310,7 +360,7 @@ def _read_toml(file: Path) -> dict:
 
 
 def load_config(path: str | Path | None) -> AuditConfig:
-    """Read `[audit]` and its tables (policy, lender, flags, gates) from a TOML file (all optional)."""
+    """Read `[audit]` and its tables (policy, lender, governance, flags, gates) from a TOML file (all optional)."""
     if path is None:
         return AuditConfig()
     file = Path(path)

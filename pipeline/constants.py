@@ -53,3 +53,28 @@ EXPLAIN_CHUNK_ROWS = 5000
 # ---- devices ---------------------------------------------------------------------------------------
 DEVICE_CHOICES = ("auto", "cpu", "cuda")  # where tensors run; `auto` prefers CUDA (pipeline.device)
 SEED_MAX = 2**32 - 1  # scikit-learn and numpy accept seeds up to 2**32 - 1 (pipeline.config, the CLI)
+
+# ---- benchmarks, conclusion and monitoring ---------------------------------------------------------
+# Bootstrap replicates of the challenger comparison (ROC AUC intervals and paired differences).
+BENCHMARK_BOOTSTRAP = 1000
+# Keys of the benchmark models in the record (audit.json `benchmarks`).
+PRODUCTION, MAJORITY, LOGISTIC, BOOSTED = "production", "majority", "logistic", "boosted_trees"
+# The conclusion on page 1 of the audit report (rules: pipeline.conclusion.RULES).
+FIT, FIT_WITH_CONDITIONS, NOT_FIT = "fit for use", "fit with conditions", "not fit"
+BLOCKING, CONDITION = "blocking", "condition"
+# Largest acceptable expected calibration error of the held-out probabilities: above it, the
+# probabilities are off by more than three percentage points on average and may be read only as a
+# ranking against the threshold, not as chances of default.
+CALIBRATION_ECE_MAX = 0.03
+
+# ---- monitoring (pipeline.monitoring, pipeline.drift) ----------------------------------------------
+# Conventional reading of the population stability index in credit scoring: below 0.10 stable,
+# 0.10-0.25 a moderate shift to watch, 0.25 or more a significant shift that calls for re-validation.
+PSI_STABLE = 0.10
+PSI_SHIFT = 0.25
+# Re-validate when a later labelled run's held-out ROC AUC falls this far below this run's.
+MONITOR_AUC_DROP = 0.03
+# Re-validate when the decline rate or the observed default rate moves this far (absolute share).
+MONITOR_RATE_SHIFT = 0.05
+# Re-validate when reviewers override more than this share of the decisions they review.
+MONITOR_OVERRIDE_SHARE = 0.10

@@ -13,13 +13,11 @@ import numpy as np
 import pandas as pd
 
 from . import schema as S
+from .constants import PSI_SHIFT, PSI_STABLE
 from .run_record import ChangesSection, RunRecord
 
 PSI_BINS = 10
 PSI_EPSILON = 1e-4  # floor on bin shares so an empty bin does not give an infinite PSI
-# Conventional reading of PSI in credit scoring.
-PSI_STABLE = 0.10
-PSI_SHIFT = 0.25
 
 
 def _edges(reference: np.ndarray, bins: int) -> np.ndarray:

@@ -10,7 +10,9 @@ one immutable type (`RunRecord`, made of frozen sections), one writer
   record that does not match this definition is refused on load with the
   file, the key path and what was expected, never half-read;
 - sections a run may not compute (explanations, fairness, flags, what
-  changed, human overrides of the previous run) are `None` when absent;
+  changed, human overrides of the previous run, benchmarks, the conclusion,
+  governance) are `None` when absent, so records written before a section
+  existed still load under the same format version;
 - `record_digest` is the hash of the record's canonical JSON, which the
   report's cache key uses, so the report is re-rendered exactly when what it
   renders changes.
@@ -24,12 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from ._io import atomic_write_text
+from .constants import MAJORITY
 from .layout import AUDIT_JSON
 
 FORMAT_VERSION = 2
@@ -164,6 +168,9 @@ class SurrogateSection(_Section):
     fidelity_train: float
     rules: tuple[Rule, ...]
     feature_importance: dict[str, float]
+    # The fidelity's baseline: how often a "tree" that approves everyone agrees with the model
+    # on the held-out rows (the model's held-out approval share).
+    fidelity_approve_all_test: float | None = None
 
 
 class Lender(_Section):
@@ -172,6 +179,16 @@ class Lender(_Section):
     contact: str
     review_contact: str
     data_protection_officer: str = ""
+
+
+class Governance(_Section):
+    """Who owns, validates and signs off the model, and what it is for ([audit.governance] of the configuration)."""
+
+    model_owner: str = ""
+    validator: str = ""
+    intended_use: str = ""
+    risk_tier: str = ""
+    sign_off: tuple[str, ...] = ()
 
 
 # ---- explanations --------------------------------------------------------------------------------
@@ -269,6 +286,96 @@ class FairnessSection(_Section):
     explanation_disparity: dict[str, JsonValue] | None
 
 
+# ---- benchmarks and conclusion -------------------------------------------------------------------
+class ModelScore(_Section):
+    """One model's held-out figures on the production split (pipeline.benchmarks)."""
+
+    key: str
+    name: str
+    description: str
+    threshold: float
+    roc_auc: Interval
+    accuracy: float
+    decline_rate: float
+    brier: float
+    ece: float
+    auc_difference: Interval | None = None  # this model's AUC minus production's, on the same replicates
+    reading: str = ""  # "higher", "lower" or "no clear difference" than production
+
+
+class BenchmarksSection(_Section):
+    """The production model against the majority-class baseline and challengers trained on the same split."""
+
+    method: str
+    n_boot: int
+    seed: int
+    rows: int
+    ci_level: float
+    production: ModelScore
+    challengers: tuple[ModelScore, ...]
+
+    def challenger(self, key: str) -> ModelScore | None:
+        return next((c for c in self.challengers if c.key == key), None)
+
+
+class Condition(_Section):
+    """One finding the conclusion rests on: what, which groups, the figure, its limit and the action asked."""
+
+    rule: str
+    severity: str  # "blocking" (not fit) or "condition" (fit with conditions)
+    subject: str
+    groups: tuple[str, ...] = ()  # for a gap: the groups with the lowest and the highest rate
+    basis: str = ""  # the rate those groups are ranked by
+    figure: str
+    value: Interval | None = None
+    limit: float | None = None
+    limit_text: str = ""
+    action: str
+
+
+class ConclusionSection(_Section):
+    """The overall conclusion (pipeline.conclusion), derived from the other sections by stated rules."""
+
+    outcome: str
+    rules: tuple[str, ...]
+    conditions: tuple[Condition, ...]
+
+
+class StressCase(_Section):
+    """The production model's held-out figures when every applicant's inputs are changed one stated way."""
+
+    key: str
+    description: str
+    roc_auc: float
+    decline_rate: float
+    decline_rate_change: float  # minus the unperturbed decline rate
+    decisions_changed: float  # share of held-out applicants whose decision changes
+    mean_probability_change: float
+
+
+class StressSection(_Section):
+    """Sensitivity and stress tests (pipeline.stress) on the held-out split; outcomes stay as observed."""
+
+    rows: int
+    cases: tuple[StressCase, ...]
+
+
+class Trigger(_Section):
+    """One monitored measure: its value in this run, the limit that calls for re-validation, the action."""
+
+    measure: str
+    baseline: str
+    limit: str
+    action: str
+
+
+class MonitoringSection(_Section):
+    """The monitoring plan (pipeline.monitoring): what later runs are compared with, and when to re-validate."""
+
+    cadence: str
+    triggers: tuple[Trigger, ...]
+
+
 # ---- flags, changes, overrides -------------------------------------------------------------------
 class FlagsSection(_Section):
     """pipeline.flags's summary; one row per (applicant, flag) is in flags.parquet."""
@@ -362,6 +469,7 @@ class RunRecord(_Section):
     code_version: str
     config: dict[str, JsonValue]
     lender: Lender
+    governance: Governance | None = None
     data: DataSection
     split: SplitSection
     model: ModelSection
@@ -375,11 +483,28 @@ class RunRecord(_Section):
     changes: ChangesSection | None = None
     human_overrides: HumanOverrides | None = None
     gates: GatesSection | None = None
+    benchmarks: BenchmarksSection | None = None
+    conclusion: ConclusionSection | None = None
+    monitoring: MonitoringSection | None = None
+    stress: StressSection | None = None
     timings: dict[str, float] = {}
 
     def held_out(self) -> Performance:
         """The out-of-sample figures: the test split, or every row when a reused model was audited."""
         return self.performance.get("test") or self.performance["all"]
+
+    def held_out_default_rate(self) -> float:
+        """The observed default rate of the held-out rows (read off the confusion matrix)."""
+        held_out = self.held_out()
+        return (held_out.confusion.fn + held_out.confusion.tp) / held_out.rows if held_out.rows else math.nan
+
+    def approve_everyone_accuracy(self) -> float:
+        """Held-out accuracy of approving everyone: the majority-class benchmark's, else 1 - the default rate.
+
+        The one definition of the accuracy baseline that page 1, the benchmarks and the conclusion print.
+        """
+        majority = self.benchmarks.challenger(MAJORITY) if self.benchmarks else None
+        return majority.accuracy if majority is not None else 1.0 - self.held_out_default_rate()
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -184,6 +184,21 @@ def feature_groups(names: tuple[str, ...] | list[str] = FEATURE_NAMES) -> dict[s
     return groups
 
 
+# How the fairness audit names a banded attribute ("AGE band") and an intersection ("SEX x AGE band").
+AGE_BAND_SUFFIX = " band"
+INTERSECTION_SEP = " x "
+
+
+def attribute_label(name: str) -> str:
+    """The reader's name of an audited attribute: "SEX x AGE band" -> "Sex x age band"."""
+    parts = []
+    for part in name.split(INTERSECTION_SEP):
+        column, banded, _ = part.partition(AGE_BAND_SUFFIX)
+        label = BY_NAME[column].label if column in BY_NAME else column
+        parts.append(label + (AGE_BAND_SUFFIX if banded else ""))
+    return INTERSECTION_SEP.join([parts[0], *(p[:1].lower() + p[1:] for p in parts[1:])])
+
+
 def age_band(age: float) -> str:
     """The reporting band of an age, used by fairness and reports alike."""
     for low, high, label in AGE_BANDS:

@@ -85,14 +85,16 @@ def performance_section(table: pd.DataFrame, threshold: float, all_rows: bool = 
 
 def surrogate_section(surrogate: Surrogate, table: pd.DataFrame) -> SurrogateSection:
     agree = table["decision"] == table["surrogate_decision"]
+    test = table["split"] == "test"
     importance = surrogate.tree_.feature_importances_
     return SurrogateSection(
         max_depth=surrogate.max_depth,
         n_leaves=int(surrogate.tree_.get_n_leaves()),
-        fidelity_test=float(agree[table["split"] == "test"].mean()),
+        fidelity_test=float(agree[test].mean()),
         fidelity_train=float(agree[table["split"] == "train"].mean()),
         rules=tuple(surrogate.rules()),
         feature_importance={n: float(v) for n, v in zip(surrogate.features, importance, strict=True) if v > 0},
+        fidelity_approve_all_test=float((table.loc[test, "decision"] == DECISIONS[0]).mean()),
     )
 
 
@@ -112,6 +114,7 @@ def core_record(*, run_id: str, created: str, config: AuditConfig, device: str, 
         code_version=code_version,
         config=settings,
         lender=settings["lender"],
+        governance=settings.get("governance"),
         data=data_section(portfolio),
         split=split_section(split),
         model=model_section(model, reused_from),

@@ -10,8 +10,10 @@ by the thousand). No chart is written by hand as SVG.
 from __future__ import annotations
 
 import functools
+import html
 import io
 import itertools
+import math
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -24,7 +26,8 @@ RISK_UP = "#b03a2e"
 RISK_DOWN = "#2e7d5b"
 INK = "#222222"
 MUTED = "#777777"
-PALETTE = ("#1f5f99", "#d08a1f", "#5a8f3c", "#8c4fa8", "#b03a2e")
+# Enough colours for every explanation method the importance chart compares (seven today).
+PALETTE = ("#1f5f99", "#d08a1f", "#5a8f3c", "#8c4fa8", "#b03a2e", "#3a9a9a", "#7a7a7a", "#c2a83e")
 MM = 1 / 25.4
 
 # Applied per chart (rc_context), so importing reports never restyles anyone else's plots.
@@ -64,17 +67,23 @@ def reset_svg_ids() -> None:
 
 
 @_styled
-def to_svg(fig: Figure) -> str:
-    """Inline SVG markup (no XML prolog), sized in points.
+def to_svg(fig: Figure, alt: str = "") -> str:
+    """Inline SVG markup (no XML prolog), sized in points, with `alt` as its <title>.
 
     matplotlib numbers its element ids per figure (`text_1`, ...), so several
     charts in one HTML page would share ids; each chart's ids get their own prefix.
+    The title is the chart's alternative text: a tagged PDF (PDF/UA) gives it to
+    screen readers as the figure's /Alt.
     """
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.02, metadata={"Date": None})
     text = buf.getvalue()
     prefix = f"c{next(_svg_count)}-"
-    return _SVG_IDS.sub(lambda m: m.group(1) + prefix + m.group(2), text[text.index("<svg"):])
+    svg = _SVG_IDS.sub(lambda m: m.group(1) + prefix + m.group(2), text[text.index("<svg"):])
+    if alt:
+        opened = svg.index(">") + 1
+        svg = f"{svg[:opened]}\n<title>{html.escape(alt)}</title>{svg[opened:]}"
+    return svg
 
 
 @_styled
@@ -156,11 +165,12 @@ def training_history(history: Sequence[Mapping], best_epoch: int | None) -> Figu
     ax2 = ax.twinx()
     ax2.plot(epochs, [h["val_auc"] for h in history], color=PALETTE[1], linewidth=1.2, label="validation ROC AUC")
     ax2.set_ylabel("Validation ROC AUC")
-    if best_epoch is not None:
-        ax.axvline(best_epoch, color=MUTED, linestyle="--", linewidth=0.8)
-        ax.text(best_epoch, ax.get_ylim()[1], " weights kept", color=MUTED, va="top", fontsize=6.5)
-    lines = ax.get_lines()[:1] + ax2.get_lines()[:1]
-    ax.legend(lines, [ln.get_label() for ln in lines], frameon=False, loc="center right")
+    if best_epoch is not None:  # named in the legend, so no label can cross a curve
+        ax.axvline(best_epoch, color=MUTED, linestyle="--", linewidth=0.8, label=f"weights kept (epoch {best_epoch})")
+    lines = ax.get_lines()[:1] + ax2.get_lines()[:1] + ax.get_lines()[1:2]
+    # Above the axes, so neither curve nor the "weights kept" line can run through it.
+    ax.legend(lines, [ln.get_label() for ln in lines], frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0),
+              ncol=3)
     ax.spines[["top"]].set_visible(False)
     ax2.spines[["top"]].set_visible(False)
     return fig
@@ -183,7 +193,8 @@ def importance(by_method: Mapping[str, Mapping[str, float]], labels: Mapping[str
     ax.set_yticks(range(len(order)), [labels.get(f, f) for f in order])
     ax.invert_yaxis()
     ax.set_xlabel("Importance, relative to the method's most important feature")
-    ax.legend(frameon=False, loc="lower right")
+    # Beside the bars, never over them (any corner of the axes may hold a long bar).
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _clean(ax)
     fig.tight_layout()
     return fig
@@ -245,23 +256,35 @@ def surrogate_tree(rules: Sequence[Mapping]) -> Figure:
 
 
 @_styled
-def interval_bars(groups: Sequence[str], values: Sequence[float], lows: Sequence[float], highs: Sequence[float],
-                  title: str, xlabel: str, reference: float | None = None) -> Figure:
-    """Point estimates with confidence intervals, one row per group."""
-    fig = Figure(figsize=(170 * MM, (16 + 6 * len(groups)) * MM))
-    ax = fig.subplots()
-    ys = list(range(len(groups)))
-    err = [[v - lo for v, lo in zip(values, lows, strict=True)], [hi - v for v, hi in zip(values, highs, strict=True)]]
-    ax.errorbar(values, ys, xerr=err, fmt="o", color=PALETTE[0], ecolor=PALETTE[0], elinewidth=1.0,
-                capsize=2.5, markersize=3.5)
-    if reference is not None:
-        ax.axvline(reference, color=MUTED, linestyle=":", linewidth=0.8)
-    ax.set_yticks(ys, [textwrap.shorten(g, 45, placeholder="...") for g in groups])
-    ax.invert_yaxis()
-    ax.set_title(title, loc="left")
-    ax.set_xlabel(xlabel)
-    ax.set_ylim(len(groups) - 0.5, -0.7)
-    _clean(ax)
+def interval_panels(rows: Sequence[str], panels: Sequence[Mapping], title: str, height_per_row: float = 6.0) -> Figure:
+    """Point estimates with intervals, one row per label and one panel per metric, side by side.
+
+    Each panel is a mapping: `label` (axis label), `values`, `lows`, `highs` (NaN: no interval),
+    `xlim` (the metric's axis, the same in every chart of it, so that charts compare) and
+    optionally `limit` with `limit_label` (a threshold, drawn as a dashed line).
+    """
+    fig = Figure(figsize=(170 * MM, (20 + height_per_row * len(rows)) * MM))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    ys = list(range(len(rows)))
+    for ax, panel, color in zip(axes, panels, PALETTE, strict=False):
+        values, lows, highs = (list(panel[k]) for k in ("values", "lows", "highs"))
+        has = [not (math.isnan(lo) or math.isnan(hi)) for lo, hi in zip(lows, highs, strict=True)]
+        err = [[v - lo if h else 0.0 for v, lo, h in zip(values, lows, has, strict=True)],
+               [hi - v if h else 0.0 for v, hi, h in zip(values, highs, has, strict=True)]]
+        ax.errorbar(values, ys, xerr=err, fmt="o", color=color, ecolor=color, elinewidth=1.0, capsize=2.5,
+                    markersize=3.5)
+        if panel.get("limit") is not None:
+            ax.axvline(panel["limit"], color=RISK_UP, linestyle="--", linewidth=0.8)
+            ax.annotate(panel.get("limit_label", ""), (panel["limit"], -0.75), xytext=(3, 0),
+                        textcoords="offset points", color=RISK_UP, fontsize=6, va="bottom", ha="left")
+        ax.set_xlim(*panel["xlim"])
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.set_xlabel(panel["label"])
+        ax.grid(axis="x", color="#e6e6e6", linewidth=0.5)
+        _clean(ax)
+    axes[0].set_yticks(ys, [textwrap.shorten(r, 40, placeholder="...") for r in rows])
+    axes[0].set_ylim(len(rows) - 0.5, -1.0)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=8.5)
     fig.tight_layout()
     return fig
 

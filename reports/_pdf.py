@@ -132,9 +132,10 @@ class PdfEngine:
         with self.subsets.active():
             return document.write_pdf(**options)
 
-    def pdf(self, html: str, *stylesheets: str, user_agent: str | None = None) -> bytes:
+    def pdf(self, html: str, *stylesheets: str, user_agent: str | None = None, **options: object) -> bytes:
+        """`options` go to WeasyPrint's `write_pdf` (the audit report asks for a tagged PDF/UA-1 there)."""
         document = self.layout(html, *stylesheets, user_agent=user_agent)
-        return document.write_pdf() if user_agent is None else self.write_notice(document)
+        return document.write_pdf(**options) if user_agent is None else self.write_notice(document, **options)
 
 
 _ENGINE: PdfEngine | None = None

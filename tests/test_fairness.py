@@ -370,3 +370,22 @@ def test_group_rates_refuse_wrong_shapes_and_unknown_rates_and_are_frozen(data):
         rates.ratio("approval")
     with pytest.raises(dataclasses.FrozenInstanceError):
         rates.point = rates.point * 2
+
+
+def test_every_disparity_interval_contains_its_estimate(audited):
+    """Gaps and lowest ratios are bounded and extremes over groups: their intervals come from the pair band."""
+    _, results = audited
+    for r in results:
+        for name, d in r.disparities.items():
+            assert d["lo"] - 1e-12 <= d["value"] <= d["hi"] + 1e-12, (r.attribute, name, d)
+
+
+def test_gap_interval_of_two_equal_groups_starts_at_zero_and_contains_the_gap():
+    """Two groups with the same rates: a percentile interval of max - min would sit wholly above 0."""
+    frame, y, p, decline = synthetic(n=6000, seed=5)
+    sex = tuple(a for a in audited_attributes() if a.name == "SEX")
+    _, (result,) = group_disparities(frame, y, decline, p, device=CPU, seed=0, n_boot=500, attributes=sex)
+    gap = result.disparities["demographic_parity_difference"]
+    assert gap["lo"] == 0.0 and gap["value"] <= gap["hi"]
+    ratio = result.disparities["lowest_adverse_impact_ratio"]
+    assert ratio["lo"] <= ratio["value"] and ratio["hi"] == 1.0

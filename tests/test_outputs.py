@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -91,3 +92,21 @@ def test_temporaries_of_a_killed_writer_are_removed_and_nothing_else(tmp_path):
         p.write_bytes(b"x")
     assert remove_temporaries(tmp_path, skip=("review",)) == 1
     assert not stale.exists() and all(p.exists() for p in kept)
+
+
+def test_governance_table_is_read_and_unknown_keys_are_refused(tmp_path):
+    from pipeline.config import MSG_UNKNOWN_KEY, Governance
+
+    cfg = tmp_path / "g.toml"
+    cfg.write_text('[audit.governance]\nmodel_owner = "Head of Card Credit Risk"\nrisk_tier = "Tier 1"\n'
+                   'sign_off = ["Model owner", "Chief Risk Officer"]\n')
+    config = load_config(cfg)
+    assert config.governance.model_owner == "Head of Card Credit Risk" and config.governance.validator == ""
+    assert config.governance.sign_off == ("Model owner", "Chief Risk Officer")
+    assert config.governance.intended_use == Governance().intended_use  # the default stays when not given
+    assert AuditConfig.from_dict(config.to_dict()) == config
+    cfg.write_text('[audit.governance]\nowner = "x"\n')
+    with pytest.raises(ValueError) as err:
+        load_config(cfg)
+    assert str(err.value) == MSG_UNKNOWN_KEY.format(file=cfg, keys=["owner"], section="audit.governance",
+                                                    expected=[f.name for f in dataclasses.fields(Governance)])

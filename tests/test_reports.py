@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,11 @@ import pytest
 
 from pipeline import outputs as O
 from pipeline import schema as S
+from pipeline.benchmarks import benchmark
+from pipeline.conclusion import conclude
 from pipeline.metrics import performance
+from pipeline.monitoring import monitoring_plan
+from pipeline.policy import ThresholdPolicy
 from pipeline.run_record import (
     AttributeVerdict,
     BeforeAfter,
@@ -35,6 +40,7 @@ from pipeline.run_record import (
     FairnessThresholds,
     Finding,
     FlagsSection,
+    Governance,
     Interval,
     Lender,
     ModelSection,
@@ -49,10 +55,15 @@ from pipeline.run_record import (
     load_record,
     write_record,
 )
+from pipeline.stress import stress_test
 from pipeline.surrogate import Surrogate
 from reports._notice_view import DATA_GROUP_TITLES
 
 HOSTILE = '<img src="file:///etc/passwd"> <link rel=stylesheet href="http://127.0.0.1:9/x.css">'
+LOCAL_SOURCE = "/srv/credit/incoming/2026-11/UCI_Credit_Card.csv"  # a local path: never printed, only its name
+GOVERNANCE = Governance(model_owner="Head of Card Credit Risk", validator="Model Validation Unit", risk_tier="",
+                        intended_use="Approve or decline card applications of natural persons",
+                        sign_off=("Model owner", "Independent validator"))
 
 
 # ---------------------------------------------------------------------------
@@ -77,6 +88,16 @@ def _counterfactual(row: pd.Series, p: float, found: bool) -> dict:
     changes.append({"feature": "PAY_AMT1", "label": f.label, "from": float(row["PAY_AMT1"]), "to": to,
                     "text": f"{f.label}: {f.describe(to)} instead of {f.describe(row['PAY_AMT1'])}"})
     return {"found": True, "changes": changes, "probability": round(p * 0.6, 4)}
+
+
+class _FixtureModel:
+    """The fixture's logistic model behind the production model's interface (raw applicants -> P(default))."""
+
+    def __init__(self, lr, features: list[str], mu: np.ndarray, sd: np.ndarray, threshold: float) -> None:  # noqa: ANN001
+        self.lr, self.features, self.mu, self.sd, self.threshold_ = lr, features, mu, sd, threshold
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.lr.predict_proba((frame[self.features].to_numpy(float) - self.mu) / self.sd)
 
 
 def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Series, *, complete: bool = True,
@@ -110,7 +131,7 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
         lender=Lender(name=lender_name, address="1 Example Street, Taipei", contact="credit@example.com",
                       review_contact="review@example.com, +886 2 0000 0000"),
         data=DataSection(
-            source="UCI_Credit_Card.csv", rows=len(frame), data_hash="3e675d9e" + "ab" * 28, header_variant="named",
+            source=LOCAL_SOURCE, rows=len(frame), data_hash="3e675d9e" + "ab" * 28, header_variant="named",
             default_rate=float(y.mean()),
             findings=(Finding(column="EDUCATION", value=5.0, count=3,
                               message="EDUCATION code 5 is not in the data dictionary"),),
@@ -184,7 +205,8 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
                        "status": "ok" if m.sum() >= 30 else "insufficient data", "count": int(m.sum()),
                        "defaults": int(y[m].sum()), "declines": int(decline[m].sum())}
                 for rate, value in (("approval_rate", 1 - decline[m].mean()), ("decline_rate", decline[m].mean()),
-                                    ("base_rate", y[m].mean()), ("tpr", 0.6), ("fpr", 0.1), ("roc_auc", 0.75),
+                                    ("base_rate", y[m].mean()), ("tpr", 0.55 + 0.05 * (code % 3)), ("fpr", 0.1),
+                                    ("roc_auc", 0.75),
                                     ("surrogate_fidelity", 0.9), ("adverse_impact_ratio", 0.95)):
                     row[rate], row[f"{rate}_lo"], row[f"{rate}_hi"] = float(value), float(value) - 0.04, float(value) + 0.04
                 rows.append(row)
@@ -212,7 +234,8 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
                                  reasons=("REVIEW: approval-rate gap",),
                                  disparities={"demographic_parity_difference": disparity(0.12),
                                               "lowest_adverse_impact_ratio": disparity(0.78),
-                                              "equalized_odds_difference": disparity(0.15)}),
+                                              "equalized_odds_difference": disparity(0.09),
+                                              "tpr_difference": disparity(0.09), "fpr_difference": disparity(0.01)}),
             ),
             verdicts={"SEX": "pass", "EDUCATION": "review"},
             proxies=({"attribute": "SEX", "model_input": False, "status": "ok", "roc_auc": 0.612, "strength": "weak",
@@ -233,8 +256,17 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
             labels={"borderline": "Borderline probability", "unstable_explanation": "Unstable explanation",
                     "no_counterfactual": "No counterfactual found"},
             skipped={"out_of_range": "no training table"}, config={})
+        surrogate = record.surrogate.model_copy(update={"fidelity_approve_all_test": float((~decline[te]).mean())})
         record = record.model_copy(update={"explanations": explanations, "changes": changes, "fairness": fairness,
-                                           "flags": flags})
+                                           "flags": flags, "governance": GOVERNANCE, "surrogate": surrogate})
+        record = record.model_copy(update={"benchmarks": benchmark(
+            features.iloc[tr], y[tr], features.iloc[te], y[te], p[te], threshold, ThresholdPolicy("decline_rate", 0.2),
+            feats, seed=seed, n_boot=200)})
+        scorer = _FixtureModel(lr, feats, mu, sd, threshold)
+        record = record.model_copy(update={
+            "stress": stress_test(scorer, features.iloc[te], y[te], features.iloc[tr]),
+            "conclusion": conclude(record, pd.read_parquet(out / "fairness.parquet")),
+            "monitoring": monitoring_plan(record)})
     O.write_parquet(out / O.APPLICANTS, frame)
     write_record(out, record)
     return out
@@ -923,3 +955,168 @@ def test_notice_workers_import_neither_torch_nor_matplotlib():
     out = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------
+# The audit report as a validator reads it: a decision on page 1, figures that agree, a tagged PDF
+# ---------------------------------------------------------------------------
+NUMBER = r"[+-]?\d+(?:\.\d+)?%?"
+PRINTED_INTERVAL = re.compile(rf"(?<![\w.])({NUMBER}) \[({NUMBER}), ({NUMBER})\]")
+
+
+def _number(text: str) -> float:
+    return float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+
+
+def printed_intervals(text: str) -> list[tuple[str, float, float, float]]:
+    """Every "value [low, high]" printed in `text`, as (the printed string, value, low, high)."""
+    return [(m.group(0), *(_number(g) for g in m.groups())) for m in PRINTED_INTERVAL.finditer(text)]
+
+
+def unbroken(text: str) -> str:
+    """Text with line breaks after a hyphen undone ("sign- off" -> "sign-off")."""
+    return re.sub(r"-\s+", "-", flat(text))
+
+
+@pytest.mark.slow
+def test_audit_report_page_one_is_a_decision(audit_pdf, run):  # noqa: ANN001
+    from reports._audit_view import _condition
+
+    first = unbroken(pdf_pages(audit_pdf)[0])
+    record = run.record
+    assert f"Conclusion: {record.conclusion.outcome}" in first
+    for c in record.conclusion.conditions:  # each finding: what, which groups, the figure, its limit, the action
+        view = _condition(c)
+        assert unbroken(f"{c.subject}: {view['groups']}" if c.groups else c.subject) in first
+        assert unbroken(f"{c.figure} {view['value']}".strip()) in first and c.limit_text in first
+        assert unbroken(c.action) in first
+    assert any(c.groups and " vs " in _condition(c)["groups"] for c in record.conclusion.conditions)
+    g = record.governance
+    for value in (g.model_owner, g.validator, g.intended_use, *g.sign_off, "risk tier not set"):
+        assert value in first
+    assert "majority-class baseline 0.500" in first and "approving everyone" in first
+    assert "an approve-everyone tree" in first and "observed default rate" in first
+    assert "UCI_Credit_Card.csv" in first
+    assert "/srv/credit" not in pdf_text(audit_pdf)  # the local path is nowhere in the report
+
+
+@pytest.mark.slow
+def test_audit_report_figures_that_appear_twice_are_equal(audit_pdf, run):  # noqa: ANN001
+    """Read back from the PDF: every headline figure on page 1 equals its detailed section."""
+    pages = [flat(p) for p in pdf_pages(audit_pdf)]
+    first, rest = pages[0], " ".join(pages[1:])
+    auc, lo, hi = re.search(r"(\d\.\d{3}) ROC AUC \[(\d\.\d{3}), (\d\.\d{3})\] on", first).groups()
+    assert f"ROC AUC {auc} " in rest  # the performance table
+    assert f"Production neural network the audited model {auc} [{lo}, {hi}]" in rest  # the benchmarks table
+    accuracy, everyone = re.search(r"(\d+\.\d%) accuracy \(held out\) approving everyone (\d+\.\d%)", first).groups()
+    assert f"Accuracy {accuracy} " in rest
+    assert re.search(r"Majority class \(approve everyone\) .*? 0\.500 \[0\.500, 0\.500\] \S+ \[\S+, \S+\] lower "
+                     + re.escape(everyone), rest)
+    declines = re.search(r"(\d+\.\d%) decline rate \(held out\)", first).group(1)
+    assert f"Decline rate {declines} " in rest
+    fidelity, tree = re.search(r"(\d+\.\d%) surrogate tree fidelity an approve-everyone tree (\d+\.\d%)", first).groups()
+    assert f"for {fidelity} of held-out applicants" in rest and f"against {tree} for a tree that approves everyone" in rest
+    name, best_auc, best_difference = re.search(r"Best challenger on the same split: ([a-z -]+), ROC AUC (\S+ \[\S+, "
+                                                r"\S+\]); difference from the production model (\S+ \[\S+, \S+\])",
+                                                first).groups()
+    assert re.search(re.escape(name) + r" .*? " + re.escape(f"{best_auc} {best_difference}"), rest.lower())
+    cited = re.findall(r"(lowest adverse impact ratio|approval-rate gap|equalized odds difference) "
+                       r"(\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\])", first)
+    assert cited
+    section = {"lowest adverse impact ratio": "Lowest adverse impact ratio (four-fifths rule)",
+               "approval-rate gap": "Approval-rate gap (demographic parity difference)",
+               "equalized odds difference": "Equalized odds difference"}
+    for figure, interval in cited:
+        assert f"{section[figure]} {interval}" in rest, (figure, interval)
+    for name, verdict in re.findall(r"(\w[\w ]*?) (pass|review|fail)(?= ·| Flagged)", first.split("Fairness verdicts")[1]):
+        assert f"{name}: {verdict}" in rest
+
+
+@pytest.mark.slow
+def test_every_interval_in_the_audit_report_contains_its_estimate(audit_pdf):  # noqa: ANN001
+    found = printed_intervals(pdf_text(audit_pdf))
+    assert len(found) > 50
+    outside = [text for text, value, lo, hi in found if not lo <= value <= hi]
+    assert outside == []
+
+
+@pytest.mark.slow
+def test_audit_report_is_tagged_with_title_language_and_alt_text(audit_pdf, run):  # noqa: ANN001
+    """PDF/UA-1: a structure tree a screen reader can follow, with the title, language and each chart's alt text."""
+    import pikepdf
+
+    with pikepdf.open(audit_pdf) as pdf:
+        root = pdf.Root
+        assert str(root.Lang) == "en" and bool(root.MarkInfo.Marked)
+        assert run.run_id in str(pdf.docinfo.Title) and bool(root.ViewerPreferences.DisplayDocTitle)
+        seen: dict[str, list] = {}
+
+        def walk(node) -> None:  # noqa: ANN001
+            if isinstance(node, pikepdf.Dictionary) and "/S" in node:
+                seen.setdefault(str(node.S), []).append(node)
+                kids = node.get("/K")
+                for kid in kids if isinstance(kids, pikepdf.Array) else [kids]:
+                    walk(kid)
+
+        walk(root.StructTreeRoot.K[0])
+        assert str(root.StructTreeRoot.K[0].S) == "/Document"
+        for tag in ("/H1", "/H2", "/P", "/Table", "/THead", "/TH", "/TD", "/L", "/LI", "/Figure"):
+            assert seen.get(tag), tag
+        figures = [str(f.get("/Alt", "")) for f in seen["/Figure"]]
+        assert len(figures) >= 8 and all(figures), figures
+        assert any(f.startswith("ROC curve") for f in figures)
+        assert any("Verdict criteria" in f or "limit" in f for f in figures)
+        assert len(seen["/H1"]) >= 12  # the title and every chapter
+
+
+def test_conclusion_follows_its_rules(run):  # noqa: ANN001
+    from pipeline.constants import BLOCKING, FIT, FIT_WITH_CONDITIONS, NOT_FIT
+
+    record = run.record
+    assert record.conclusion.outcome == FIT_WITH_CONDITIONS
+    assert conclude(record, run.fairness) == record.conclusion  # what the run recorded is what the rules give
+    sex, education = record.fairness.attributes
+    failing = education.model_copy(update={"disparities": {
+        **education.disparities, "equalized_odds_difference": Interval(value=0.2, lo=0.15, hi=0.25)}})
+    bad = record.model_copy(update={"fairness": record.fairness.model_copy(update={"attributes": (sex, failing)})})
+    conclusion = conclude(bad, run.fairness)
+    first = conclusion.conditions[0]
+    assert conclusion.outcome == NOT_FIT and first.severity == BLOCKING and first.subject == "Education"
+    rows = run.fairness[(run.fairness["attribute"] == "EDUCATION") & (run.fairness["status"] == "ok")]
+    assert first.groups == (rows.loc[rows["tpr"].idxmin(), "group"], rows.loc[rows["tpr"].idxmax(), "group"])
+    assert first.value.value == 0.2 and first.limit == 0.1
+    test = record.performance["test"].model_copy(update={"ece": 0.01})
+    clean = record.model_copy(update={
+        "fairness": None, "benchmarks": None, "performance": {**record.performance, "test": test},
+        "governance": GOVERNANCE.model_copy(update={"risk_tier": "Tier 1"})})
+    assert conclude(clean).outcome == FIT and conclude(clean).conditions == ()
+    no_ranking = record.benchmarks.production.model_copy(update={"roc_auc": Interval(value=0.52, lo=0.48, hi=0.56)})
+    blind = clean.model_copy(update={"benchmarks": record.benchmarks.model_copy(update={"production": no_ranking,
+                                                                                        "challengers": ()})})
+    assert conclude(blind).outcome == NOT_FIT and conclude(blind).conditions[0].rule == "no_ranking"
+
+
+@pytest.mark.slow
+def test_audit_report_of_a_run_before_the_conclusion_says_so(partial_run_dir, tmp_path):  # noqa: ANN001
+    import reports
+
+    text = pdf_text(reports.render_audit_report(reports.load_run(partial_run_dir), tmp_path / "a.pdf"))
+    for what in ("Conclusion", "Benchmarks and challengers", "Sensitivity and stress", "Monitoring plan"):
+        assert f"{what}: not computed in this run" in text
+    assert "not recorded in this run" in text  # governance
+
+
+@pytest.mark.slow
+def test_audit_report_shows_each_stress_case_against_the_observed_inputs(audit_pdf, run):  # noqa: ANN001
+    from reports._env import pct, points
+
+    text = pdf_text(audit_pdf)
+    held_out = run.record.held_out()
+    assert f"As observed {held_out.roc_auc:.3f} {pct(held_out.decline_rate)}" in text
+    cases = {c.key: c for c in run.record.stress.cases}
+    assert set(cases) == {"amounts_up", "amounts_down", "limit_down", "one_month_later", "oldest_months_unknown"}
+    for c in cases.values():
+        assert flat(f"{c.description} {c.roc_auc:.3f} {pct(c.decline_rate)} {points(c.decline_rate_change)} "
+                    f"{pct(c.decisions_changed)}") in text
+    later = cases["one_month_later"]  # a worse repayment status raises the estimated risk
+    assert later.mean_probability_change > 0 and later.decline_rate_change >= 0

@@ -45,16 +45,19 @@ from ._disparities import (
     lowest_adverse_impact_ratio,
 )
 from ._groups import AuditedAttribute, audited_attributes, group_labels, grouping_notes
-from ._rates import Estimate, GroupRates
+from ._rates import INTERVAL_METHOD, Estimate, GapEstimate, GroupRates
+from ._verdicts import CRITERIA, Criterion
 
 __all__ = [
     "CI_LEVEL",
     "CONVENTIONS",
+    "CRITERIA",
     "DISPARITIES",
     "EQUALIZED_ODDS_GAP_MAX",
     "FAIL",
     "FOUR_FIFTHS",
     "INSUFFICIENT",
+    "INTERVAL_METHOD",
     "MIN_GROUP_SIZE",
     "MIN_OUTCOME_COUNT",
     "PARITY_GAP_MAX",
@@ -63,8 +66,10 @@ __all__ = [
     "REVIEW",
     "AttributeResult",
     "AuditedAttribute",
+    "Criterion",
     "Estimate",
     "FairnessAudit",
+    "GapEstimate",
     "GroupRates",
     "adverse_impact_ratios",
     "audit_fairness",

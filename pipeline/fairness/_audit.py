@@ -22,6 +22,7 @@ from ..constants import CI_LEVEL, EQUALIZED_ODDS_GAP_MAX, FOUR_FIFTHS, MIN_GROUP
 from ..device import DEVICE_CHOICES, resolve_device
 from ._by_group import AttributeResult, group_disparities
 from ._groups import grouping_notes
+from ._rates import INTERVAL_METHOD
 from ._verdicts import RULES_TEXT
 
 MIN_BOOT = 1
@@ -153,8 +154,8 @@ def audit_fairness(X_train: pd.DataFrame, y_train, X_test: pd.DataFrame, y_test,
         "seed": int(seed),
         "device": str(dev),
         "resampling": "stratified: rows resampled with replacement within each group, group sizes fixed",
-        "interval": f"{CI_LEVEL:.0%} percentile bootstrap (NaN replicates, e.g. a resample without declines for "
-                    "precision, are left out and counted in valid_replicates)",
+        "interval": f"{CI_LEVEL:.0%} bootstrap; {INTERVAL_METHOD} (NaN replicates, e.g. a resample without "
+                    "declines for precision, are left out and counted in valid_replicates)",
         "roc_auc_method": "the same replicates: weighted Mann-Whitney statistic over the resampling multiplicities",
         "n_test": int(len(X_test)),
         "n_train": int(len(X_train)),

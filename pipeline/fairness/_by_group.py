@@ -19,14 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..constants import (
-    CI_LEVEL,
-    EQUALIZED_ODDS_GAP_MAX,
-    INSUFFICIENT,
-    MIN_GROUP_SIZE,
-    MIN_OUTCOME_COUNT,
-    PARITY_GAP_MAX,
-)
+from ..constants import CI_LEVEL, INSUFFICIENT, MIN_GROUP_SIZE, MIN_OUTCOME_COUNT
 from . import _verdicts as V
 from ._bootstrap import RATES, bootstrap_threads, group_rates, indicator_matrix, percentile_interval
 from ._disparities import adverse_impact_ratios, disparities
@@ -120,29 +113,18 @@ def _rows(attribute: str, kind: str, stats: list[_GroupStats], air: dict[str, tu
 
 
 def _intervals(estimates: Mapping[str, Estimate]) -> dict[str, dict[str, float]]:
-    """value, interval and count of defined replicates of each scalar statistic (one quantile call for all)."""
-    both = Estimate(torch.stack([e.value for e in estimates.values()]),
-                    torch.stack([e.replicates for e in estimates.values()], dim=-1))
-    lo, hi = both.interval(CI_LEVEL)
-    valid = (~torch.isnan(both.replicates)).sum(dim=0)
-    return {
-        n: {"value": float(both.value[i]), "lo": float(lo[i]), "hi": float(hi[i]), "valid_replicates": int(valid[i])}
-        for i, n in enumerate(estimates)
-    }
+    """value, interval and count of defined replicates of each scalar statistic (each by its own method)."""
+    out = {}
+    for name, e in estimates.items():
+        lo, hi = e.interval(CI_LEVEL)
+        out[name] = {"value": float(e.value), "lo": float(lo), "hi": float(hi),
+                     "valid_replicates": int((~torch.isnan(e.replicates)).sum())}
+    return out
 
 
 def _criteria(disp: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
     """(verdict, reason) of each criterion: four-fifths ratio, parity gap, equalized odds gap."""
-
-    def read(name: str) -> tuple[float, float, float]:
-        return disp[name]["value"], disp[name]["lo"], disp[name]["hi"]
-
-    return [
-        V.ratio_verdict(*read(LOWEST_AIR)),
-        V.gap_verdict(*read("demographic_parity_difference"), PARITY_GAP_MAX,
-                      "approval-rate gap (demographic parity difference)"),
-        V.gap_verdict(*read("equalized_odds_difference"), EQUALIZED_ODDS_GAP_MAX, "equalized odds difference"),
-    ]
+    return [c.judge(disp[c.disparity]["value"], disp[c.disparity]["lo"], disp[c.disparity]["hi"]) for c in V.CRITERIA]
 
 
 def _judge(attr: AuditedAttribute, stats: list[_GroupStats]) -> tuple[AttributeResult, dict]:

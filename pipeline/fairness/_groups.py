@@ -17,8 +17,8 @@ from .. import schema as S
 
 OVERALL = "overall"
 OVERALL_GROUP = "all applicants"
-AGE_BAND_SUFFIX = " band"
-INTERSECTION_SEP = " x "
+AGE_BAND_SUFFIX = S.AGE_BAND_SUFFIX
+INTERSECTION_SEP = S.INTERSECTION_SEP
 GROUP_SEP = ", "
 # Attributes whose undocumented codes are merged into one group (others keep one group per code).
 MERGE_UNDOCUMENTED: tuple[str, ...] = ("EDUCATION",)

@@ -17,6 +17,7 @@ with enough data gives "insufficient data", never a verdict.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ..constants import (
     CI_LEVEL,
@@ -33,7 +34,9 @@ from ..constants import (
 _SEVERITY = {PASS: 0, REVIEW: 1, FAIL: 2}
 
 RULES_TEXT = (
-    f"Intervals are {CI_LEVEL:.0%} percentile bootstrap intervals. "
+    f"Intervals are {CI_LEVEL:.0%} stratified bootstrap intervals; those of gaps and of the lowest ratio are derived "
+    "from one simultaneous max-|t| band over the signed difference (log ratio) of every pair of groups, "
+    "so that they contain their estimates and hold for all pairs of an attribute at once. "
     f"Four-fifths rule: fail if the upper bound of the lowest adverse impact ratio is below {FOUR_FIFTHS}, "
     f"pass if its lower bound is at least {FOUR_FIFTHS}, review otherwise. "
     f"Demographic parity (approval-rate gap) and equalized odds (largest TPR or FPR gap): fail if the "
@@ -83,3 +86,30 @@ def gap_verdict(point: float, lo: float, hi: float, limit: float, name: str) -> 
 
 def worst(verdicts: list[str]) -> str:
     return max(verdicts, key=_SEVERITY.__getitem__)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One verdict criterion: which recorded disparity it reads, its limit and which side is acceptable."""
+
+    disparity: str
+    label: str
+    limit: float
+    higher_is_better: bool
+    short: str = ""  # the label where space is short (the conclusion on page 1 of the report)
+
+    def judge(self, point: float, lo: float, hi: float) -> tuple[str, str]:
+        if self.higher_is_better:
+            return ratio_verdict(point, lo, hi, self.label)
+        return gap_verdict(point, lo, hi, self.limit, self.label)
+
+
+# The criteria an attribute's verdict is the worst of, in the order their reasons are written.
+CRITERIA: tuple[Criterion, ...] = (
+    Criterion("lowest_adverse_impact_ratio", "lowest adverse impact ratio", FOUR_FIFTHS, True,
+              "lowest adverse impact ratio"),
+    Criterion("demographic_parity_difference", "approval-rate gap (demographic parity difference)", PARITY_GAP_MAX,
+              False, "approval-rate gap"),
+    Criterion("equalized_odds_difference", "equalized odds difference", EQUALIZED_ODDS_GAP_MAX, False,
+              "equalized odds difference"),
+)
