@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ["flows.cmd_run", "flows.cmd_review", "flows.cmd_verify", "flows.cmd_notice", "flows.cmd_schedule"]
+COMMAND_MODULES = ["flows.cmd_run", "flows.cmd_review", "flows.cmd_verify", "flows.cmd_notice", "flows.cmd_schedule", "flows.cmd_keys"]
 EXIT_USAGE = 2
 
 
