@@ -14,7 +14,6 @@ This ASGI middleware sits outside every other layer of the app:
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,11 +22,8 @@ MSG_BODY_TOO_LARGE = "request body too large: at most {limit} bytes are accepted
 MSG_BAD_LENGTH = "invalid Content-Length header: {value!r}"
 
 
-class BodyTooLarge(HTTPException):
-    """Raised from `receive` when a streamed body passes the limit (FastAPI re-raises HTTPExceptions as is)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, MSG_BODY_TOO_LARGE.format(limit=limit), headers={"Connection": "close"})
+class BodyTooLarge(Exception):
+    """Raised from `receive` when a streamed body passes the limit."""
 
 
 class BodyLimit:
@@ -37,8 +33,9 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _refuse(self, send: Send, status: int, text: str) -> None:
-        await PlainTextResponse(text, status_code=status, headers={"Connection": "close"})({}, _no_receive, send)
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, status: int, text: str) -> None:
+        await PlainTextResponse(text, status_code=status, headers={"Connection": "close"})(scope, _no_receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,33 +48,43 @@ class BodyLimit:
             except ValueError:
                 length = -1
             if length < 0:
-                await self._refuse(send, 400, MSG_BAD_LENGTH.format(value=declared.decode("latin-1")))
+                await self._refuse(scope, send, 400, MSG_BAD_LENGTH.format(value=declared.decode("latin-1")))
                 return
             if length > self.max_bytes:
-                await self._refuse(send, 413, MSG_BODY_TOO_LARGE.format(limit=self.max_bytes))
+                await self._refuse(scope, send, 413, MSG_BODY_TOO_LARGE.format(limit=self.max_bytes))
                 return
         seen = 0
-        started = False
+        exceeded = answered = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                    exceeded = True
+                    raise BodyTooLarge(MSG_BODY_TOO_LARGE.format(limit=self.max_bytes))
             return message
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+        async def answer(message: Message) -> None:
+            # Whatever an inner layer makes of the exception (FastAPI turns any body error into a 400),
+            # the client is told 413; the app's own messages are dropped.
+            nonlocal answered
+            if exceeded:
+                if not answered and message["type"] == "http.response.start":
+                    answered = True
+                    await self._refuse(scope, send, 413, MSG_BODY_TOO_LARGE.format(limit=self.max_bytes))
+                return
+            answered = answered or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counted, watched)
-        except BodyTooLarge:
-            if not started:  # raised where no handler turned it into a response
-                await self._refuse(send, 413, MSG_BODY_TOO_LARGE.format(limit=self.max_bytes))
+            await self.app(scope, counted, answer)
+        except Exception:  # BodyTooLarge, or what an inner layer made of it
+            if not exceeded:
+                raise
+            if not answered:
+                await self._refuse(scope, send, 413, MSG_BODY_TOO_LARGE.format(limit=self.max_bytes))
 
 
 async def _no_receive() -> Message:  # a response that is only sent never receives
