@@ -44,6 +44,7 @@ from review import REVIEW_DIR, review_overrides
 
 from . import tasks as T
 from .caching import code_version, durable, inputs_digest, step_key
+from .sealing import seal_and_publish
 
 NOTICE_CHUNK = 1000
 BACKGROUND_FILE = "background.parquet"
@@ -235,6 +236,6 @@ def audit_flow(
     timer.lap("notices")
     write_record(run_dir, record.model_copy(update={"timings": dict(timer.times)}))
     T.publish_artifacts(str(run_dir), table)
-    O.write_manifest(run_dir)
+    seal_and_publish(run_dir)  # manifest.json + manifest.json.sig (NoSigningKey before writing when there is no key)
     log.info("run %s: %d notices, report and tables written to %s", run_id, notices, run_dir)
     return str(run_dir)
