@@ -467,3 +467,24 @@ def test_repair_refuses_what_it_cannot_prove(run_dir, key):
 
     _edit_applicants(run_dir)
     assert MSG_REFUSE_MANIFEST.format(n=1) in repair_run(run_dir, public_key=key).refused
+
+
+# ---- the flow's seal ---------------------------------------------------------------
+def test_seal_and_publish_puts_the_checkpoint_in_an_artifact(tmp_path, slice_record, key, monkeypatch):
+    import logging
+
+    import flows.sealing as sealing
+
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(sealing, "create_markdown_artifact", lambda markdown, **kw: calls.append((markdown, kw)))
+    monkeypatch.setattr(sealing, "get_run_logger", lambda: logging.getLogger("test"))
+    run = make_run(tmp_path / "run", slice_record)
+    sealed = sealing.seal_and_publish(run)
+    markdown, kw = calls[0]
+    assert kw["key"] == sealing.ARTIFACT_KEY
+    published = Checkpoint.from_json(markdown.split("```json\n", 1)[1].split("```", 1)[0])
+    assert published == sealed and published.signature_ok(key) and f"--run {run.resolve()}" in markdown
+    assert verify_run(run, public_key=key, checkpoints=[("artifact", published)]).ok
+
+    assert sealing.seal_and_publish(run, unsigned=True) is None
+    assert calls[1][0].startswith("**UNSIGNED RUN.**") and not (run / O.MANIFEST_SIG).exists()
