@@ -54,7 +54,9 @@ def test_killed_writers_never_break_the_trail(run_dir, signing_keystore):
     key = load_public(signing_keystore)
     archived = ("checkpoint archived before the kills", seal_run(run_dir))
     rng = random.Random(SEED)
-    fork = multiprocessing.get_context("fork")
+    # forkserver: writers fork from one clean single-threaded process (this one may hold Prefect's threads)
+    fork = multiprocessing.get_context("forkserver")
+    fork.set_forkserver_preload(["review._store", "test_trail_crash"])
     passed, behind, torn, rows = 0, 0, 0, 0
     for round_no in range(ROUNDS):
         events = [fork.Event() for _ in range(WRITERS)]
