@@ -324,7 +324,11 @@ class ReviewStore:
         reviewer: object,
         now: datetime | None = None,
     ) -> Review:
-        """Validate, then append to the trail and insert the row in one locked step; returns the saved review."""
+        """Validate; commit the signed entry row and its checkpoint in one transaction; export; return the review.
+
+        Writers of one run are ordered by the trail's lock; on a server database shared by
+        several hosts the primary key on `seq` orders them (a lost race is retried).
+        """
         clean = validate_review(outcome, reason, reviewer, model_decision)
         record = {
             "run_id": self.run_id,
