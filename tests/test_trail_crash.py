@@ -32,9 +32,9 @@ KILL_WINDOW = (0.05, 0.5)  # seconds after the writers are all writing
 SEED = int(os.environ.get("CRASH_TEST_SEED", "15"))
 
 
-def _write_forever(run_dir: str, k: int, ready) -> None:  # noqa: ANN001 - multiprocessing.Event
+def _write_forever(run_dir: str, run_id: str, k: int, ready) -> None:  # noqa: ANN001 - multiprocessing.Event
     """A child process: save reviews until killed."""
-    store = ReviewStore(run_dir)
+    store = ReviewStore(run_dir, run_id=run_id)
     store.save(100 + k, "approve", "confirm", f"writer {k} starts writing reviews", f"Writer {k}")
     ready.set()
     i = 0
@@ -60,7 +60,7 @@ def test_killed_writers_never_break_the_trail(run_dir, signing_keystore):
     passed, behind, torn, rows = 0, 0, 0, 0
     for round_no in range(ROUNDS):
         events = [fork.Event() for _ in range(WRITERS)]
-        procs = [fork.Process(target=_write_forever, args=(str(run_dir), k, e), daemon=True)
+        procs = [fork.Process(target=_write_forever, args=(str(run_dir), archived[1].run_id, k, e), daemon=True)
                  for k, e in enumerate(events)]
         for p in procs:
             p.start()
