@@ -41,6 +41,7 @@ from pipeline.run_record import (
     record_digest,
     write_record,
 )
+from pipeline.signing import resolve_signer
 from reports import REPORT_TABLES, notice_context, pdf_engine_patches
 from review import REVIEW_DIR, review_overrides
 
@@ -48,6 +49,7 @@ from . import tasks as T
 from .caching import durable, inputs_digest, step_key
 from .identity import code_version, fixed_time, run_id_for
 from .progress import Progress, heartbeat
+from .sealing import seal_and_publish
 
 NOTICE_CHUNK = 1000
 
@@ -202,6 +204,7 @@ def audit_flow(
     notice_limit: int | None = None,
     replace: bool = False,
     reproducible: bool = False,
+    unsigned: bool = False,
 ) -> str:
     """The whole audit of one data file. Returns the run directory.
 
@@ -211,7 +214,9 @@ def audit_flow(
     first N declined applicants' notices (a dry run; None = all). A folder that holds another
     run is refused unless `replace` (then it is cleared first). `reproducible` (or the
     SOURCE_DATE_EPOCH variable) makes every output byte-identical for the same inputs: a fixed
-    creation time and no wall-clock timings in the record (they go to the log).
+    creation time and no wall-clock timings in the record (they go to the log). The run is
+    sealed with the operator's signing key; without one it is refused at the start unless
+    `unsigned` (then `verify` can only check internal consistency).
     """
     config = AuditConfig.from_dict(config or {})
     device = str(resolve_device(config.device))
@@ -222,7 +227,9 @@ def audit_flow(
     portfolio = T.load_data(located)
     reused_hash = CreditModel.load(model_dir).model_hash() if model_dir else None
     run_id = run_id_for(portfolio.data_hash, config.identity(), reused_hash)
-    run_dir = O.claim_run_dir(Path(out) if out else Path("runs") / run_id, run_id, replace)
+    run_dir = Path(out) if out else Path("runs") / run_id
+    resolve_signer(unsigned=unsigned, run_dir=run_dir)  # no key: refused now, not after the whole audit
+    run_dir = O.claim_run_dir(run_dir, run_id, replace)
     if stale := remove_temporaries(run_dir, skip=(REVIEW_DIR,)):  # the review app may be writing there
         log.info("removed %d half-written file(s) an interrupted run left in %s", stale, run_dir)
     key = partial(step_key, run_dir=run_dir, data_hash=portfolio.data_hash,
@@ -280,7 +287,7 @@ def audit_flow(
     T.publish_artifacts(str(run_dir), table)
     written += [background_file, Path(fairness_table), run_dir / O.FLAGS, run_dir / O.APPLICANTS,
                 run_dir / O.AUDIT_JSON, *map(Path, report), *notices]
-    O.write_manifest(run_dir, written)
+    seal_and_publish(run_dir, written, unsigned=unsigned)  # manifest.json + .sig; the signing key was checked first
     log.info("step timings (s): %s", ", ".join(f"{k} {v:.1f}" for k, v in timer.times.items()))
     log.info("run %s: %d notices, report and tables written to %s", run_id, len(notices), run_dir)
     return str(run_dir)

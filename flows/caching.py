@@ -40,14 +40,13 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline import atomic_write_text
 from pipeline.outputs import sha256_file
+from pipeline.signing import default_keystore
 
 from .identity import code_version
 
 CACHE_DIR = ".cache"
 STEPS_DIR = Path(CACHE_DIR) / "steps"
 STEP_RECORD_FORMAT = 1
-KEYSTORE_ENV = "CREDIT_AUDIT_KEYSTORE"
-DEFAULT_KEYSTORE = Path("~/.config/credit-audit/keys")
 CACHE_KEY_FILE = "cache-hmac.key"
 CACHE_KEY_BYTES = 32
 MSG_DISCARDED = "step record %s discarded (%s); computing the step again"
@@ -72,14 +71,9 @@ def inputs_digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def keystore() -> Path:
-    """The operator's key folder (outside every run directory)."""
-    return Path(os.environ.get(KEYSTORE_ENV) or DEFAULT_KEYSTORE).expanduser()
-
-
 def cache_key() -> bytes:
     """The operator's secret for step-record MACs, created (mode 0600) on first use."""
-    path = keystore() / CACHE_KEY_FILE
+    path = default_keystore() / CACHE_KEY_FILE  # the operator's key folder, beside the signing key
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:

@@ -13,7 +13,8 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ["flows.cmd_run", "flows.cmd_review", "flows.cmd_verify", "flows.cmd_notice", "flows.cmd_schedule"]
+COMMAND_MODULES = ["flows.cmd_run", "flows.cmd_review", "flows.cmd_verify", "flows.cmd_notice", "flows.cmd_schedule",
+                   "flows.cmd_keys"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="SQLAlchemy database URL for reviews (default: $CREDIT_AUDIT_REVIEW_DB, then <run>/review/reviews.sqlite)",
     )
+    p.add_argument("--keystore", default=None, help="folder of the signing key (default: $CREDIT_AUDIT_KEYSTORE, "
+                   "then ~/.config/credit-audit/keys)")
+    p.add_argument("--unsigned", action="store_true",
+                   help="record reviews without a signing key (verify can then only check their consistency)")
     p.set_defaults(handler=run)
 
 
@@ -25,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from review import serve
 
     try:
-        serve(args.run, host=args.host, port=args.port, db_url=args.db)
+        serve(args.run, host=args.host, port=args.port, db_url=args.db, keystore=args.keystore, unsigned=args.unsigned)
     except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
         print(f"credit-audit review: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

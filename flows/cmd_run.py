@@ -55,6 +55,8 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reproducible", action="store_true",
                    help="byte-identical outputs for the same inputs (creation time from SOURCE_DATE_EPOCH, else the"
                         " data file's modification time; no wall-clock timings in the record)")
+    p.add_argument("--unsigned", action="store_true",
+                   help="seal without a signing key (verify can then only check internal consistency)")
     p.add_argument("--notice-limit", type=_count(0), default=None, help="render only the first N notices (dry run)")
     p.add_argument("--explain-chunk-rows", type=_count(1), default=EXPLAIN_CHUNK_ROWS,
                    help=f"applicants per explanation task (default: {EXPLAIN_CHUNK_ROWS})")
@@ -65,7 +67,7 @@ def flow_parameters(args: argparse.Namespace, config: AuditConfig, data: str | N
     return {"data": data, "out": args.out, "config": config.to_dict(), "model_dir": args.model,
             "previous": args.previous, "notice_limit": args.notice_limit,
             "explain_chunk_rows": args.explain_chunk_rows, "replace": args.replace,
-            "reproducible": args.reproducible}
+            "reproducible": args.reproducible, "unsigned": args.unsigned}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -90,10 +92,12 @@ def preflight(args: argparse.Namespace) -> tuple[AuditConfig, str]:
     from pipeline.acquire import locate_dataset
     from pipeline.config import load_config
     from pipeline.outputs import check_run_dir
+    from pipeline.signing import resolve_signer
 
     from .identity import run_id_for
 
     config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
+    resolve_signer(unsigned=args.unsigned, run_dir=Path(args.out) if args.out else None)  # a key, or --unsigned
     data = locate_dataset(args.data)
     portfolio = load_portfolio(data)
     check_audit_size(portfolio, config.test_fraction)

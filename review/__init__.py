@@ -1,16 +1,20 @@
-"""Analyst review: the queue of flagged applicants, recorded human decisions, and a tamper-evident trail.
+"""Analyst review: the queue of flagged applicants, recorded human decisions, and a signed trail.
 
 A *review* is a human's decision about one flagged applicant of one run:
 confirm the model, override to approve, override to decline, or ask for more
 information, always with a written reason and the reviewer's name. Reviews
 are append-only rows in a SQLAlchemy database (SQLite beside the run by
-default) and every one is also sealed in a hash-chained JSON-lines trail;
-`verify_run` recomputes the chain, compares it with the database and checks
-the run's manifest, so an altered, missing or added record is reported.
+default); each row is an entry of a hash chain, signed with the operator's
+Ed25519 key (pipeline.signing), and committed in one transaction with a
+signed checkpoint of the chain head. `trail.jsonl` is exported from the
+database. `verify_run` checks the manifest and its signature, the chain,
+the signatures, the export and any checkpoint archived outside the run.
 
     app = create_app(run_dir, token)             # FastAPI app (queue, applicant page, form, CSV, API)
     serve(run_dir)                               # the same on 127.0.0.1 with uvicorn
-    report = verify_run(run_dir)                 # report.ok, report.problems
+    seal_run(run_dir)                            # manifest.json + manifest.json.sig (the run's first checkpoint)
+    report = verify_run(run_dir, public_key=key, checkpoints=[(name, cp)])   # report.ok, .problems, .notes
+    repair_run(run_dir)                          # re-export what an interrupted write left out; refuses the rest
     review_overrides(run_dir)                    # human overrides, for the next global report
 """
 
@@ -24,7 +28,9 @@ from ._store import (
     Review,
     ReviewStore,
     ReviewValidationError,
+    TrailKeyError,
     review_overrides,
+    trail_head,
     validate_review,
 )
 from ._verify import VerifyReport, verify_run
@@ -32,32 +38,46 @@ from ._verify import VerifyReport, verify_run
 # The app and the run loader import pandas, torch (through pipeline) and FastAPI: loaded on first use,
 # so the store, the trail and their writers stay light for other processes and tools.
 _LAZY = {
+    "MSG_CHECKPOINT_NEEDS_KEY": "._verify",
     "create_app": "._app",
     "ReviewRun": "._run",
     "load_review_run": "._run",
     "serve": "._server",
     "check_loopback": "._server",
+    "seal_run": "._seal",
+    "repair_run": "._repair",
+    "RepairReport": "._repair",
+    "BodyLimit": "._body_limit",
+    "MAX_BODY_BYTES": "._body_limit",
 }
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
+    "MSG_CHECKPOINT_NEEDS_KEY",
+    "MAX_BODY_BYTES",
     "OUTCOME_LABELS",
     "REVIEW_DIR",
+    "BodyLimit",
     "Outcome",
+    "RepairReport",
     "Review",
     "ReviewRun",
     "ReviewStore",
     "ReviewValidationError",
+    "TrailKeyError",
     "VerifyReport",
     "check_loopback",
     "create_app",
     "csv_safe",
     "load_review_run",
+    "repair_run",
     "review_overrides",
     "reviews_csv",
+    "seal_run",
     "serve",
+    "trail_head",
     "validate_review",
     "verify_run",
 ]

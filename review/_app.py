@@ -3,6 +3,9 @@
 `create_app(run_dir, token)` builds the FastAPI app over one run; `serve`
 (in _server.py) runs it on loopback. Pages are Jinja2 templates from
 review/templates/ (package data) with autoescape on; view dicts come from _views.py.
+Request bodies are capped (_body_limit.py) outside every other layer, and
+the signing key is resolved when the app is built: an app that could not
+sign a review refuses to start rather than to save.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from pydantic import BaseModel, Field
 
 from pipeline.flags import FLAG_LABELS
+from pipeline.signing import Signer
 
+from ._body_limit import MAX_BODY_BYTES, BodyLimit
 from ._export import reviews_csv
 from ._run import ReviewRun, load_review_run
 from ._security import AUTH_COOKIE, CSP, CSRF_COOKIE, MSG_CSRF, MSG_HOST, MSG_TOKEN, NOTICE_CSP, TOKEN_HEADER, Guard
@@ -61,10 +66,24 @@ def _query(code: str, state: str, decision: str, sort: str, order: str, page: in
     return QueueQuery(code=code, state=state, decision=decision, sort=sort, order=order, page=page)
 
 
-def create_app(run_dir: str | Path, token: str, db_url: str | None = None, run: ReviewRun | None = None) -> FastAPI:
-    """The app over one run directory; `token` authorises writes."""
+def create_app(
+    run_dir: str | Path,
+    token: str,
+    db_url: str | None = None,
+    run: ReviewRun | None = None,
+    signer: Signer | None = None,
+    unsigned: bool = False,
+    keystore: str | Path | None = None,
+    max_body: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The app over one run directory; `token` authorises writes, `signer` (else the keystore's key) signs them."""
     run = run or load_review_run(run_dir)
-    store = ReviewStore(run.path, db_url=db_url, run_id=run.run_id)
+    store = ReviewStore(run.path, db_url=db_url, run_id=run.run_id, signer=signer, unsigned=unsigned, keystore=keystore)
+    try:
+        store.prepare_writes()  # NoSigningKey / TrailKeyError now, not at the first save
+    except BaseException:
+        store.close()
+        raise
     guard = Guard(token)
     env = _env()
     app = FastAPI(title=f"credit-audit review: {run.run_id}", docs_url=None, redoc_url=None, openapi_url=None)
@@ -268,4 +287,5 @@ def create_app(run_dir: str | Path, token: str, db_url: str | None = None, run: 
             return JSONResponse({"detail": exc.errors}, status_code=422)
         return _review_json(saved)
 
+    app.add_middleware(BodyLimit, max_bytes=max_body)  # added last: the outermost layer, before Host or token checks
     return app

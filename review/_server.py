@@ -22,9 +22,15 @@ def check_loopback(host: str) -> str:
 
 
 def serve(
-    run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, db_url: str | None = None, token: str | None = None
+    run_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    db_url: str | None = None,
+    token: str | None = None,
+    keystore: str | Path | None = None,
+    unsigned: bool = False,
 ) -> None:
-    """Start the app and block until interrupted."""
+    """Start the app and block until interrupted (NoSigningKey first when there is no key and not `unsigned`)."""
     import uvicorn
     from sqlalchemy.engine import make_url
 
@@ -33,10 +39,15 @@ def serve(
 
     check_loopback(host)
     token = token or os.environ.get(TOKEN_ENV) or new_token()
-    app = create_app(run_dir, token=token, db_url=db_url)
+    app = create_app(run_dir, token=token, db_url=db_url, keystore=keystore, unsigned=unsigned)
     shown = f"[{host}]" if ":" in host else host
     print(f"Review app for run {app.state.run.run_id}: http://{shown}:{port}/", flush=True)
     print(f"Write token (needed to save reviews): {token}", flush=True)
     db = make_url(app.state.store.db_url).render_as_string(hide_password=True)
-    print(f"Reviews are stored in {db} and sealed in {app.state.store.trail.path}", flush=True)
+    print(f"Reviews are stored in {db} and exported to {app.state.store.trail.path}", flush=True)
+    signer = app.state.store.signer()
+    if signer is None:
+        print("WARNING: reviews are NOT signed (--unsigned): verify can only check them for consistency", flush=True)
+    else:
+        print(f"Reviews are signed with key {signer.key_id} ({signer.source})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

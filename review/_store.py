@@ -1,4 +1,4 @@
-"""Review decisions: validated, stored through SQLAlchemy, and sealed in the hash-chained trail.
+"""Review decisions: validated, signed, and stored with their trail entry and checkpoint in one transaction.
 
 A review is never updated or deleted: every save is a new row (and a new
 trail entry), and an applicant's current state is their latest review. So
@@ -6,10 +6,18 @@ two reviewers saving at once both land, and the history shows who decided
 what and when. The database defaults to SQLite beside the run
 (`<run>/review/reviews.sqlite`, WAL mode); any SQLAlchemy URL can be given
 instead (`--db` or $CREDIT_AUDIT_REVIEW_DB) for a server database.
+
+The database row *is* the trail entry (seq, prev hash, entry hash,
+signature), and the signed checkpoint of the new chain head is inserted in
+the same transaction: a crash leaves both or neither, never one without the
+other. `trail.jsonl` is exported from the database after the commit (see
+_trail.py). The first signed write binds the trail to its key
+(`trail_key`); a write with another key, or unsigned, is then refused.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import unicodedata
 from collections.abc import Mapping
@@ -19,12 +27,15 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-from sqlalchemy import Engine, Integer, String, Text, create_engine, event, select
+from sqlalchemy import Engine, Integer, String, Text, create_engine, event, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from pipeline.checkpoint import Checkpoint, genesis, manifest_digest
 from pipeline.run_record import load_record
+from pipeline.signing import PublicKey, Signer, b64, resolve_signer
 
-from ._trail import Trail
+from ._trail import Entry, Trail, seal
 
 REVIEW_DIR = "review"
 DB_FILE = "reviews.sqlite"
@@ -38,6 +49,14 @@ MSG_REVIEWER = f"reviewer name must be {REVIEWER_MIN} to {REVIEWER_MAX} characte
 MSG_REASON = f"a written reason of {REASON_MIN} to {REASON_MAX} characters is required"
 MSG_OVERRIDE = "an override to {target} only applies when the model decided {opposite}; the model decided {got}"
 MSG_NOT_RUN = "{path}: not a run directory (audit.json is missing)"
+MSG_SIGNED_TRAIL = (
+    "this run's review trail is signed with key {key_id}: an unsigned review cannot be added to it "
+    "(start the review app with that key's keystore)"
+)
+MSG_OTHER_KEY = "this run's review trail is signed with key {bound}, not with key {given}: use the keystore that holds it"
+MSG_SEQ_TAKEN = "the review was not saved: {tries} times in a row another writer took the next sequence number; try again"
+WRITE_TRIES = 5
+log = logging.getLogger(__name__)
 
 
 class Outcome(StrEnum):
@@ -83,6 +102,45 @@ class ReviewRow(_Base):
     created: Mapped[str] = mapped_column(String(40))
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    def entry(self) -> Entry:
+        record = {k: getattr(self, k) for k in RECORD_FIELDS}
+        return Entry(self.seq, self.prev_hash, record, self.entry_hash, self.key_id, self.signature)
+
+
+class CheckpointRow(_Base):
+    """The signed checkpoint of the chain head after each write (pipeline.checkpoint)."""
+
+    __tablename__ = "checkpoints"
+    trail_count: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    trail_head: Mapped[str] = mapped_column(String(64))
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    time: Mapped[str] = mapped_column(String(40))
+    key_id: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)
+
+    def checkpoint(self, run_id: str) -> Checkpoint:
+        return Checkpoint(
+            run_id=run_id, manifest_sha256=self.manifest_sha256, trail_count=self.trail_count,
+            trail_head=self.trail_head, time=self.time, key_id=self.key_id, public_key=self.public_key,
+            signature=self.signature,
+        )
+
+
+class TrailKeyRow(_Base):
+    """The public key the trail was bound to by its first signed write."""
+
+    __tablename__ = "trail_key"
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    bound: Mapped[str] = mapped_column(String(40))
+
+
+class TrailKeyError(ValueError):
+    """A write whose signing (or lack of it) does not match the key the trail is bound to."""
 
 
 RECORD_FIELDS = ("run_id", "applicant_id", "model_decision", "outcome", "reason", "reviewer", "created")
@@ -193,21 +251,69 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-class ReviewStore:
-    """The reviews of one run: the database plus the trail, written together under one lock."""
+def _upgrade(engine: Engine) -> None:
+    """Add the signature columns to a reviews table written before reviews were signed."""
+    have = {c["name"] for c in inspect(engine).get_columns(ReviewRow.__tablename__)}
+    with engine.begin() as conn:
+        for name, ddl in (("key_id", "VARCHAR(64)"), ("signature", "TEXT")):
+            if name not in have:
+                conn.execute(text(f"ALTER TABLE {ReviewRow.__tablename__} ADD COLUMN {name} {ddl}"))
 
-    def __init__(self, run_dir: str | Path, db_url: str | None = None, run_id: str | None = None) -> None:
+
+class ReviewStore:
+    """The reviews of one run: rows, trail entries and checkpoints in the database, exported to trail.jsonl.
+
+    `signer` signs every write; without one, the keystore's key is used (pipeline.signing's
+    policy: NoSigningKey unless `unsigned`). Reading needs no key.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        db_url: str | None = None,
+        run_id: str | None = None,
+        signer: Signer | None = None,
+        unsigned: bool = False,
+        keystore: str | Path | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.run_id = run_id or run_id_of(self.run_dir)
         review_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
         self.db_url = db_url or default_db_url(self.run_dir)
         self.engine = _engine(self.db_url)
         self.trail = Trail(review_dir(self.run_dir) / TRAIL_FILE, self.run_id)
+        self._signer, self._unsigned, self._keystore = signer, unsigned, keystore
+        self._resolved = signer is not None
         with self.trail.locked():  # two reviewers opening a new store at once would both CREATE TABLE
             _Base.metadata.create_all(self.engine)
+            _upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def signer(self) -> Signer | None:
+        """The key writes are signed with (resolved once; raises NoSigningKey under the keystore policy)."""
+        if not self._resolved:
+            self._signer = resolve_signer(self._keystore, self._unsigned, self.run_dir)
+            self._resolved = True
+        return self._signer
+
+    def prepare_writes(self) -> Signer | None:
+        """Resolve the signer and check it against the trail's key now, so an app refuses to start, not to save."""
+        signer = self.signer()
+        with Session(self.engine) as session:
+            self._check_key(session, signer)
+        return signer
+
+    def _check_key(self, session: Session, signer: Signer | None) -> None:
+        bound = session.scalars(select(TrailKeyRow)).first()
+        if bound is None:
+            if signer is not None:
+                session.add(TrailKeyRow(key_id=signer.key_id, public_key=b64(signer.public.raw), bound=_now()))
+        elif signer is None:
+            raise TrailKeyError(MSG_SIGNED_TRAIL.format(key_id=bound.key_id))
+        elif bound.key_id != signer.key_id:
+            raise TrailKeyError(MSG_OTHER_KEY.format(bound=bound.key_id, given=signer.key_id))
 
     def save(
         self,
@@ -218,7 +324,11 @@ class ReviewStore:
         reviewer: object,
         now: datetime | None = None,
     ) -> Review:
-        """Validate, then append to the trail and insert the row in one locked step; returns the saved review."""
+        """Validate; commit the signed entry row and its checkpoint in one transaction; export; return the review.
+
+        Writers of one run are ordered by the trail's lock; on a server database shared by
+        several hosts the primary key on `seq` orders them (a lost race is retried).
+        """
         clean = validate_review(outcome, reason, reviewer, model_decision)
         record = {
             "run_id": self.run_id,
@@ -229,13 +339,66 @@ class ReviewStore:
             "reviewer": clean["reviewer"],
             "created": (now or datetime.now(UTC)).isoformat(timespec="microseconds"),
         }
-        with self.trail.locked():
-            entry = self.trail.seal(record)
-            with Session(self.engine) as session, session.begin():
-                session.add(ReviewRow(seq=entry.seq, prev_hash=entry.prev, entry_hash=entry.hash, **record))
-                session.flush()  # a database refusal stops here, before the trail is written
-                self.trail.write(entry)
-        return Review(seq=entry.seq, entry_hash=entry.hash, **record)
+        signer = self.signer()  # before anything is written: no key, no write (unless unsigned was asked for)
+        for _ in range(WRITE_TRIES):
+            with self.trail.locked():
+                try:
+                    entry = self._commit(record, signer)
+                except IntegrityError:  # another host's writer took this seq (a server database): next one
+                    continue
+                self._export()
+            return Review(seq=entry.seq, entry_hash=entry.hash, **record)
+        raise RuntimeError(MSG_SEQ_TAKEN.format(tries=WRITE_TRIES))
+
+    def _commit(self, record: dict, signer: Signer | None) -> Entry:
+        """One transaction: the next chained (signed) entry as a row, and the signed checkpoint of the new head."""
+        with Session(self.engine) as session, session.begin():
+            self._check_key(session, signer)
+            last = session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
+            seq, prev = (last.seq, last.entry_hash) if last else (0, genesis(self.run_id))
+            entry = seal(seq + 1, prev, record).signed(signer)
+            session.add(
+                ReviewRow(seq=entry.seq, prev_hash=entry.prev, entry_hash=entry.hash, key_id=entry.key_id,
+                          signature=entry.signature, **record)
+            )
+            if signer is not None:
+                cp = Checkpoint.sign(signer, self.run_id, manifest_digest(self.run_dir), entry.seq, entry.hash,
+                                     time=record["created"])
+                session.add(
+                    CheckpointRow(trail_count=cp.trail_count, trail_head=cp.trail_head,
+                                  manifest_sha256=cp.manifest_sha256, time=cp.time, key_id=cp.key_id,
+                                  public_key=cp.public_key, signature=cp.signature)
+                )
+        return entry
+
+    def _export(self) -> list[str]:
+        """Bring trail.jsonl up to the database (after a commit, under the lock); never fails the write."""
+        try:
+            return self.trail.catch_up(self.entries_after)
+        except (OSError, ValueError) as exc:
+            log.warning("review committed, but trail.jsonl could not be updated (verify --repair will): %s", exc)
+            return []
+
+    def entries_after(self, seq: int) -> list[Entry]:
+        """The database's trail entries with a higher sequence number, in order."""
+        with Session(self.engine) as session:
+            rows = session.scalars(select(ReviewRow).where(ReviewRow.seq > seq).order_by(ReviewRow.seq)).all()
+            return [r.entry() for r in rows]
+
+    def entries(self) -> list[Entry]:
+        return self.entries_after(0)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every stored checkpoint, oldest first."""
+        with Session(self.engine) as session:
+            rows = session.scalars(select(CheckpointRow).order_by(CheckpointRow.trail_count)).all()
+            return [r.checkpoint(self.run_id) for r in rows]
+
+    def trail_key(self) -> PublicKey | None:
+        """The public key the trail is bound to, None for an unsigned trail."""
+        with Session(self.engine) as session:
+            bound = session.scalars(select(TrailKeyRow)).first()
+            return PublicKey.from_b64(bound.public_key) if bound else None
 
     def _select(self, *where) -> list[Review]:  # noqa: ANN002 - SQLAlchemy clauses
         with Session(self.engine) as session:
@@ -258,6 +421,27 @@ class ReviewStore:
             rows = session.scalars(select(ReviewRow).order_by(ReviewRow.seq)).all()
             session.expunge_all()
             return list(rows)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def trail_head(run_dir: str | Path, db_url: str | None = None) -> tuple[int, str]:
+    """(entry count, head hash) of the run's trail, (0, genesis) when it has none; creates nothing."""
+    run_id = run_id_of(run_dir)
+    url = db_url or os.environ.get(DB_ENV)
+    if url is None and not (review_dir(run_dir) / DB_FILE).exists():
+        return 0, genesis(run_id)
+    engine = _engine(url or default_db_url(run_dir))
+    try:
+        if not inspect(engine).has_table(ReviewRow.__tablename__):
+            return 0, genesis(run_id)
+        with Session(engine) as session:
+            last = session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
+            return (last.seq, last.entry_hash) if last else (0, genesis(run_id))
+    finally:
+        engine.dispose()
 
 
 def review_overrides(run_dir: str | Path, db_url: str | None = None) -> list[dict]:

@@ -38,6 +38,28 @@ NOTICE_LIMIT = 40
 SMOKE_BACKGROUND = 25
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_keystore(tmp_path_factory) -> Iterator[Path]:
+    """A keystore with a fresh Ed25519 key for the whole session, named by $CREDIT_AUDIT_KEYSTORE.
+
+    Runs and reviews refuse to go unsigned (pipeline.signing), so every test, and every
+    command a test starts, signs with this key; never the operator's own keystore.
+    """
+    from pipeline.signing import KEYSTORE_ENV, UNSIGNED_ENV, create_key
+
+    folder = tmp_path_factory.mktemp("keystore")
+    create_key(folder)
+    before = {k: os.environ.get(k) for k in (KEYSTORE_ENV, UNSIGNED_ENV)}
+    os.environ[KEYSTORE_ENV] = str(folder)
+    os.environ.pop(UNSIGNED_ENV, None)
+    yield folder
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @dataclass(frozen=True)
 class Split:
     X_train: pd.DataFrame

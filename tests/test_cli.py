@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -253,7 +254,11 @@ def test_every_option_the_readme_shows_exists():
     for command, rest in shown:
         if command not in commands:
             continue
-        known = {o for a in commands[command]._actions for o in a.option_strings}
+        parsers = [commands[command]]
+        for action in commands[command]._actions:  # a command with actions of its own (`keys init`)
+            choices = action.choices if isinstance(action.choices, dict) else {}
+            parsers += [p for p in choices.values() if isinstance(p, argparse.ArgumentParser)]
+        known = {o for p in parsers for a in p._actions for o in a.option_strings}
         for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):
             assert option in known, f"README shows `credit-audit {command} ... {option}`, which {command} does not take"
             checked += 1

@@ -40,6 +40,19 @@ def test_manifest_verifies(audit_run):
     assert O.verify_manifest(audit_run) == []
 
 
+def test_run_is_sealed_with_the_operators_key(audit_run, signing_keystore):
+    """The flow signs its manifest with the keystore's key; the signature is the run's first checkpoint."""
+    from pipeline.checkpoint import Checkpoint
+    from pipeline.signing import load_public
+    from review import verify_run
+
+    key = load_public(signing_keystore)
+    sealed = Checkpoint.from_json((audit_run / O.MANIFEST_SIG).read_text())
+    assert sealed.key_id == key.key_id and sealed.manifest_sha256 == O.manifest_digest(audit_run)
+    report = verify_run(audit_run, public_key=key, checkpoints=[("manifest.json.sig", sealed)])
+    assert report.ok, report.problems
+
+
 def test_flow_predictions_reproduce_a_direct_fit(audit_run, fitted_model, portfolio):
     """Same seed, same device: the flow's model equals the one trained directly."""
     table = pd.read_parquet(audit_run / O.APPLICANTS)

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.caching import CACHE_KEY_FILE, KEYSTORE_ENV, STEPS_DIR, StepRecords, cache_key
+from flows.caching import CACHE_KEY_FILE, STEPS_DIR, StepRecords, cache_key
 from pipeline import outputs as O
+from pipeline.signing import KEYSTORE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = b"k" * 32

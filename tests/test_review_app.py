@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -35,6 +38,7 @@ from pipeline.run_record import FlagsSection, write_record
 from pipeline.splitting import split_portfolio
 from pipeline.surrogate import Surrogate
 from review import create_app, verify_run
+from review._body_limit import MAX_BODY_BYTES, MSG_BODY_TOO_LARGE
 
 pytestmark = pytest.mark.slow  # needs the session's model fitted on the real data
 
@@ -410,6 +414,12 @@ def test_explanation_columns_are_rendered(run_dir):
     assert "Not computed in this run" not in page
 
 
+def test_review_command_refuses_to_start_without_a_key(run_dir, tmp_path, capsys):
+    assert cli_main(["review", "--run", str(run_dir), "--keystore", str(tmp_path / "no-keys")]) == 2
+    err = capsys.readouterr().err
+    assert "no signing key in" in err and "credit-audit keys init" in err and "--unsigned" in err
+
+
 def test_review_command_refuses_non_loopback(run_dir, capsys):
     assert cli_main(["review", "--run", str(run_dir), "--host", "0.0.0.0"]) == 2
     assert "loopback" in capsys.readouterr().err
@@ -501,3 +511,98 @@ def test_review_command_prints_a_working_token(run_dir):
         proc.wait(timeout=30)
         proc.stdout.close()
     assert verify_run(run_dir).ok
+
+
+# ---- request body cap ----------------------------------------------------------------
+BIG = 200_000_000  # what the adversarial pass sent; it raised the server by ~500 MB
+
+
+def _post_raw(port: int, path: str, headers: dict[str, str], chunks: int = 0, chunk: int = 16_384) -> tuple[int, int]:
+    """POST over a raw socket (so nothing is buffered client-side): (status, body bytes sent before the answer).
+
+    With `chunks`, the body is sent chunked, one chunk at a time, stopping as soon as the server answers.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        sock.sendall(head.encode())
+        sent, data = 0, b"x" * chunk
+        for _ in range(chunks):
+            if select.select([sock], [], [], 0)[0]:
+                break  # answered
+            try:
+                sock.sendall(f"{chunk:x}\r\n".encode() + data + b"\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += chunk
+        response = b""
+        try:
+            while b"\r\n" not in response:
+                got = sock.recv(65536)
+                if not got:
+                    break
+                response += got
+        except ConnectionResetError:
+            pass
+    return int(response.split(b" ", 2)[1]), sent
+
+
+def test_oversized_bodies_are_refused_before_reading_or_authentication(url, run_dir):
+    target = int(_flags(run_dir)["id"].iloc[0])
+    port = int(url.rsplit(":", 1)[1])
+    path = f"/api/applicants/{target}/reviews"
+    json_type = {"Content-Type": "application/json"}
+    # A declared length over the cap: 413 at once, with no body sent and no token given (not 401).
+    started = time.monotonic()
+    assert _post_raw(port, path, json_type | {"Content-Length": str(BIG)}) == (413, 0)
+    assert time.monotonic() - started < 10
+    # A chunked body: counted as it streams, refused soon after the cap (what was sent before the answer
+    # arrived sits mostly in the kernel's socket buffers, up to tcp_rmem + tcp_wmem, not in the server).
+    status, sent = _post_raw(port, path, json_type | {"Transfer-Encoding": "chunked"}, chunks=BIG // 16_384)
+    assert status == 413 and sent < BIG // 4
+    form = f"/applicants/{target}/reviews"
+    assert _post_raw(port, form, {"Content-Type": "application/x-www-form-urlencoded",
+                                  "Content-Length": str(MAX_BODY_BYTES + 1)})[0] == 413
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+        too_big = c.post(path, json={"outcome": "confirm", "reason": "x" * MAX_BODY_BYTES, "reviewer": "Ana"})
+        assert too_big.status_code == 413 and too_big.text == MSG_BODY_TOO_LARGE.format(limit=MAX_BODY_BYTES)
+        body = {"outcome": "confirm", "reason": "é" * 2000, "reviewer": "Ana Analyst"}  # the longest reason accepted
+        assert c.post(path, json=body).status_code == 201
+        assert len(c.get("/api/reviews").json()) == 1
+
+
+def _memory_kib(pid: int) -> dict[str, int]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {k: int(fields[k].split()[0]) for k in ("VmRSS", "VmHWM")}
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process memory from /proc")
+def test_oversized_bodies_do_not_raise_the_servers_memory(run_dir):
+    """`credit-audit review` offered 200 MB twice (declared, then chunked) stays within a few MB of its peak so far."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "flows.cli", "review", "--run", str(run_dir), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT) as c:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    c.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and proc.poll() is None, "the review command did not start"
+                    time.sleep(0.2)
+        before = _memory_kib(proc.pid)
+        path = f"/api/applicants/{int(_flags(run_dir)['id'].iloc[0])}/reviews"
+        assert _post_raw(port, path, {"Content-Length": str(BIG)})[0] == 413
+        assert _post_raw(port, path, {"Transfer-Encoding": "chunked"}, chunks=BIG // 65_536, chunk=65_536)[0] == 413
+        after = _memory_kib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    grown = (after["VmHWM"] - before["VmHWM"]) / 1024
+    print(f"\nreview server memory: peak {before['VmHWM'] / 1024:.0f} MiB before, {after['VmHWM'] / 1024:.0f} MiB "
+          f"after two 200 MB bodies (+{grown:.1f} MiB); resident {after['VmRSS'] / 1024:.0f} MiB")
+    assert grown < 32
