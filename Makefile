@@ -28,6 +28,8 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 audit: $(STAMP)
+	# the operator's signing key (outside the run); created once, kept in the keystore
+	$(VENV)/bin/credit-audit keys show > /dev/null 2>&1 || $(VENV)/bin/credit-audit keys init
 	$(VENV)/bin/credit-audit run --data "$(DATA)" --device $(DEVICE) $(if $(OUT),--out "$(OUT)")
 
 test: $(STAMP)

@@ -43,10 +43,14 @@ work=$(mktemp -d)
 review_name="credit-audit-check-$$"
 cleanup() { podman rm -f "$review_name" > /dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
-mkdir -p "$work/data" "$work/runs"
+mkdir -p "$work/data" "$work/runs" "$work/secrets"
 head -n "$((ROWS + 1))" "$DATA" > "$work/data/UCI_Credit_Card.csv"   # a slice, written here only
-chmod a+rx "$work" "$work/data" && chmod a+r "$work/data/UCI_Credit_Card.csv" && chmod a+rwx "$work/runs"
-mounts=(-v "$work/data:/app/data:ro" -v "$work/runs:/app/runs")
+chmod a+rx "$work" "$work/data" && chmod a+r "$work/data/UCI_Credit_Card.csv" && chmod a+rwx "$work/runs" "$work/secrets"
+# The operator's keystore lives outside the run: mounted from the host, the key made by the image's own command.
+mounts=(-v "$work/data:/app/data:ro" -v "$work/runs:/app/runs" -v "$work/secrets:/secrets"
+        -e CREDIT_AUDIT_KEYSTORE=/secrets/keys)
+podman run --rm --network none "${mounts[@]}" "$TAG" keys init > "$work/keys.log" 2>&1 \
+  || { cat "$work/keys.log"; fail "credit-audit keys init failed in the image"; }
 
 start=$(date +%s)
 podman run --rm --network none "${mounts[@]}" "$TAG" run --device cpu --out /app/runs/slice --notice-limit 5 \
@@ -62,9 +66,10 @@ notices=$(find "$run/reports/notices" -name '*.pdf' | wc -l)
 owner=$(stat -c %u "$run/audit.json")
 [ "$owner" != 0 ] || fail "the run was written by root; the image must run as its own user"
 
-verify=$(podman run --rm --network none "${mounts[@]}" "$TAG" verify --run /app/runs/slice) \
+verify=$(podman run --rm --network none "${mounts[@]}" "$TAG" verify --run /app/runs/slice \
+  --public-key /secrets/keys/signing-key.pub) \
   || { echo "$verify"; fail "credit-audit verify rejected the run"; }
-echo "$verify" | grep -q "verified: no altered or missing record" || fail "unexpected verify output: $verify"
+echo "$verify" | grep -q "^verified against key .*: no altered, missing or removed record" || fail "unexpected verify output: $verify"
 
 # ---- the review app from the image, reached on the host's loopback --------------------------
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
