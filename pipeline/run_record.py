@@ -191,8 +191,41 @@ class StabilitySummary(_Section):
 
 
 class CounterfactualSummary(_Section):
+    """How many declined applicants got a plausible counterfactual, and under which rules.
+
+    `found / declined` is the found-rate; `found_by_applicant`: found with the
+    applicant's own actions only (no credit-limit change); `violations`: found
+    counterfactuals that break a rule of the schema, recounted independently
+    after the search (zero unless the search has a bug); `margin`: every found
+    counterfactual re-scores at most threshold - margin; `max_limit_factor`:
+    a limit change stays within this factor of the current limit.
+    """
+
     declined: int
     found: int
+    found_by_applicant: int | None = None
+    violations: int | None = None
+    margin: float | None = None
+    max_limit_factor: float | None = None
+
+    @property
+    def found_rate(self) -> float | None:
+        return self.found / self.declined if self.declined else None
+
+
+class ElderlyRule(_Section):
+    """Regulation B, 12 CFR 1002.6(b)(2)(ii): no applicant aged `min_age` or more may have age counted against them.
+
+    `age_is_input` False: age is not a model input, so it counts against no one (the counts are 0).
+    `elderly`: applicants explained aged `min_age` or more; `age_counted_against`: of them, those whose
+    SHAP value for age is positive; `declined_age_counted_against`: of those, the declined ones.
+    """
+
+    age_is_input: bool
+    min_age: int
+    elderly: int
+    age_counted_against: int
+    declined_age_counted_against: int
 
 
 class CompletenessSummary(_Section):

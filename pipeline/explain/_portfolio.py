@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from ..audited_model import check_auditable
+from ..constants import COUNTERFACTUAL_MARGIN
 from ._importance import rank_agreement
 from ._method import Method, MethodResult, PortfolioInputs
 from ._reasons import MAX_REASONS, principal_reasons, reasons_json
@@ -151,6 +152,8 @@ def explain_portfolio(
     n_coalitions: int = DEFAULT_COALITIONS,
     lime_samples: int = 5000,
     max_reasons: int = MAX_REASONS,
+    counterfactual_margin: float = COUNTERFACTUAL_MARGIN,
+    max_limit_factor: float | None = None,
 ) -> PortfolioExplanation:
     """Every registered method over `frame` (LIME and counterfactuals for the declined rows), reasons, stability.
 
@@ -159,6 +162,8 @@ def explain_portfolio(
     training split, for LIME's sampling statistics and the counterfactual
     candidate values (defaults to `background`). `labels`: the observed labels
     of `frame`, for the loss-gradient importance (skipped if None).
+    `counterfactual_margin`, `max_limit_factor`: the counterfactual search's
+    settings (`[audit.counterfactuals]`; None: the schema's limit factor).
     """
     check_backend(backend)
     inputs = PortfolioInputs(
@@ -174,6 +179,8 @@ def explain_portfolio(
         backend=backend,
         n_coalitions=n_coalitions,
         lime_samples=lime_samples,
+        counterfactual_margin=counterfactual_margin,
+        max_limit_factor=max_limit_factor,
     )
     results, seconds, skipped = _run_methods(METHODS, inputs)
     start = time.perf_counter()
