@@ -255,6 +255,7 @@ class ExplanationsSection(_Section):
     timings: dict[str, float]
     chunks: int = 1
     not_applicable: dict[str, str] = {}
+    elderly_rule: ElderlyRule | None = None
 
 
 # ---- fairness ------------------------------------------------------------------------------------

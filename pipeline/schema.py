@@ -258,8 +258,11 @@ FEATURES: tuple[Feature, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 PROTECTED: tuple[str, ...] = tuple(f.name for f in FEATURES if f.protected)
-# Audited but, by default, not model inputs: see README "Protected attributes".
-EXCLUDED_FROM_MODEL: tuple[str, ...] = ("SEX", "MARRIAGE")
+# Audited but, by default, not model inputs: a principal reason may never be withheld, and an attribute
+# that may not be given as a reason must therefore not be an input (README "Protected attributes":
+# the choice and its measured AUC cost). `protected_inputs = true` keeps them in; they are then
+# disclosed as reasons like any other input.
+EXCLUDED_FROM_MODEL: tuple[str, ...] = PROTECTED
 DEFAULT_MODEL_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n not in EXCLUDED_FROM_MODEL)
 
 AGE_BANDS: tuple[tuple[int, int, str], ...] = (
