@@ -174,6 +174,23 @@ class Lender(_Section):
     data_protection_officer: str = ""
 
 
+class NoticeSection(_Section):
+    """What every notice of the run says about the law it is written under and how to reach the lender.
+
+    `regime`: "eu" (GDPR Art. 13-15 and 22, AI Act Art. 86, complaint to
+    `data_protection_authority`) or "us" (ECOA / Regulation B adverse-action
+    statement naming `federal_agency`; the FCRA 615(a) text when
+    `consumer_report_agency` names the agency whose report was used).
+    """
+
+    regime: str = "eu"
+    postal_contact: str = ""
+    email_contact: str = ""
+    data_protection_authority: str = ""
+    federal_agency: str = ""
+    consumer_report_agency: str = ""
+
+
 # ---- explanations --------------------------------------------------------------------------------
 class ShapSummary(_Section):
     base: float
@@ -377,6 +394,7 @@ class RunRecord(_Section):
     code_version: str
     config: dict[str, JsonValue]
     lender: Lender
+    notice: NoticeSection = NoticeSection()
     data: DataSection
     split: SplitSection
     model: ModelSection
