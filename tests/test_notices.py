@@ -263,3 +263,28 @@ def test_real_notices_read_at_grade_8_or_below(audit_run):
     ids = run.declined_ids()
     grades = np.array([grade(prose(reports.notice_html(run, i))) for i in ids])
     assert len(ids) > 1000 and grades.max() <= GRADE_MAX, (grades.max(), ids[int(grades.argmax())])
+
+
+# ---- the audit report states the figures -------------------------------------------------------------
+def test_audit_report_states_the_found_rate_the_rules_and_the_elderly_count(base_dir, tmp_path):
+    import reports
+    from pipeline.run_record import ElderlyRule
+
+    run_dir = _copy(base_dir, tmp_path)
+    record = load_record(run_dir)
+    cf = record.explanations.counterfactuals.model_copy(
+        update={"declined": 80, "found": 75, "found_by_applicant": 74, "violations": 0, "margin": 0.02,
+                "max_limit_factor": 2.0})
+    for rule, expected in (
+        (ElderlyRule(age_is_input=False, min_age=62, elderly=31, age_counted_against=0,
+                     declined_age_counted_against=0), "age is not a model input, so it counted against none of the 31"),
+        (ElderlyRule(age_is_input=True, min_age=62, elderly=31, age_counted_against=4, declined_age_counted_against=1),
+         "4 of 31 applicants aged 62 or more had age counted against them (1 of them declined): the rule is broken"),
+    ):
+        explanations = record.explanations.model_copy(update={"counterfactuals": cf, "elderly_rule": rule})
+        write_record(run_dir, record.model_copy(update={"explanations": explanations}))
+        text = flat(reports.audit_html(reports.load_run(run_dir)))
+        assert expected in text.replace("<strong>", "").replace("</strong>", "")
+        assert "found-rate 93.8%; 74 by the applicant's own actions" in text
+        assert "counterfactuals breaking a rule of the schema: 0" in text
+        assert "at least 2 points below the threshold" in text
