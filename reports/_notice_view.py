@@ -197,7 +197,8 @@ def _counterfactual(applicant: Applicant, shown: dict[str, str]) -> dict:
     margin = cf.get("margin")
     return {
         "status": "found",
-        "changes": [_change_text(c, applicant) for c in cf["changes"]],
+        # the applicant's own actions first, then a limit they could ask for
+        "changes": [_change_text(c, applicant) for c in sorted(cf["changes"], key=lambda c: c.get("by") == "lender")],
         "probability": shown["counterfactual"],
         "margin": f"{margin * 100:g}" if isinstance(margin, int | float) and not math.isnan(margin) else "",
     }
