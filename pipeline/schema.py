@@ -84,10 +84,6 @@ class PaysBill:
         """The largest payment a counterfactual may propose for this bill."""
         return self.owed(bill) * (1.0 + self.slack_fraction) + self.slack_amount
 
-    def required(self, status: int, bill: float) -> float:
-        """The least payment that `status` says was made (0 for a status that says nothing paid)."""
-        return self.owed(bill) * self.min_share.get(int(status), 0.0) * (1.0 - self.slack_fraction)
-
 
 @dataclass(frozen=True)
 class Feature:
@@ -96,8 +92,11 @@ class Feature:
     `codes` lists the documented values of a categorical column; `extra_codes`
     the values that occur in real copies of the data but that the data
     dictionary does not document: accepted, and reported as a data-quality
-    finding. `mutable`/`direction` say whether and how an applicant could
-    change the value (used by counterfactuals: history and age cannot change).
+    finding. `changed_by`, `direction`, `improves_to`, `max_factor` and
+    `pays` say who could change the value going forward, how, and within
+    which bounds and relations (the module docstring; used by
+    counterfactuals: history and age cannot change); `mutable` is whether
+    anyone can.
     """
 
     name: str

@@ -2,10 +2,16 @@
 
 The content follows the notice checklist in DESIGN.md (GDPR Art. 13-15 and
 22(3), EU AI Act Art. 86, ECOA / Regulation B): the decision and its date,
-who decided and how to reach them, at most four principal reasons that never
-name a protected attribute, what would have changed the decision, the data
-used about this applicant (and only this applicant), the logic involved,
-their rights and the reference that ties the notice to the audit run.
+who decided and how to reach them, the principal reasons exactly as the
+explanation step ranked them (at most four, none withheld) each with why it
+counts, what would have changed the decision (in the past tense; the
+lender's limit as a limit the applicant could ask for), the data used about
+this applicant (and only this applicant), the logic involved, the rights of
+the configured regime (`[audit.notice] regime`: "eu" or "us") and the
+reference that ties the notice to the audit run. A declined and an approved
+applicant read different text on both pages. Probabilities are printed so
+that different values never look alike (`_env.distinct_pcts`). Every
+sentence is written to read at grade 8 or below (tests/test_notices.py).
 """
 
 from __future__ import annotations
