@@ -104,7 +104,7 @@ def _probabilities(run: RunResult, applicant: Applicant) -> dict[str, str]:
 
 
 # Why a reason counts against the applicant, in words a person without training can read
-# (measured: the notice's prose is at Flesch-Kincaid grade 8 or below, tests/test_notice_text.py).
+# (measured: the notice's prose is at Flesch-Kincaid grade 8 or below, tests/test_notices.py).
 _SUBJECT = {  # how a sentence names a feature group's value
     "credit limit": "Your credit limit",
     "bill amounts": "Your bill",
