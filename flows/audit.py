@@ -106,6 +106,8 @@ def _explain(run_dir, model, surrogate, portfolio, split, table, config, device,
         task.submit(
             str(run_dir), model, surrogate, portfolio.features.iloc[a:b], portfolio.labels.to_numpy()[a:b],
             declined[a:b], background, training, device, config.seed, f"explain_{i:03d}", key=key("explain", a, b),
+            counterfactual_margin=config.counterfactuals.margin,
+            max_limit_factor=config.counterfactuals.max_limit_factor,
         )
         for i, (a, b) in enumerate(bounds)
     ]

@@ -97,13 +97,16 @@ def explain_chunk(
     seed: int,
     name: str,
     key: str,
+    counterfactual_margin: float | None = None,
+    max_limit_factor: float | None = None,
 ) -> list[str]:
     """Durable: explain one chunk of applicants; writes its summary (JSON) and columns (Parquet)."""
     from pipeline.explain import explain_portfolio
 
+    settings = {} if counterfactual_margin is None else {"counterfactual_margin": counterfactual_margin}
     result = explain_portfolio(
         model.to(device), surrogate, frame, declined, background, device=device, seed=seed,
-        training_frame=training, labels=labels,
+        training_frame=training, labels=labels, max_limit_factor=max_limit_factor, **settings,
     )
     out = Path(run_dir) / WORK_DIR
     return [str(O.write_json(out / f"{name}.json", result.summary())),

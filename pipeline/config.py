@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from . import schema as S
-from .constants import SEED_MAX
+from .constants import COUNTERFACTUAL_MARGIN, SEED_MAX
 from .flags import FlagCode, FlagConfig
 from .gates import GatePolicy
 from .policy import ThresholdPolicy
@@ -47,6 +47,7 @@ BIDI_CONTROLS = frozenset(
     [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 )
 _FLAG_CODES = tuple(str(c) for c in FlagCode)
+REGIMES = ("eu", "us")
 
 
 JUDGING_ONLY = ("gates", "governance")  # settings that do not change what a run computes
@@ -86,6 +87,37 @@ class Governance:
 
 
 @dataclass(frozen=True)
+class NoticeSettings:
+    """The law a notice is written under and how an applicant reaches the lender (printed on every notice).
+
+    `regime`: "eu" (GDPR Art. 13-15 and 22, AI Act Art. 86; complaints to
+    `data_protection_authority`) or "us" (ECOA / Regulation B, naming
+    `federal_agency`; the FCRA 615(a) text when `consumer_report_agency`,
+    the agency whose consumer report was used, is not empty).
+    """
+
+    regime: str = "eu"
+    postal_contact: str = "Credit Decisions Review, Example Card Bank Ltd., 1 Example Street, Taipei, Taiwan"
+    email_contact: str = "reviews@example-bank.test"
+    data_protection_authority: str = "Example Data Protection Authority, 2 Example Square, Example City"
+    federal_agency: str = "Consumer Financial Protection Bureau, 1700 G Street NW, Washington, DC 20552"
+    consumer_report_agency: str = ""
+
+
+@dataclass(frozen=True)
+class CounterfactualSettings:
+    """What a counterfactual must achieve and how far the credit limit may move (README, "Counterfactuals").
+
+    `margin`: the counterfactual's probability of default must be at most
+    threshold - margin. `max_limit_factor`: a limit the applicant could
+    request stays within [limit / factor, limit * factor].
+    """
+
+    margin: float = COUNTERFACTUAL_MARGIN
+    max_limit_factor: float = 2.0
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """Every setting of a run; construction validates it (`ConfigError` names the key)."""
 
@@ -99,6 +131,8 @@ class AuditConfig:
     lender: Lender = field(default_factory=Lender)
     governance: Governance = field(default_factory=Governance)
     flags: FlagConfig = field(default_factory=FlagConfig)
+    notice: NoticeSettings = field(default_factory=NoticeSettings)
+    counterfactuals: CounterfactualSettings = field(default_factory=CounterfactualSettings)
     gates: GatePolicy = field(default_factory=GatePolicy)
 
     def __post_init__(self) -> None:
@@ -214,6 +248,22 @@ class _GovernanceSettings(BaseModel):
         None, description="a list of roles that sign the report (one-line texts of at most 120 characters)")
 
 
+class _NoticeSettings(BaseModel):
+    model_config = _STRICT
+    regime: Literal[REGIMES] = Field(None, description=f"one of {', '.join(map(repr, REGIMES))}")  # type: ignore[valid-type]
+    postal_contact: _text(300)
+    email_contact: _text(200)
+    data_protection_authority: _text(300)
+    federal_agency: _text(300)
+    consumer_report_agency: _optional_text(300)
+
+
+class _CounterfactualSettings(BaseModel):
+    model_config = _STRICT
+    margin: float = Field(None, **_between(0, 0.5, open_high=True))
+    max_limit_factor: float = Field(None, **_between(1, 10))
+
+
 class _GateSettings(BaseModel):
     model_config = _STRICT
     fail_on_verdicts: list[Literal["fail", "review", "insufficient data"]] = Field(
@@ -238,6 +288,9 @@ class _AuditSettings(BaseModel):
     governance: _GovernanceSettings = Field(
         None, description="a table ([audit.governance]: model_owner, validator, intended_use, ...)")
     flags: _FlagSettings = Field(None, description="a table ([audit.flags]: borderline_margin, ...)")
+    notice: _NoticeSettings = Field(None, description="a table ([audit.notice]: regime, postal_contact, ...)")
+    counterfactuals: _CounterfactualSettings = Field(
+        None, description="a table ([audit.counterfactuals]: margin, max_limit_factor)")
     gates: _GateSettings = Field(None, description="a table ([audit.gates]: fail_on_verdicts, min_auc, ...)")
 
 
@@ -328,6 +381,7 @@ def _build(raw: dict, source: str) -> AuditConfig:
     flags = dict(settings.pop("flags", {}))
     if "enabled" in flags:
         flags["enabled"] = tuple(flags["enabled"])
+    settings_notice, settings_cf = settings.pop("notice", {}), settings.pop("counterfactuals", {})
     governance = dict(settings.pop("governance", {}))
     if "sign_off" in governance:
         governance["sign_off"] = tuple(governance["sign_off"])
@@ -335,7 +389,8 @@ def _build(raw: dict, source: str) -> AuditConfig:
     if "fail_on_verdicts" in gates:
         gates["fail_on_verdicts"] = tuple(gates["fail_on_verdicts"])
     return AuditConfig(**settings, policy=ThresholdPolicy(**policy), lender=Lender(**lender), flags=FlagConfig(**flags),
-                       gates=GatePolicy(**gates), governance=Governance(**governance))
+                       gates=GatePolicy(**gates), governance=Governance(**governance),
+                       notice=NoticeSettings(**settings_notice), counterfactuals=CounterfactualSettings(**settings_cf))
 
 
 def _plain(value: Any) -> Any:
@@ -360,7 +415,7 @@ def _read_toml(file: Path) -> dict:
 
 
 def load_config(path: str | Path | None) -> AuditConfig:
-    """Read `[audit]` and its tables (policy, lender, governance, flags, gates) from a TOML file (all optional)."""
+    """Read `[audit]` and its tables (policy, lender, governance, flags, notice, counterfactuals, gates) (all optional)."""
     if path is None:
         return AuditConfig()
     file = Path(path)

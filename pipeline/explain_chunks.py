@@ -94,6 +94,10 @@ def merge_summaries(summaries: list[dict], frames: list[pd.DataFrame], full: pd.
             "undefined": int(sum(s["stability"]["undefined"] for s in summaries)),
         },
     }
+    if "elderly_rule" in first:
+        counts = ("elderly", "age_counted_against", "declined_age_counted_against")
+        merged["elderly_rule"] = {**first["elderly_rule"],
+                                  **{k: int(sum(s["elderly_rule"][k] for s in summaries)) for k in counts}}
     skipped = first.get(NOT_APPLICABLE, {})
     for method in METHODS:
         if method.merge_details is not None and method.name not in skipped:

@@ -191,6 +191,23 @@ class Governance(_Section):
     sign_off: tuple[str, ...] = ()
 
 
+class NoticeSection(_Section):
+    """What every notice of the run says about the law it is written under and how to reach the lender.
+
+    `regime`: "eu" (GDPR Art. 13-15 and 22, AI Act Art. 86, complaint to
+    `data_protection_authority`) or "us" (ECOA / Regulation B adverse-action
+    statement naming `federal_agency`; the FCRA 615(a) text when
+    `consumer_report_agency` names the agency whose report was used).
+    """
+
+    regime: str = "eu"
+    postal_contact: str = ""
+    email_contact: str = ""
+    data_protection_authority: str = ""
+    federal_agency: str = ""
+    consumer_report_agency: str = ""
+
+
 # ---- explanations --------------------------------------------------------------------------------
 class ShapSummary(_Section):
     base: float
@@ -208,8 +225,41 @@ class StabilitySummary(_Section):
 
 
 class CounterfactualSummary(_Section):
+    """How many declined applicants got a plausible counterfactual, and under which rules.
+
+    `found / declined` is the found-rate; `found_by_applicant`: found with the
+    applicant's own actions only (no credit-limit change); `violations`: found
+    counterfactuals that break a rule of the schema, recounted independently
+    after the search (zero unless the search has a bug); `margin`: every found
+    counterfactual re-scores at most threshold - margin; `max_limit_factor`:
+    a limit change stays within this factor of the current limit.
+    """
+
     declined: int
     found: int
+    found_by_applicant: int | None = None
+    violations: int | None = None
+    margin: float | None = None
+    max_limit_factor: float | None = None
+
+    @property
+    def found_rate(self) -> float | None:
+        return self.found / self.declined if self.declined else None
+
+
+class ElderlyRule(_Section):
+    """Regulation B, 12 CFR 1002.6(b)(2)(ii): no applicant aged `min_age` or more may have age counted against them.
+
+    `age_is_input` False: age is not a model input, so it counts against no one (the counts are 0).
+    `elderly`: applicants explained aged `min_age` or more; `age_counted_against`: of them, those whose
+    SHAP value for age is positive; `declined_age_counted_against`: of those, the declined ones.
+    """
+
+    age_is_input: bool
+    min_age: int
+    elderly: int
+    age_counted_against: int
+    declined_age_counted_against: int
 
 
 class CompletenessSummary(_Section):
@@ -239,6 +289,7 @@ class ExplanationsSection(_Section):
     timings: dict[str, float]
     chunks: int = 1
     not_applicable: dict[str, str] = {}
+    elderly_rule: ElderlyRule | None = None
 
 
 # ---- fairness ------------------------------------------------------------------------------------
@@ -470,6 +521,7 @@ class RunRecord(_Section):
     config: dict[str, JsonValue]
     lender: Lender
     governance: Governance | None = None
+    notice: NoticeSection = NoticeSection()
     data: DataSection
     split: SplitSection
     model: ModelSection

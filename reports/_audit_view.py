@@ -441,6 +441,7 @@ def _reasons(run: RunResult) -> dict | None:
     if "counterfactual" in frame.columns:
         cells = [json.loads(c) for c in declined["counterfactual"] if isinstance(c, str) and c]
         cf_found = f"{sum(bool(c.get('found')) for c in cells):,} of {len(cells):,}" if cells else None
+    explanations = run.record.explanations
     stability = None
     if "stability" in frame.columns and declined["stability"].notna().any():
         s = declined["stability"].dropna()
@@ -456,8 +457,30 @@ def _reasons(run: RunResult) -> dict | None:
                       "How often each factor is a principal reason for declined applicants: "
                       + "; ".join(f"{label} {n:,}" for label, n in items)) if items else None,
         "counterfactual_found": cf_found,
+        "counterfactuals": _counterfactual_rules(explanations.counterfactuals) if explanations else None,
+        "elderly": _elderly(explanations.elderly_rule) if explanations and explanations.elderly_rule else None,
         "stability": stability,
     }
+
+
+def _counterfactual_rules(cf) -> dict | None:  # noqa: ANN001 - run_record.CounterfactualSummary
+    """The found-rate and the rules every counterfactual kept, as recorded (None for a run before they were)."""
+    if cf.margin is None:
+        return None
+    return {
+        "found_rate": pct(cf.found_rate),
+        "by_applicant": f"{cf.found_by_applicant:,}" if cf.found_by_applicant is not None else DASH,
+        "violations": f"{cf.violations:,}" if cf.violations is not None else DASH,
+        "margin": f"{cf.margin * 100:g}",
+        "factor": f"{cf.max_limit_factor:g}" if cf.max_limit_factor is not None else DASH,
+    }
+
+
+def _elderly(rule) -> dict:  # noqa: ANN001 - run_record.ElderlyRule
+    """Regulation B's elderly rule (12 CFR 1002.6(b)(2)(ii)), as the explanation step counted it."""
+    return {"age_is_input": rule.age_is_input, "min_age": rule.min_age, "elderly": f"{rule.elderly:,}",
+            "against": f"{rule.age_counted_against:,}", "declined_against": f"{rule.declined_age_counted_against:,}",
+            "violated": rule.age_counted_against > 0}
 
 
 def _flags(run: RunResult) -> dict | None:

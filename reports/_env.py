@@ -66,6 +66,23 @@ def pct(value: float | None, digits: int = 1) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
+MAX_PCT_DIGITS = 6
+
+
+def distinct_pcts(values: dict[str, float | None], digits: int = 1) -> dict[str, str]:
+    """Each value as a percentage, with the fewest decimals (at least `digits`) that print different values differently.
+
+    A notice prints the applicant's probability, the threshold and the
+    counterfactual's probability side by side: 49.96% and 50.0% must not both
+    read "50.0%". Equal values print equally; missing ones as a dash.
+    """
+    known = sorted({float(v) for v in values.values() if v is not None and not math.isnan(v)})
+    d = digits
+    while d < MAX_PCT_DIGITS and len({pct(v, d) for v in known}) < len(known):
+        d += 1
+    return {k: pct(v, d) for k, v in values.items()}
+
+
 def num(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH

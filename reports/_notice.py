@@ -43,22 +43,25 @@ CHUNK = 16  # notices per task: about a second of work; small, so that workers f
 
 MSG_WORKERS = "workers must be at least 1, got {workers}"
 
-# run -> page 2, laid out and written once, opened with pikepdf (per process)
-_GENERAL_PAGES: dict[str, pikepdf.Pdf] = {}
+# (run, decision) -> page 2, laid out and written once, opened with pikepdf (per process): a declined
+# and an approved applicant read different rights, so each decision has its own page 2.
+_GENERAL_PAGES: dict[tuple[str, bool], pikepdf.Pdf] = {}
 
 
 def notice_html(run: RunResult, applicant_id: object, standalone: bool = True) -> str:
     """The whole notice as one HTML page (for the review app); stylesheet inlined when standalone."""
-    return render_template("notice.html.j2", n=letter_view(run, applicant_id), g=general_view(run),
+    letter = letter_view(run, applicant_id)
+    return render_template("notice.html.j2", n=letter, g=general_view(run, letter["declined"]),
                            css=inline_css(NOTICE_CSS) if standalone else "")
 
 
-def _general_pages(run: RunResult) -> pikepdf.Pdf:
-    key = f"{run.path.resolve()}::{run.run_id}"
+def _general_pages(run: RunResult, declined: bool = True) -> pikepdf.Pdf:
+    key = (f"{run.path.resolve()}::{run.run_id}", declined)
     if key not in _GENERAL_PAGES:
-        html = render_template("notice_part.html.j2", part="general", n={}, g=general_view(run), css="",
+        html = render_template("notice_part.html.j2", part="general", n={}, g=general_view(run, declined), css="",
                                title=f"Your rights - audit run {run.run_id}")
-        _GENERAL_PAGES.clear()
+        if any(k[0] != key[0] for k in _GENERAL_PAGES):
+            _GENERAL_PAGES.clear()  # another run: its pages will not be asked for again
         document = engine().layout(html, NOTICE_CSS, GENERAL_PAGE_CSS, user_agent=NOTICE_UA_CSS)
         _GENERAL_PAGES[key] = pikepdf.Pdf.open(io.BytesIO(engine().write_notice(document)))
     return _GENERAL_PAGES[key]
@@ -77,11 +80,14 @@ def _append_pages(first: bytes, general: pikepdf.Pdf) -> bytes:
         return out.getvalue()
 
 
-def letter_html(run: RunResult, applicant_id: object) -> str:
-    """Page 1 alone (the applicant's part), as the PDF fast path lays it out."""
-    view = letter_view(run, applicant_id)
+def _letter_html(view: dict) -> str:
     return render_template("notice_part.html.j2", part="letter", n=view, g={}, css="",
                            title=f"Decision on your credit application - reference {view['reference']}")
+
+
+def letter_html(run: RunResult, applicant_id: object) -> str:
+    """Page 1 alone (the applicant's part), as the PDF fast path lays it out."""
+    return _letter_html(letter_view(run, applicant_id))
 
 
 def layout_letter(html: str) -> Document:
@@ -91,10 +97,11 @@ def layout_letter(html: str) -> Document:
 
 def notice_pdf(run: RunResult, applicant_id: object) -> bytes:
     """One applicant's notice as PDF bytes (page 2 reused from this process's cache)."""
-    html = letter_html(run, applicant_id)
+    view = letter_view(run, applicant_id)
+    html = _letter_html(view)
     with RENDER_LOCK:
         pdf = engine()
-        general = _general_pages(run)
+        general = _general_pages(run, view["declined"])
         letter = layout_letter(html)
         if len(letter.pages) == 1 and len(general.pages) == 1:
             return _append_pages(pdf.write_notice(letter), general)

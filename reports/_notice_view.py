@@ -2,10 +2,16 @@
 
 The content follows the notice checklist in DESIGN.md (GDPR Art. 13-15 and
 22(3), EU AI Act Art. 86, ECOA / Regulation B): the decision and its date,
-who decided and how to reach them, at most four principal reasons that never
-name a protected attribute, what would have changed the decision, the data
-used about this applicant (and only this applicant), the logic involved,
-their rights and the reference that ties the notice to the audit run.
+who decided and how to reach them, the principal reasons exactly as the
+explanation step ranked them (at most four, none withheld) each with why it
+counts, what would have changed the decision (in the past tense; the
+lender's limit as a limit the applicant could ask for), the data used about
+this applicant (and only this applicant), the logic involved, the rights of
+the configured regime (`[audit.notice] regime`: "eu" or "us") and the
+reference that ties the notice to the audit run. A declined and an approved
+applicant read different text on both pages. Probabilities are printed so
+that different values never look alike (`_env.distinct_pcts`). Every
+sentence is written to read at grade 8 or below (tests/test_notices.py).
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from datetime import datetime
 
 from pipeline import schema as S
 from pipeline.constants import MAX_REASONS
 from pipeline.run_record import RunRecord
+from pipeline.schema import PAID_MINIMUM
 
-from ._env import NOT_COMPUTED, pct
+from ._env import NOT_COMPUTED, distinct_pcts
 from ._run import Applicant, RunResult
 
 CHART_FACTORS = 5  # then "all other factors": the four reasons and one more, one line each
@@ -53,6 +61,12 @@ def notice_context(record: RunRecord) -> dict:
         "run_id": record.run_id,
         "created": record.created,
         "lender": record.lender.model_dump(),
+        "notice": record.notice.model_dump(),
+        "explanations": None if record.explanations is None else {  # what page 2 states of them
+            "background_rows": record.explanations.shap.background_rows,
+            "margin": record.explanations.counterfactuals.margin,
+            "max_limit_factor": record.explanations.counterfactuals.max_limit_factor,
+        },
         "model": record.model.model_dump(mode="json", exclude={"history"}),
         "data_hash": record.data.data_hash,
         "train_rows": record.split.train_rows,
@@ -63,15 +77,73 @@ def _lender(run: RunResult) -> dict:
     return {k: str(v) for k, v in run.record.lender.model_dump().items()}
 
 
-def _reasons(applicant: Applicant) -> list[str] | None:
-    """The principal reasons as written by the explanation step, protected attributes dropped."""
+def _contacts(run: RunResult) -> dict:
+    """Postal and email contacts and the authorities of the notice settings (older runs: the lender's review contact)."""
+    notice = run.record.notice
+    lender = run.record.lender
+    return {
+        "regime": notice.regime,
+        "postal": notice.postal_contact or f"{lender.name}, {lender.address}",
+        "email": notice.email_contact or lender.review_contact,
+        "authority": notice.data_protection_authority,
+        "agency": notice.federal_agency,
+        "consumer_report_agency": notice.consumer_report_agency,
+    }
+
+
+def _probabilities(run: RunResult, applicant: Applicant) -> dict[str, str]:
+    """Every probability page 1 prints, with enough decimals that different values never look equal."""
+    cf = applicant.counterfactual or {}
+    p_cf = cf.get("probability") if cf.get("found") else None
+    return distinct_pcts({
+        "probability": applicant.probability,
+        "threshold": run.record.model.threshold,
+        "counterfactual": p_cf if isinstance(p_cf, int | float) else None,
+        "base": applicant.shap_base,
+    })
+
+
+# Why a reason counts against the applicant, in words a person without training can read
+# (measured: the notice's prose is at Flesch-Kincaid grade 8 or below, tests/test_notices.py).
+_SUBJECT = {  # how a sentence names a feature group's value
+    "credit limit": "Your credit limit",
+    "bill amounts": "Your bill",
+    "payment amounts": "Your payment",
+}
+_LATE = "Late payments count against you in the model."
+_MINIMUM = "You paid only the minimum, not the whole bill. The model counts this against you."
+
+
+def _why(feature: str, value: float, typical: float | None) -> str:
+    """One or two short sentences: what about this value raised the applicant's risk."""
+    f = S.BY_NAME[feature]
+    if f.kind == "repayment_status":
+        if int(value) >= 1:
+            return _LATE
+        if int(value) == PAID_MINIMUM:
+            return _MINIMUM
+    if typical is None or value == typical:
+        return "The model counts this against you."
+    if f.is_categorical:
+        return f'Most people had "{f.describe(typical)}" here. The model counts this against you.'
+    subject = _SUBJECT.get(f.group, f"Your {f.label.lower()}")
+    side = "higher" if value > typical else "lower"
+    return f"{subject} is {side} than usual ({f.describe(typical)}). The model counts this against you."
+
+
+def _reasons(applicant: Applicant) -> list[dict] | None:
+    """The principal reasons exactly as the explanation step wrote them (none dropped), each with why it counts."""
     if applicant.reasons is None:
         return None
-    kept = [r for r in applicant.reasons if not S.BY_NAME.get(r.get("feature"), S.BY_NAME["LIMIT_BAL"]).protected]
-    return [str(r["text"]) for r in kept[:MAX_REASONS]]
+    out = []
+    for r in applicant.reasons[:MAX_REASONS]:
+        value = r.get("value", applicant.features.get(r["feature"]))
+        out.append({"text": str(r["text"]),
+                    "why": _why(str(r["feature"]), float(value), r.get("typical")) if value is not None else ""})
+    return out
 
 
-def _chart(applicant: Applicant) -> dict | None:
+def _chart(applicant: Applicant, shown: dict[str, str]) -> dict | None:
     """Top factors of this applicant's SHAP values, the rest summed as 'all other factors'."""
     if applicant.shap is None:
         return None
@@ -81,7 +153,6 @@ def _chart(applicant: Applicant) -> dict | None:
     if rest:
         rows.append((f"All other factors ({len(rest)})", "", sum(v for _, v in rest)))
     peak = max((abs(v) for *_, v in rows), default=0.0) or 1.0
-    base = applicant.shap_base
     return {
         "rows": [
             {
@@ -93,24 +164,49 @@ def _chart(applicant: Applicant) -> dict | None:
             }
             for label, value, v in rows
         ],
-        "base": pct(base) if base is not None else NOT_COMPUTED,
-        "final": pct(applicant.probability),
+        "base": shown["base"] if applicant.shap_base is not None else NOT_COMPUTED,
+        "final": shown["probability"],
     }
 
 
-def _counterfactual(applicant: Applicant) -> dict:
+def _change_text(change: Mapping, applicant: Applicant) -> str:
+    """One proposed change as the applicant reads it: in the past tense, about the month it concerns."""
+    f = S.BY_NAME[str(change["feature"])]
+    before, after = float(change["from"]), float(change["to"])
+    if change.get("by") == "lender" or f.changed_by == "lender":
+        side = "higher" if after > before else "lower"
+        return (f"your {f.label.lower()} had been {f.describe(after)}, not {f.describe(before)}. We set credit limits,"
+                f" so this is not something you did. You can ask us for a {side} limit.")
+    if f.kind == "repayment_status":
+        return f'in {f.month}, your repayment status had been "{f.describe(after)}", not "{f.describe(before)}".'
+    if f.pays is not None and f.pays.bill in applicant.features:
+        bill = S.BY_NAME[f.pays.bill]
+        owed = f.pays.owed(applicant.features[f.pays.bill])
+        if owed > 0 and after == owed:
+            return (f"in {f.month}, you had paid your whole {bill.month} bill of {f.describe(owed)},"
+                    f" not {f.describe(before)}.")
+        if owed > 0:
+            return (f"in {f.month}, you had paid {f.describe(after)}, not {f.describe(before)}."
+                    f" Your {bill.month} bill was {f.describe(owed)}.")
+    return f"your {f.label.lower()} had been {f.describe(after)}, not {f.describe(before)}."
+
+
+def _counterfactual(applicant: Applicant, shown: dict[str, str]) -> dict:
     cf = applicant.counterfactual
+    empty = {"changes": [], "probability": "", "margin": ""}
     if not applicant.declined:
-        return {"status": "not_applicable", "changes": [], "probability": ""}
+        return {"status": "not_applicable", **empty}
     if cf is None:
-        return {"status": "not_computed", "changes": [], "probability": ""}
+        return {"status": "not_computed", **empty}
     if not cf.get("found") or not cf.get("changes"):
-        return {"status": "not_found", "changes": [], "probability": ""}
-    p = cf.get("probability")
+        return {"status": "not_found", **empty}
+    margin = cf.get("margin")
     return {
         "status": "found",
-        "changes": [str(c["text"]) for c in cf["changes"]],
-        "probability": pct(p) if isinstance(p, int | float) and not math.isnan(p) else "",
+        # the applicant's own actions first, then a limit they could ask for
+        "changes": [_change_text(c, applicant) for c in sorted(cf["changes"], key=lambda c: c.get("by") == "lender")],
+        "probability": shown["counterfactual"],
+        "margin": f"{margin * 100:g}" if isinstance(margin, int | float) and not math.isnan(margin) else "",
     }
 
 
@@ -161,44 +257,76 @@ def _categories(used: set[str]) -> str:
     return "; ".join(parts)
 
 
+def _or(items: list[str]) -> str:
+    """'sex, marital status or age'"""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _between(factor: float) -> str:
+    """'between half and twice your limit'"""
+    if factor == 2.0:
+        return "between half and twice your limit"
+    return f"between 1/{factor:g} and {factor:g} times your limit"
+
+
+def _search_rules(run: RunResult) -> dict:
+    """What page 2 states about the counterfactual search: the recorded margin and limit factor, the schema's slack."""
+    explanations = run.record.explanations
+    cf = explanations.counterfactuals if explanations else None
+    margin = cf.margin if cf and cf.margin is not None else None
+    factor = cf.max_limit_factor if cf and cf.max_limit_factor is not None else None
+    pays = next((f.pays for f in S.FEATURES if f.pays is not None and f.name in run.model_features), None)
+    return {
+        "margin": f"{margin * 100:g}" if margin is not None else "",
+        "factor": _between(factor) if factor else "",
+        "slack": f"{pays.slack_fraction:.0%} plus NT$ {pays.slack_amount:,.0f}" if pays else "",
+    }
+
+
 def _logic(run: RunResult) -> dict:
-    model = run.record.model
     used = set(run.model_features)
     excluded = [S.BY_NAME[n].label.lower() for n in S.FEATURE_NAMES if n not in used]
     protected_used = [S.BY_NAME[n].label.lower() for n in S.PROTECTED if n in used]
+    explanations = run.record.explanations
     return {
         "categories": _categories(used),
-        "excluded": " and ".join(excluded) if excluded else "",
+        "excluded": _or(excluded),
         "protected_used": " and ".join(protected_used),
-        "threshold": pct(model.threshold),
-        "policy_text": model.policy_text,
         "train_rows": f"{run.record.split.train_rows:,}",
+        "background_rows": f"{explanations.shap.background_rows:,}" if explanations else "",
         "has_shap": run.has_shap,
+        **_search_rules(run),
     }
 
 
 def letter_view(run: RunResult, applicant_id: object) -> dict:
     """Page 1: everything the notice says about this applicant, already worded."""
     applicant = run.applicant(applicant_id)
+    shown = _probabilities(run, applicant)
     return {
         "lender": _lender(run),
+        "contacts": _contacts(run),
         "date": long_date(run.record.created),
         "reference": notice_reference(run, applicant.id),
         "declined": applicant.declined,
-        "probability": pct(applicant.probability),
-        "threshold": pct(run.record.model.threshold),
+        "probability": shown["probability"],
+        "threshold": shown["threshold"],
         "reasons": _reasons(applicant),
-        "chart": _chart(applicant),
-        "counterfactual": _counterfactual(applicant),
+        "chart": _chart(applicant, shown),
+        "counterfactual": _counterfactual(applicant, shown),
         "data_groups": _data_groups(run, applicant),
     }
 
 
-def general_view(run: RunResult) -> dict:
-    """Page 2: the same for every applicant of the run (logic, rights, run reference)."""
+def general_view(run: RunResult, declined: bool = True) -> dict:
+    """Page 2: the same for every applicant of the run with this decision (logic, rights, run reference)."""
     record = run.record
     return {
         "lender": _lender(run),
+        "contacts": _contacts(run),
+        "declined": declined,
         "date": long_date(record.created),
         "logic": _logic(run),
         "run_id": run.run_id,

@@ -173,8 +173,9 @@ def test_whole_numbers_are_accepted_for_fractions_and_stored_as_floats(tmp_path)
 def test_readme_example_is_a_valid_configuration(tmp_path):
     readme = (REPO / "README.md").read_text()
     block = re.search(r"```toml\n(\[audit\].*?)```", readme, re.S).group(1)
-    loaded = load_config(_toml(tmp_path, block))  # its governance values are placeholders ("...")
-    assert dataclasses.replace(loaded, governance=AuditConfig().governance) == AuditConfig()
+    loaded = load_config(_toml(tmp_path, block))  # its governance and notice texts are placeholders ("...")
+    defaults = AuditConfig()
+    assert dataclasses.replace(loaded, governance=defaults.governance, notice=defaults.notice) == defaults
 
 
 def test_flow_parameters_and_command_line_overrides_are_validated():

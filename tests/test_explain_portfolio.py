@@ -78,21 +78,24 @@ def test_columns_are_the_documented_ones_and_aligned_with_the_frame(explained):
     assert cols.loc[~declined, "counterfactual"].isna().all()
     for cf in cols.loc[declined, "counterfactual"]:
         assert set(json.loads(cf)) >= {"found", "changes", "probability"}
-    for text in cols["reasons"]:
-        for r in json.loads(text):
-            assert not S.BY_NAME[r["feature"]].protected and r["contribution"] > 0
+    shap = cols[[f"shap_{f}" for f in model.features]].to_numpy()
+    for i, text in enumerate(cols["reasons"]):  # exactly the top positive contributions: none withheld
+        order = [model.features[j] for j in np.argsort(-shap[i], kind="stable") if shap[i, j] > 1e-6][:4]
+        assert [r["feature"] for r in json.loads(text)] == order
     stab = cols["stability"].dropna()
     assert ((stab >= 0) & (stab <= 1)).all()
 
 
 def test_summary_is_json_and_reports_every_method(explained):
-    _, rows, declined, result = explained
+    model, rows, declined, result = explained
     summary = json.loads(json.dumps(result.summary()))
     assert summary["applicants"] == len(rows) and summary["declined"] == int(declined.sum())
     methods = set(summary["global_importance"])
     assert {"shap", "tree_shap", "surrogate_impurity", "saliency", "integrated_gradients", "gradient"} <= methods
     assert set(summary["agreement"]) == methods
     assert summary["shap"]["max_additivity_gap"] < 1e-5
+    assert summary["elderly_rule"]["age_is_input"] is ("AGE" in model.features)
+    assert summary["counterfactuals"]["violations"] == 0
     assert 0 <= summary["surrogate_vs_mlp"]["mean_top4_overlap"] <= 1
     assert len(result.background) == 20
 
@@ -127,6 +130,7 @@ def test_chunks_merge_into_the_whole_portfolio_s_summary(explained):
     want = whole.summary()
     assert merged["applicants"] == want["applicants"] and merged["declined"] == want["declined"]
     assert merged["counterfactuals"] == want["counterfactuals"]
+    assert merged["elderly_rule"] == want["elderly_rule"]
     assert merged["shap"]["max_additivity_gap"] == max(c["shap"]["max_additivity_gap"] for c in chunks)
     assert set(merged["global_importance"]) == set(want["global_importance"])
     for method, values in want["global_importance"].items():

@@ -31,8 +31,9 @@ def test_probabilities_are_calibrated(fitted_model, split):
 
 
 def test_protected_inputs_are_excluded_by_default(fitted_model):
-    assert "SEX" not in fitted_model.features and "MARRIAGE" not in fitted_model.features
-    assert "AGE" in fitted_model.features and "EDUCATION" in fitted_model.features
+    """A reason may never be withheld, so no attribute that may not be given as a reason is an input (issue 16)."""
+    assert not set(S.PROTECTED) & set(fitted_model.features)
+    assert set(S.PROTECTED) == {"SEX", "MARRIAGE", "AGE", "EDUCATION"}
 
 
 def test_predict_proba_contract(fitted_model, split):

@@ -44,6 +44,7 @@ from pipeline.run_record import (
     Interval,
     Lender,
     ModelSection,
+    NoticeSection,
     Performance,
     Policy,
     Range,
@@ -81,13 +82,13 @@ def _counterfactual(row: pd.Series, p: float, found: bool) -> dict:
     changes = []
     if row["PAY_0"] > 0:
         f = S.BY_NAME["PAY_0"]
-        changes.append({"feature": "PAY_0", "label": f.label, "from": float(row["PAY_0"]), "to": 0.0,
-                        "text": f"{f.label}: '{f.describe(0)}' instead of '{f.describe(row['PAY_0'])}'"})
+        changes.append({"feature": "PAY_0", "label": f.label, "from": float(row["PAY_0"]), "to": 0.0, "by": "applicant",
+                        "text": f"{f.label}: {f.describe(row['PAY_0'])} -> {f.describe(0)}"})
     f = S.BY_NAME["PAY_AMT1"]
     to = float(row["PAY_AMT1"]) + 5000.0
-    changes.append({"feature": "PAY_AMT1", "label": f.label, "from": float(row["PAY_AMT1"]), "to": to,
-                    "text": f"{f.label}: {f.describe(to)} instead of {f.describe(row['PAY_AMT1'])}"})
-    return {"found": True, "changes": changes, "probability": round(p * 0.6, 4)}
+    changes.append({"feature": "PAY_AMT1", "label": f.label, "from": float(row["PAY_AMT1"]), "to": to, "by": "applicant",
+                    "text": f"{f.label}: {f.describe(row['PAY_AMT1'])} -> {f.describe(to)}"})
+    return {"found": True, "changes": changes, "probability": round(p * 0.6, 4), "margin": 0.02}
 
 
 class _FixtureModel:
@@ -130,6 +131,9 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
         code_version="0" * 64, config={"seed": seed},
         lender=Lender(name=lender_name, address="1 Example Street, Taipei", contact="credit@example.com",
                       review_contact="review@example.com, +886 2 0000 0000"),
+        notice=NoticeSection(regime="eu", postal_contact="Decisions Review, 1 Example Street, Taipei",
+                             email_contact="review@example.com", data_protection_authority="Example DPA, Example City",
+                             federal_agency="Example Federal Agency, Washington, DC"),
         data=DataSection(
             source=LOCAL_SOURCE, rows=len(frame), data_hash="3e675d9e" + "ab" * 28, header_variant="named",
             default_rate=float(y.mean()),
@@ -436,18 +440,23 @@ def test_declined_notice_carries_every_checklist_item(run, tmp_path):  # noqa: A
     # the decision, its date, and who decided
     assert "We have declined your application" in text
     assert "23 November 2026" in text
-    for key in ("name", "address", "contact", "review_contact"):
+    for key in ("name", "address", "contact"):
         assert flat(getattr(record.lender, key)) in text
-    assert "automated" in text
-    # principal reasons: at most four, as written by the explanation step, none protected
-    expected = [r["text"] for r in a.reasons if not S.BY_NAME[r["feature"]].protected][:4]
+    for key in ("postal_contact", "email_contact", "data_protection_authority"):
+        assert flat(getattr(record.notice, key)) in text
+    assert "A computer model made this decision" in text
+    # principal reasons: at most four, exactly as written by the explanation step (none dropped)
+    expected = [r["text"] for r in a.reasons][:4]
     assert expected and all(flat(r) in text for r in expected)
     # contributions chart: labels of this applicant's largest SHAP values with their signed points
     top = max(a.shap, key=lambda n: abs(a.shap[n]))
     assert S.BY_NAME[top].label in text and f"{a.shap[top] * 100:+.1f}" in text
-    # what would have changed the decision
+    # what would have changed the decision, in the past tense, with the stated margin
     for change in a.counterfactual["changes"]:
-        assert flat(change["text"]) in text
+        f = S.BY_NAME[change["feature"]]
+        assert flat(f.describe(change["to"])) in text and flat(f.describe(change["from"])) in text
+    assert "would most likely have said yes" in text and "You cannot change the past" in text
+    assert "at least 2 points below our cut-off" in text
     # the data used: every raw value of this applicant, described with the schema
     for f in S.FEATURES:
         named = f"{f.month}: {f.describe(a.features[f.name])}" if f.month else f.describe(a.features[f.name])
@@ -455,8 +464,8 @@ def test_declined_notice_carries_every_checklist_item(run, tmp_path):  # noqa: A
     for title in DATA_GROUP_TITLES.values():
         assert title in text
     # logic and rights
-    for phrase in ("How the decision was made", "neural network", "Art. 22(3)", "Art. 16", "contest",
-                   "Human review", "12 CFR 1002.9", "Your rights"):
+    for phrase in ("How we made the decision", "neural network", "Article 22(3)", "Article 16", "contest",
+                   "Ask for a person", "AI Act Article 86", "complain to the data protection authority", "Your rights"):
         assert phrase in text, phrase
     # the reference: run, model and data versions, and this applicant
     assert f"{run.run_id}/{applicant_id}" in text

@@ -14,11 +14,13 @@ through the model's layers. The package computes, for the whole portfolio:
   `exact_shap` / `grouped_shap` enumerate every coalition (exact; grouped
   over the schema's feature groups such as "repayment history");
 - `tree_shap`: TreeExplainer values of the surrogate tree, to compare;
-- LIME weights (`lime_explain`) and counterfactuals (`counterfactuals`);
+- LIME weights (`lime_explain`) and counterfactuals (`counterfactuals`:
+  only changes the schema declares plausible, checked by
+  `plausibility_violations` against its `RULES`);
 - gradient attributions (`Differentiable` models only): loss gradients,
   saliency, Integrated Gradients (with its `completeness_gap`);
-- principal reasons (`principal_reasons`: at most four risk-raising,
-  non-protected factors in plain words) and the `stability` of the top
+- principal reasons (`principal_reasons`: exactly the (at most four) inputs
+  that raised the risk most, none withheld) and the `stability` of the top
   factors across SHAP, LIME and the surrogate's decision path;
 - global importance per method and their Spearman agreement.
 
@@ -44,6 +46,7 @@ from ._method import (
     MethodResult,
     PortfolioInputs,
 )
+from ._plausibility import RULES, plausibility_violations
 from ._portfolio import BACKENDS, LIMITATIONS, NOT_APPLICABLE, PortfolioExplanation, explain_portfolio
 from ._reasons import MAX_REASONS, Reason, principal_reasons, reasons_json
 from ._registry import METHODS, importance_merges
@@ -67,6 +70,7 @@ __all__ = [
     "OVER_APPLICANTS",
     "OVER_DECLINED",
     "REFERENCE_NSAMPLES",
+    "RULES",
     "SAME_IN_EVERY_CHUNK",
     "STABILITY_FLAG_BELOW",
     "STD_SCALED",
@@ -99,6 +103,7 @@ __all__ = [
     "model_function",
     "model_groups",
     "path_factors",
+    "plausibility_violations",
     "principal_reasons",
     "rank_agreement",
     "reasons_json",

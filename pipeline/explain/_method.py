@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from ..audited_model import AuditedModel, capability, members
+from ..constants import COUNTERFACTUAL_MARGIN
 from ._values import Attributions
 
 # How a global importance of chunks combines into the portfolio's (pipeline.explain_chunks):
@@ -41,7 +42,9 @@ class PortfolioInputs:
 
     `declined` holds row positions in `frame`; `training_frame` is the
     training split (LIME's sampling statistics, counterfactual candidates);
-    `labels` the observed labels of `frame`, or None when unknown.
+    `labels` the observed labels of `frame`, or None when unknown;
+    `counterfactual_margin` and `max_limit_factor` the audit configuration's
+    `[audit.counterfactuals]` settings.
     """
 
     model: AuditedModel
@@ -56,6 +59,8 @@ class PortfolioInputs:
     backend: str
     n_coalitions: int
     lime_samples: int
+    counterfactual_margin: float = COUNTERFACTUAL_MARGIN
+    max_limit_factor: float | None = None  # None: the schema's Feature.max_factor
 
     @property
     def features(self) -> tuple[str, ...]:

@@ -2,9 +2,10 @@
 
 `explain_portfolio` runs every registered method (`_registry.METHODS`) once
 over the portfolio, then assembles what needs several of them: principal
-reasons (from SHAP), the stability of the top factors (SHAP, LIME, the
-surrogate's path) and the overlap of the surrogate's and the model's top
-features. It returns one immutable `PortfolioExplanation`: per-applicant
+reasons (from SHAP), Regulation B's elderly-rule check (where AGE is an
+input: how many applicants aged 62 or more have age counted against them),
+the stability of the top factors (SHAP, LIME, the surrogate's path) and the
+overlap of the surrogate's and the model's top features. It returns one immutable `PortfolioExplanation`: per-applicant
 columns aligned row by row with the frame (docs/outputs.md), global
 importance per method with their rank agreement, and a JSON-able summary for
 audit.json. Reports and flows consume this object; they never call an
@@ -24,9 +25,10 @@ import pandas as pd
 import torch
 
 from ..audited_model import check_auditable
+from ..constants import COUNTERFACTUAL_MARGIN, ELDERLY_AGE
 from ._importance import rank_agreement
 from ._method import Method, MethodResult, PortfolioInputs
-from ._reasons import MAX_REASONS, principal_reasons, reasons_json
+from ._reasons import MAX_REASONS, MIN_CONTRIBUTION, principal_reasons, reasons_json
 from ._registry import METHODS, limitations
 from ._shap import BACKENDS, MSG_BACKEND, check_backend
 from ._shap_batched import DEFAULT_COALITIONS
@@ -41,6 +43,7 @@ NOT_APPLICABLE = "not_applicable"  # summary key: {method: why it could not expl
 # The assembly's own per-applicant columns (docs/outputs.md); the methods' columns come first.
 REASONS, STABILITY = "reasons", "stability"
 SURROGATE_NOTE = "overlap of the top-4 features by |SHAP| of the MLP and by |TreeSHAP| of the surrogate"
+AGE = "AGE"  # the schema's age column, for Regulation B's elderly rule
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,23 @@ def _surrogate_vs_model(results: dict[str, MethodResult]) -> dict:
     }
 
 
+def elderly_rule(shap: np.ndarray, frame: pd.DataFrame, features: tuple[str, ...], declined: np.ndarray) -> dict:
+    """Regulation B, 12 CFR 1002.6(b)(2)(ii): applicants aged ELDERLY_AGE or more whose age raised their risk.
+
+    Where age is not a model input nothing can count it against anyone: `age_is_input` False, counts 0.
+    """
+    if AGE not in features:
+        return {"age_is_input": False, "min_age": ELDERLY_AGE, "elderly": int((frame[AGE] >= ELDERLY_AGE).sum())
+                if AGE in frame else 0, "age_counted_against": 0, "declined_age_counted_against": 0}
+    elderly = frame[AGE].to_numpy(np.float64) >= ELDERLY_AGE
+    against = elderly & (np.nan_to_num(shap[:, features.index(AGE)]) > MIN_CONTRIBUTION)
+    was_declined = np.zeros(len(frame), dtype=bool)
+    was_declined[declined] = True
+    return {"age_is_input": True, "min_age": ELDERLY_AGE, "elderly": int(elderly.sum()),
+            "age_counted_against": int(against.sum()),
+            "declined_age_counted_against": int((against & was_declined).sum())}
+
+
 def explain_portfolio(
     model,
     surrogate,
@@ -151,6 +171,8 @@ def explain_portfolio(
     n_coalitions: int = DEFAULT_COALITIONS,
     lime_samples: int = 5000,
     max_reasons: int = MAX_REASONS,
+    counterfactual_margin: float = COUNTERFACTUAL_MARGIN,
+    max_limit_factor: float | None = None,
 ) -> PortfolioExplanation:
     """Every registered method over `frame` (LIME and counterfactuals for the declined rows), reasons, stability.
 
@@ -159,6 +181,8 @@ def explain_portfolio(
     training split, for LIME's sampling statistics and the counterfactual
     candidate values (defaults to `background`). `labels`: the observed labels
     of `frame`, for the loss-gradient importance (skipped if None).
+    `counterfactual_margin`, `max_limit_factor`: the counterfactual search's
+    settings (`[audit.counterfactuals]`; None: the schema's limit factor).
     """
     check_backend(backend)
     inputs = PortfolioInputs(
@@ -174,10 +198,14 @@ def explain_portfolio(
         backend=backend,
         n_coalitions=n_coalitions,
         lime_samples=lime_samples,
+        counterfactual_margin=counterfactual_margin,
+        max_limit_factor=max_limit_factor,
     )
     results, seconds, skipped = _run_methods(METHODS, inputs)
     start = time.perf_counter()
-    reasons = principal_reasons(results["shap"].attributions.values, frame, inputs.features, max_reasons)
+    shap = results["shap"].attributions.values
+    reasons = principal_reasons(shap, frame, inputs.features, max_reasons, reference=background)
+    elderly = elderly_rule(shap, frame, inputs.features, inputs.declined)
     seconds["reasons"] = time.perf_counter() - start
 
     cols = {name: values for r in results.values() for name, values in r.columns.items()}
@@ -194,6 +222,7 @@ def explain_portfolio(
         "declined": len(inputs.declined),
         "features": list(inputs.features),
         "methods": {name: r.description for name, r in results.items() if r.description is not None},
+        "elderly_rule": elderly,
     }
     for r in results.values():
         details.update(r.details)
