@@ -29,14 +29,26 @@ GRADE_MAX = 8.0
 
 
 def textstat():  # noqa: ANN201 - the textstat module
+    """textstat, imported with a stand-in `pkg_resources` that is removed again at once.
+
+    The stand-in stays visible only to textstat (which keeps its own reference): left in
+    `sys.modules`, it would mislead every later import of `pkg_resources` in the session
+    (pytest's `syspath_prepend` asks it for `fixup_namespace_packages`).
+    """
+    if "textstat" in sys.modules:
+        return sys.modules["textstat"]
     try:
         import pkg_resources  # noqa: F401
+        shimmed = False
     except ModuleNotFoundError:
         shim = types.ModuleType("pkg_resources")
         shim.resource_stream = lambda package, name: importlib.resources.files(package).joinpath(name).open("rb")
-        sys.modules["pkg_resources"] = shim
-    import textstat as module
-
+        sys.modules["pkg_resources"], shimmed = shim, True
+    try:
+        import textstat as module
+    finally:
+        if shimmed:
+            del sys.modules["pkg_resources"]
     return module
 
 
