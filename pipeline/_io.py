@@ -10,12 +10,18 @@ from pathlib import Path
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"  # `.<name>.<random>.tmp`, beside the file it will become
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> Path:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    `mode` is set on the temporary file before the first byte is written (a private key is
+    never readable by others, not even for a moment).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

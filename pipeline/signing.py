@@ -25,13 +25,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ._io import atomic_write_bytes
 
 KEYSTORE_ENV = "CREDIT_AUDIT_KEYSTORE"
 UNSIGNED_ENV = "CREDIT_AUDIT_UNSIGNED"
@@ -142,17 +143,7 @@ class Signer:
 
 def _write_private(path: Path, data: bytes) -> None:
     """Write with mode 0600 from the first byte (a temporary file, then renamed over `path`)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data, mode=0o600)
 
 
 def create_key(keystore: str | Path | None = None, force: bool = False) -> Signer:
