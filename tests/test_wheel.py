@@ -111,7 +111,16 @@ def _cli(installed: dict, *args: str, timeout: float = 120) -> subprocess.Comple
 
 
 @pytest.fixture(scope="module")
-def run_dir(installed) -> Path:
+def public_key(installed) -> Path:
+    """The operator's key, made by the installed command in the fresh HOME's keystore (outside every run)."""
+    _cli(installed, "keys", "init")
+    key = Path(installed["env"]["HOME"]) / ".config" / "credit-audit" / "keys" / "signing-key.pub"
+    assert key.is_file()
+    return key
+
+
+@pytest.fixture(scope="module")
+def run_dir(installed, public_key) -> Path:  # noqa: ARG001 - the run is signed with that key
     out = installed["work"] / "runs" / "slice"
     done = _cli(installed, "run", "--data", str(installed["data"]), "--out", str(out), "--device", "cpu",
                 "--notice-limit", "5", timeout=RUN_TIMEOUT_S)
@@ -138,9 +147,9 @@ def test_run_writes_the_report_and_notices(run_dir):
     assert len(list((run_dir / "reports" / "notices").glob("*.pdf"))) == 5
 
 
-def test_verify_accepts_the_run(installed, run_dir):
-    done = _cli(installed, "verify", "--run", str(run_dir))
-    assert "verified: no altered or missing record" in done.stdout
+def test_verify_accepts_the_run(installed, run_dir, public_key):
+    done = _cli(installed, "verify", "--run", str(run_dir), "--public-key", str(public_key))
+    assert "no altered, missing or removed record" in done.stdout and done.stdout.startswith("run ")
 
 
 def test_notice_for_one_applicant(installed, run_dir):
