@@ -157,11 +157,10 @@ def _prune_notices(run_dir: Path, keep: list[Path]) -> int:
     return len(stale)
 
 
-def _report_inputs(run_dir: Path, record: RunRecord, previous_dir: Path | None) -> str:
+def _report_inputs(run_dir: Path, record: RunRecord, previous: RunRecord | None) -> str:
     """What the global report renders: this record, the run's tables, and the previous run's record."""
     tables = [O.sha256_file(p) if p.exists() else None for p in (run_dir / t for t in REPORT_TABLES)]
-    before = record_digest(load_record(previous_dir)) if previous_dir else None
-    return inputs_digest(record_digest(record), tables, before)
+    return inputs_digest(record_digest(record), tables, record_digest(previous) if previous else None)
 
 
 def _created(run_dir: Path, run_id: str, fixed: str | None) -> str:
@@ -171,13 +170,12 @@ def _created(run_dir: Path, run_id: str, fixed: str | None) -> str:
     try:
         old = load_record(run_dir)
     except RecordError:
-        return datetime.now(UTC).isoformat(timespec="seconds")
-    return old.created if old.run_id == run_id else datetime.now(UTC).isoformat(timespec="seconds")
+        old = None
+    return old.created if old and old.run_id == run_id else datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _compare(record: RunRecord, table: pd.DataFrame, previous_dir: Path) -> RunRecord:
+def _compare(record: RunRecord, table: pd.DataFrame, previous_dir: Path, previous: RunRecord) -> RunRecord:
     """The record with 'what changed' since the previous run and the human overrides recorded in it."""
-    previous = load_record(previous_dir)
     changes = compare_runs(previous, record, pd.read_parquet(previous_dir / O.APPLICANTS), table)
     overrides = HumanOverrides(previous_run=previous.run_id, items=tuple(review_overrides(previous_dir)))
     return record.model_copy(update={"changes": changes, "human_overrides": overrides})
@@ -267,11 +265,12 @@ def audit_flow(
         "versions": {**core.versions, "weasyprint_patches": ", ".join(pdf_engine_patches()) or "none (refused)"},
     })
     previous_dir = Path(previous) if previous else find_previous_run(run_dir, run_id)
-    if previous_dir:
-        record = _compare(record, table, previous_dir)
+    before = load_record(previous_dir) if previous_dir else None  # read once: comparison, gates, report key
+    if before:
+        record = _compare(record, table, previous_dir, before)
     record = _assess(record, portfolio, split, model, table, config.seed, fairness_table)
     timer.lap("challengers_stress_and_conclusion")
-    gates = evaluate_gates(record, config.gates, load_record(previous_dir) if previous_dir else None)
+    gates = evaluate_gates(record, config.gates, before)
     record = record.model_copy(update={"gates": gates})
     if not gates.passed:
         log.warning("release gates FAILED: %s", "; ".join(c.message for c in gates.failed))
@@ -279,7 +278,7 @@ def audit_flow(
     write_record(run_dir, record.model_copy(update={"timings": {} if fixed else dict(timer.times)}))
 
     report = durable(T.render_report, run_dir)(str(run_dir), str(previous_dir) if previous_dir else None,
-                                                key=key("report", _report_inputs(run_dir, record, previous_dir)))
+                                                key=key("report", _report_inputs(run_dir, record, before)))
     timer.lap("report")
     notices = _notices(run_dir, record, table, key, notice_workers, notice_limit)
     if pruned := _prune_notices(run_dir, notices):
