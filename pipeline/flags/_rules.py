@@ -289,9 +289,10 @@ def _no_counterfactual(ctx: _Context) -> Hits:
     declined = ctx.declined
     found = np.array([bool((_parse_cf(c) or {}).get("found")) for c in cells], dtype=bool)
     mask = declined & ~found
+    changeable = ", ".join(f.label.lower() for f in S.FEATURES if f.mutable)  # the schema says what can change
     reasons = [
-        "no change to what the applicant can act on (credit limit, last repayment, last payment) "
-        "was found that would turn this decline into an approval"
+        f"no plausible change ({changeable}, within the schema's rules) was found that would turn this decline "
+        "into an approval"
     ] * int(mask.sum())
     return mask, reasons, np.full(int(mask.sum()), np.nan)
 
