@@ -52,6 +52,10 @@ WRITE_TRIES = 20
 
 MSG_NOT_SEALED = "{run}: the run is not sealed yet (manifest.json is missing): files cannot be added to it"
 MSG_BAD_PATH = "{path}: not a file that an addendum may add to run {run}"
+MSG_RUN_KEY = (
+    "{run} is sealed with key {key_id}: files are added to it only with that key (this has {got}); "
+    "use the keystore that holds it, or write outside the run with --out"
+)
 MSG_UNREADABLE = "{source}: not a manifest addendum ({why})"
 MSG_UNEXPECTED = "{source}: not an addendum (addenda are named NNNN.json)"
 MSG_GAP = "{source}: missing, yet addendum {later} follows it: an addendum was removed"
@@ -193,6 +197,29 @@ def _safe_rel(rel: str) -> bool:
     )
 
 
+def relative_in_run(run_dir: str | Path, path: str | Path) -> str:
+    """`path` relative to the run, or AddendumError when an addendum may not add it (checked before writing)."""
+    run_dir = Path(run_dir)
+    try:
+        rel = Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
+    except ValueError:
+        raise AddendumError(MSG_BAD_PATH.format(path=path, run=run_dir)) from None
+    if not _safe_rel(rel):
+        raise AddendumError(MSG_BAD_PATH.format(path=rel, run=run_dir))
+    return rel
+
+
+def check_signer(run_dir: str | Path, signer: Signer | None) -> None:
+    """Refuse to add to a signed run without its key, or with another one (verify would then fail)."""
+    sig = Path(run_dir) / MANIFEST_SIG
+    if not sig.is_file():
+        return
+    key_id = json.loads(sig.read_text(encoding="utf-8")).get("key_id")
+    if signer is None or signer.key_id != key_id:
+        got = "no key" if signer is None else f"key {signer.key_id}"
+        raise AddendumError(MSG_RUN_KEY.format(run=run_dir, key_id=key_id, got=got))
+
+
 def publish_new(path: str | Path, data: bytes) -> Path:
     """Write `path` atomically, never over an existing file (FileExistsError): an issued file is never replaced.
 
@@ -224,12 +251,8 @@ def add_files(run_dir: str | Path, run_id: str, files: Collection[Path], why: st
     digest = manifest_digest(run_dir)
     if digest is None:
         raise AddendumError(MSG_NOT_SEALED.format(run=run_dir))
-    listed: dict[str, dict] = {}
-    for f in files:
-        rel = Path(f).resolve().relative_to(run_dir.resolve()).as_posix()
-        if not _safe_rel(rel):
-            raise AddendumError(MSG_BAD_PATH.format(path=rel, run=run_dir))
-        listed[rel] = {"sha256": sha256_file(f), "bytes": Path(f).stat().st_size}
+    check_signer(run_dir, signer)
+    listed = {relative_in_run(run_dir, f): {"sha256": sha256_file(f), "bytes": Path(f).stat().st_size} for f in files}
     for _ in range(WRITE_TRIES):
         found, _problems = addendum_files(run_dir)
         number = max(found, default=0) + 1

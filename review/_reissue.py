@@ -25,7 +25,7 @@ newest review entry names: `served_notice`).
 
 from __future__ import annotations
 
-import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -33,9 +33,7 @@ from pipeline import addenda
 from pipeline.layout import NOTICES_DIR
 from pipeline.signing import Signer
 
-from ._store import NOTICE_FIELD, Outcome, Review
-
-log = logging.getLogger(__name__)
+from ._store import DB_ENV, DB_FILE, NOTICE_FIELD, Outcome, Review, ReviewStore, review_dir
 
 TAKES_EFFECT = (Outcome.CONFIRM, Outcome.OVERRIDE_APPROVE, Outcome.OVERRIDE_DECLINE)
 MAX_VERSION_TRIES = 50
@@ -138,6 +136,18 @@ def reviewed_decision(review: Review):  # noqa: ANN201 - reports.ReviewedDecisio
 def current_review(history: Sequence[Review]) -> Review | None:
     """The newest review of one applicant that re-issued their notice: what the applicant is now served."""
     return next((r for r in reversed(history) if r.notice), None)
+
+
+def latest_reissue(run_dir: str | Path, applicant_id: int, db_url: str | None = None) -> Review | None:
+    """The newest review that re-issued this applicant's notice, read without creating a store (None: none)."""
+    url = db_url or os.environ.get(DB_ENV)
+    if url is None and not (review_dir(run_dir) / DB_FILE).exists():
+        return None
+    store = ReviewStore(run_dir, db_url=url)
+    try:
+        return current_review(store.history(int(applicant_id)))
+    finally:
+        store.close()
 
 
 def served_notice(run_dir: str | Path, history: Sequence[Review]) -> Path | None:
