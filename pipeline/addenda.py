@@ -11,16 +11,17 @@ and then one addendum, `manifest-addendum/NNNN.json` (0001, 0002, ...):
     {"kind", "format", "run_id", "number", "prev_sha256", "files": {path: {"sha256", "bytes"}},
      "why", "time", "key_id", "public_key", "signature"}
 
-`prev_sha256` chains it to what came before (the first addendum to
-manifest.json's SHA-256, each later one to the file of the addendum before
-it) and `signature` is the operator key's Ed25519 signature of
+`prev_sha256` chains it to what came before (the first addendum to a hash of
+the run id, each later one to the file of the addendum before it: rooted in
+the run, not in manifest.json, so a run re-sealed to re-judge its gates keeps
+its addenda) and `signature` is the operator key's Ed25519 signature of
 `DOMAIN + canonical(every other field)`, the key that signs the manifest.
 
 `addenda_problems` (called by `verify`) then finds: a listed file altered or
 missing, an addendum edited (its signature), removed from the middle (a gap
 in the numbers or a broken chain), signed by another key or not signed in a
-signed run, or one that lists a file already sealed (a sealed file is never
-replaced). A file in the run that neither the manifest nor an addendum lists
+signed run, or one that lists a file already sealed with other content (a
+sealed file is never replaced). A file in the run that neither the manifest nor an addendum lists
 is reported by `pipeline.outputs.verify_manifest`. Removing the *newest*
 addendum together with its files leaves a consistent run: what it added is
 then bound by the review trail (each re-issue's entry records the new
@@ -30,6 +31,7 @@ or by a checkpoint archived outside the run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -47,6 +49,7 @@ KIND = "credit-audit manifest addendum"
 FORMAT = 1
 DOMAIN = b"credit-audit manifest addendum\n"
 _NAME = re.compile(r"^([0-9]{4,9})\.json$")
+GENESIS_PREFIX = "credit-audit manifest addenda for run "
 _FIELDS = ("run_id", "number", "prev_sha256", "files", "why", "time", "key_id", "public_key", "signature")
 WRITE_TRIES = 20
 
@@ -61,12 +64,12 @@ MSG_UNEXPECTED = "{source}: not an addendum (addenda are named NNNN.json)"
 MSG_GAP = "{source}: missing, yet addendum {later} follows it: an addendum was removed"
 MSG_NUMBER = "{source}: says it is addendum {got}"
 MSG_RUN = "{source}: an addendum of run {got!r}, not {expected!r}"
-MSG_CHAIN = "{source}: does not follow {what} (edited, reordered, or the run was re-sealed after it)"
+MSG_CHAIN = "{source}: does not follow {what} (edited, reordered or moved from another run)"
 MSG_SIGNATURE = "{source}: the signature does not verify with key {key_id} (edited, or written without the private key)"
 MSG_OTHER_KEY = "{source}: signed with key {got}, not with {expected}"
 MSG_UNSIGNED = "{source}: not signed, in a run sealed with key {key_id}"
 MSG_UNSIGNED_TRUSTED = "{source}: not signed: nothing proves who added its files"
-MSG_RESEALS = "{source}: lists {path}, which is already sealed (a sealed file is never replaced)"
+MSG_RESEALS = "{source}: lists {path}, which is already sealed with other content (a sealed file is never replaced)"
 MSG_LISTED_BAD_PATH = "{source}: lists {path}, which is not a file an addendum may add"
 MSG_FILE_MISSING = "{path}: listed in {source} but missing"
 MSG_FILE_ALTERED = "{path}: content differs from {source} (altered)"
@@ -138,6 +141,11 @@ class Addendum:
         if not ok:
             raise AddendumError(MSG_UNREADABLE.format(source=source, why="a field has the wrong type"))
         return cls(**{f: raw[f] for f in _FIELDS})
+
+
+def genesis(run_id: str) -> str:
+    """The `prev_sha256` of a run's first addendum: tied to the run id, so addenda cannot move between runs."""
+    return hashlib.sha256((GENESIS_PREFIX + run_id).encode()).hexdigest()
 
 
 def addendum_path(run_dir: str | Path, number: int) -> Path:
@@ -248,15 +256,14 @@ def add_files(run_dir: str | Path, run_id: str, files: Collection[Path], why: st
     and a writer that lost the race takes the next one.
     """
     run_dir = Path(run_dir)
-    digest = manifest_digest(run_dir)
-    if digest is None:
+    if manifest_digest(run_dir) is None:
         raise AddendumError(MSG_NOT_SEALED.format(run=run_dir))
     check_signer(run_dir, signer)
     listed = {relative_in_run(run_dir, f): {"sha256": sha256_file(f), "bytes": Path(f).stat().st_size} for f in files}
     for _ in range(WRITE_TRIES):
         found, _problems = addendum_files(run_dir)
         number = max(found, default=0) + 1
-        prev = sha256_file(found[number - 1]) if number > 1 else digest
+        prev = sha256_file(found[number - 1]) if number > 1 else genesis(run_id)
         unsigned = Addendum(run_id=run_id, number=number, prev_sha256=prev, files=listed, why=why,
                             time=now_iso(), key_id=None, public_key=None, signature=None)
         addendum = unsigned
@@ -288,7 +295,7 @@ def _file_problems(run_dir: Path, addendum: Addendum, source: str, sealed: Mappi
     for rel, entry in addendum.files.items():
         if not _safe_rel(rel):
             problems.append(MSG_LISTED_BAD_PATH.format(source=source, path=rel))
-        elif rel in sealed:
+        elif rel in sealed and sealed[rel] != entry["sha256"]:
             problems.append(MSG_RESEALS.format(source=source, path=rel))
         elif not (run_dir / rel).is_file():
             problems.append(MSG_FILE_MISSING.format(path=rel, source=source))
@@ -313,7 +320,7 @@ def addenda_problems(run_dir: str | Path, run_id: str, trusted: PublicKey | None
     if not (run_dir / MANIFEST).is_file():
         return [*problems, MSG_NOT_SEALED.format(run=run_dir)], added
     sealed = {rel: str(v["sha256"]) for rel, v in _manifest_files(run_dir).items()}
-    prev, what = manifest_digest(run_dir), "manifest.json"
+    prev, what = genesis(run_id), f"the start of run {run_id}'s addenda"
     for number in range(1, max(found) + 1):
         path = addendum_path(run_dir, number)
         source = _source(path)

@@ -39,11 +39,11 @@ TAKES_EFFECT = (Outcome.CONFIRM, Outcome.OVERRIDE_APPROVE, Outcome.OVERRIDE_DECL
 MAX_VERSION_TRIES = 50
 MSG_NOT_SEALED = "review {seq} (applicant {applicant}): its re-issued notice {path} is not sealed with the SHA-256 it records"
 MSG_PREVIOUS = "review {seq} (applicant {applicant}): the notice it replaced, {path}, is not the sealed file it records"
+MSG_PATH = "review {seq} (applicant {applicant}): records its notice at {path}, not where its version belongs"
 NOTE_UNNAMED = (
     "{path} is sealed by an addendum but no review names it: a re-issue whose review was not saved "
     "(a failed or interrupted save); it is never served"
 )
-_REVIEW_FIELD_KEYS = ("version", "path", "sha256", "previous_path", "previous_sha256", "replaces", "addendum")
 
 
 class ReissueError(RuntimeError):
@@ -150,12 +150,23 @@ def latest_reissue(run_dir: str | Path, applicant_id: int, db_url: str | None = 
         store.close()
 
 
+def version_path(applicant_id: int, version: object) -> str:
+    """Where version `version` of an applicant's notice lives, relative to the run (built here, never read)."""
+    import reports
+
+    return (NOTICES_DIR / reports.notice_version_filename(int(applicant_id), int(version))).as_posix()
+
+
 def served_notice(run_dir: str | Path, history: Sequence[Review]) -> Path | None:
-    """The applicant's current notice: the newest re-issued version, else None (then the run's own notice)."""
+    """The applicant's current notice: the newest re-issued version, else None (then the run's own notice).
+
+    The path is built from the applicant id and the version number, never taken from the stored
+    string: a database edited to name `../../etc/passwd` serves nothing of the kind.
+    """
     review = current_review(history)
     if review is None:
         return None
-    path = Path(run_dir) / str(review.notice["path"])
+    path = Path(run_dir) / version_path(review.applicant_id, review.notice["version"])
     return path if path.is_file() else None
 
 
@@ -175,6 +186,12 @@ def notice_problems(records: Sequence[tuple[int, Mapping]], sealed: Mapping[str,
         who = {"seq": seq, "applicant": record.get("applicant_id")}
         path = str(notice.get("path"))
         named.add(path)
+        try:
+            expected = version_path(int(record.get("applicant_id")), notice.get("version"))
+        except (TypeError, ValueError):
+            expected = None
+        if path != expected:
+            problems.append(MSG_PATH.format(path=path, **who))
         if sealed.get(path) != notice.get("sha256"):
             problems.append(MSG_NOT_SEALED.format(path=path, **who))
         previous = notice.get("previous_path")

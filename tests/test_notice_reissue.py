@@ -391,3 +391,34 @@ def test_notice_command_refuses_to_add_unsigned_or_to_an_unsealed_run(run_dir, m
     err = capsys.readouterr().err
     assert "is not sealed yet" in err and "Traceback" not in err
     assert not (run_dir / "reports" / "notices" / f"notice_{approved}.pdf").exists()
+
+
+def test_a_notice_path_edited_in_the_database_is_never_served(run_dir, app, overridden, key):
+    """The served path is built from the id and version: a row pointing elsewhere serves nothing else, and fails verify."""
+    import sqlite3
+
+    applicant = int(Path(overridden["path"]).stem.split("_")[1])
+    forged = {**overridden, "path": "audit.json"}
+    with sqlite3.connect(run_dir / "review" / "reviews.sqlite") as db:
+        db.execute("UPDATE reviews SET notice = ? WHERE applicant_id = ?", (json.dumps(forged), applicant))
+    served = app.client.get(f"/notices/{applicant}.pdf")
+    assert served.status_code == 200 and served.content == (run_dir / overridden["path"]).read_bytes()
+    _verify_fails(run_dir, key, "records its notice at audit.json, not where its version belongs")
+
+
+def test_resealing_the_run_keeps_its_addenda(run_dir, overridden, key):
+    """Re-judging a run's gates re-seals its manifest: the addenda (rooted in the run id) still verify."""
+    seal_run(run_dir)  # every file, the re-issued notice included
+    listed = json.loads((run_dir / "manifest.json").read_text())["files"]
+    assert overridden["path"] in listed
+    report = verify_run(run_dir, public_key=key)
+    assert report.ok, report.problems
+
+
+def test_an_addendum_moved_from_another_run_is_caught(run_dir, overridden, key):
+    path = run_dir / overridden["addendum"]
+    doc = json.loads(path.read_text())
+    assert doc["prev_sha256"] == addenda.genesis(load_record(run_dir).run_id)
+    doc["prev_sha256"] = addenda.genesis("another-run")
+    path.write_text(json.dumps(doc))
+    _verify_fails(run_dir, key, "does not follow the start of run")
