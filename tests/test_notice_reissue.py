@@ -422,3 +422,27 @@ def test_an_addendum_moved_from_another_run_is_caught(run_dir, overridden, key):
     doc["prev_sha256"] = addenda.genesis("another-run")
     path.write_text(json.dumps(doc))
     _verify_fails(run_dir, key, "does not follow the start of run")
+
+
+def test_a_save_that_fails_after_the_reissue_leaves_a_sealed_unserved_version(run_dir, app, key, monkeypatch):
+    """A crash between the addendum and the commit: verify passes and notes the version; it is never served."""
+    applicant = _declined_with_notice(run_dir)
+    store = app.app.state.store
+
+    def crash(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(store, "_commit", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        store.save(applicant, "decline", "override_approve", REASON, REVIEWER)
+    orphan = f"reports/notices/notice_{applicant}_v2.pdf"
+    assert (run_dir / orphan).is_file() and store.all() == []
+    report = verify_run(run_dir, public_key=key)
+    assert report.ok, report.problems
+    assert any(orphan in n and "no review names it" in n for n in report.notes)
+    served = app.client.get(f"/notices/{applicant}.pdf")
+    assert served.content == (run_dir / "reports" / "notices" / f"notice_{applicant}.pdf").read_bytes()
+    monkeypatch.undo()
+    notice = app.review(applicant, "override_approve").json()["notice"]
+    assert notice["version"] == 3 and notice["previous_path"].endswith(f"notice_{applicant}.pdf")  # v2 kept, skipped
+    assert verify_run(run_dir, public_key=key).ok
