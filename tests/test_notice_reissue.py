@@ -218,6 +218,9 @@ def test_an_override_to_decline_an_approval_gets_the_denial_text(run_dir, app, k
     assert "The model alone would have said yes" in text and "replaces our letter" not in text
     assert "Give your view, and contest the decision" in " ".join(pages[1].split())
     assert verify_run(run_dir, public_key=key).ok
+    page = app.client.get(f"/applicants/{applicant}").text  # the analyst's page links the re-issued notice
+    assert f'href="/notices/{applicant}.pdf"' in page and f'href="/notices/{applicant}.html"' in page
+    assert app.client.get(f"/notices/{applicant}.pdf").content == (run_dir / notice["path"]).read_bytes()
 
 
 def test_reviewed_notices_read_at_grade_8_or_below(run_dir):
