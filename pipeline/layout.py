@@ -18,3 +18,5 @@ NOTICES_DIR = Path("reports") / "notices"
 BACKGROUND = "background.parquet"
 FAIRNESS = "fairness.parquet"
 FLAGS = "flags.parquet"
+# Signed addenda to the manifest: files added to a sealed run later (re-issued notices), NNNN.json each.
+ADDENDA_DIR = "manifest-addendum"

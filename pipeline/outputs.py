@@ -15,6 +15,7 @@ import io
 import json
 import re
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import pandas as pd
 from ._io import atomic_write_bytes, atomic_write_text, sha256_file
 from .checkpoint import MANIFEST, MANIFEST_SIG, Checkpoint, CheckpointError, manifest_digest
 from .layout import (  # noqa: F401 - re-exported: the run layout
+    ADDENDA_DIR,
     APPLICANTS,
     AUDIT_JSON,
     BACKGROUND,
@@ -35,8 +37,9 @@ from .layout import (  # noqa: F401 - re-exported: the run layout
 from .signing import PublicKey, Signer
 
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
-# Mutable by design (the review store with its own hash-chained log; the resumable-step cache): not in the manifest.
-UNTRACKED_DIRS = ("review", ".cache")
+# Mutable by design (the review store with its own hash-chained log; the resumable-step cache), or sealing
+# themselves (the manifest's signed addenda, pipeline.addenda): not in the manifest.
+UNTRACKED_DIRS = ("review", ".cache", ADDENDA_DIR)
 # Which run a folder belongs to, written before anything else (a run killed early leaves it too).
 OWNER_FILE = Path(".cache") / "run-id"
 MSG_OTHER_RUN = (
@@ -142,8 +145,11 @@ def write_manifest(run_dir: Path, written: list[Path] | None = None) -> Path:
     return write_json(run_dir / MANIFEST, {"format": 1, "files": files})
 
 
-def verify_manifest(run_dir: Path) -> list[str]:
-    """Problems found (empty list = every listed file present and unaltered, nothing unlisted)."""
+def verify_manifest(run_dir: Path, also_sealed: Collection[str] = ()) -> list[str]:
+    """Problems found (empty list = every listed file present and unaltered, nothing unlisted).
+
+    `also_sealed`: paths that the manifest's signed addenda list (pipeline.addenda checks those files).
+    """
     run_dir = Path(run_dir)
     if not (run_dir / MANIFEST).exists():
         return [f"{run_dir / MANIFEST}: missing"]
@@ -157,7 +163,7 @@ def verify_manifest(run_dir: Path) -> list[str]:
             problems.append(f"{rel}: content differs from the manifest (altered)")
     for p in _tracked_files(run_dir):
         rel = p.relative_to(run_dir).as_posix()
-        if rel not in listed:
+        if rel not in listed and rel not in also_sealed:
             problems.append(f"{rel}: not listed in the manifest")
     return problems
 

@@ -14,6 +14,7 @@ are printed as "not computed in this run", never left out silently.
     render_notices(run, None, run.path / "reports/notices", workers=2)   # every declined applicant
     render_notice(run, 1234, out_dir)                                    # one applicant, any decision
     notice_html(run, 1234)                                               # the same notice for the review app
+    notice_pdf(run, 1234, review=ReviewedDecision(...))                  # the notice re-issued after a review
 
 Safety: Jinja2 autoescapes every value and StrictUndefined rejects a missing
 one; WeasyPrint fetches only files under `reports/templates/` (fonts come from
@@ -34,6 +35,9 @@ _LAZY = {
     "render_notice": "._notice",
     "render_notices": "._notice",
     "notice_filename": "._notice_view",
+    "notice_version_filename": "._notice_view",
+    "ReviewedDecision": "._notice_view",
+    "REVIEWER_ROLE": "._notice_view",
     "notice_context": "._notice_view",
     "pdf_engine_patches": "._weasyprint_patches",
     "REPORT_TABLES": "._run",
@@ -48,6 +52,8 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [
     "REPORT_TABLES",
+    "REVIEWER_ROLE",
+    "ReviewedDecision",
     "Applicant",
     "RunResult",
     "audit_html",
@@ -56,6 +62,7 @@ __all__ = [
     "notice_filename",
     "notice_html",
     "notice_pdf",
+    "notice_version_filename",
     "pdf_engine_patches",
     "parse_applicant_id",
     "render_audit_report",

@@ -31,7 +31,7 @@ from weasyprint import Document
 
 from pipeline import atomic_write_bytes
 
-from ._notice_view import general_view, letter_view, notice_filename
+from ._notice_view import ReviewedDecision, general_view, letter_view, notice_filename
 from ._pdf import RENDER_LOCK, engine, inline_css, render_template
 from ._run import RunResult, load_run, parse_applicant_id
 
@@ -48,10 +48,14 @@ MSG_WORKERS = "workers must be at least 1, got {workers}"
 _GENERAL_PAGES: dict[tuple[str, bool], pikepdf.Pdf] = {}
 
 
-def notice_html(run: RunResult, applicant_id: object, standalone: bool = True) -> str:
-    """The whole notice as one HTML page (for the review app); stylesheet inlined when standalone."""
-    letter = letter_view(run, applicant_id)
-    return render_template("notice.html.j2", n=letter, g=general_view(run, letter["declined"]),
+def notice_html(run: RunResult, applicant_id: object, standalone: bool = True,
+                review: ReviewedDecision | None = None) -> str:
+    """The whole notice as one HTML page (for the review app); stylesheet inlined when standalone.
+
+    With `review`, the notice as re-issued after that review (the outcome, who reviewed and when).
+    """
+    letter = letter_view(run, applicant_id, review)
+    return render_template("notice.html.j2", n=letter, g=general_view(run, letter["declined"], review),
                            css=inline_css(NOTICE_CSS) if standalone else "")
 
 
@@ -95,8 +99,16 @@ def layout_letter(html: str) -> Document:
     return engine().layout(html, NOTICE_CSS, LETTER_PAGE_CSS, user_agent=NOTICE_UA_CSS)
 
 
-def notice_pdf(run: RunResult, applicant_id: object) -> bytes:
-    """One applicant's notice as PDF bytes (page 2 reused from this process's cache)."""
+def notice_pdf(run: RunResult, applicant_id: object, review: ReviewedDecision | None = None) -> bytes:
+    """One applicant's notice as PDF bytes (page 2 reused from this process's cache).
+
+    With `review`, the notice re-issued after it: laid out as one document (its page 2 names
+    the review, so the run's cached page 2 does not apply; one notice at a time, so no loss).
+    """
+    if review is not None:
+        with RENDER_LOCK:
+            html = notice_html(run, applicant_id, standalone=False, review=review)
+            return engine().pdf(html, NOTICE_CSS, user_agent=NOTICE_UA_CSS)
     view = letter_view(run, applicant_id)
     html = _letter_html(view)
     with RENDER_LOCK:

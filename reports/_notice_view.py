@@ -9,7 +9,10 @@ lender's limit as a limit the applicant could ask for), the data used about
 this applicant (and only this applicant), the logic involved, the rights of
 the configured regime (`[audit.notice] regime`: "eu" or "us") and the
 reference that ties the notice to the audit run. A declined and an approved
-applicant read different text on both pages. Probabilities are printed so
+applicant read different text on both pages. A notice re-issued after a
+person's review (`ReviewedDecision`, review/_reissue.py) states the outcome,
+that a person reviewed it and when, and how to contest it; it names the
+reviewer by role (`REVIEWER_ROLE`), never by name. Probabilities are printed so
 that different values never look alike (`_env.distinct_pcts`). Every
 sentence is written to read at grade 8 or below (tests/test_notices.py).
 """
@@ -20,6 +23,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline import schema as S
@@ -40,6 +44,52 @@ def notice_filename(applicant_id: object) -> str:
     text = str(applicant_id)
     stem = text if _DIGITS.match(text) else "h" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     return f"notice_{stem}.pdf"
+
+
+def notice_version_filename(applicant_id: object, version: int) -> str:
+    """`notice_<digits>_v<version>.pdf`: a notice re-issued after review (version 1 is `notice_filename`)."""
+    if version < 2:
+        raise ValueError(f"a re-issued notice is version 2 or later, got {version}")
+    return f"{notice_filename(applicant_id).removesuffix('.pdf')}_v{int(version)}.pdf"
+
+
+# Who reviewed, as the applicant reads it: a role, not a staff name. The name is typed by the
+# analyst (not an identity the applicant could check), staff have their own privacy, and the
+# trail keeps the name for the auditor. The applicant's contact for questions is the lender.
+REVIEWER_ROLE = "a credit analyst"
+DECISIONS = ("approve", "decline")
+
+
+@dataclass(frozen=True)
+class ReviewedDecision:
+    """A person's review that took effect, as a re-issued notice states it (no staff name, no internal note).
+
+    `reviewed` is the review's time and `replaces` the date of the version it replaces (both ISO;
+    None when no notice was sent before, as for most approvals); `version` is the new notice's
+    version (2 for the first re-issue).
+    """
+
+    model_decision: str
+    final_decision: str
+    reviewed: str
+    replaces: str | None
+    version: int
+
+    def __post_init__(self) -> None:
+        if self.model_decision not in DECISIONS or self.final_decision not in DECISIONS:
+            raise ValueError(f"decisions are one of {DECISIONS}, got {self.model_decision!r}, {self.final_decision!r}")
+
+    @property
+    def kind(self) -> str:
+        """confirmed_decline / confirmed_approve / overridden_approve / overridden_decline."""
+        if self.model_decision == self.final_decision:
+            return f"confirmed_{self.final_decision}"
+        return f"overridden_{self.final_decision}"
+
+
+def _review(review: ReviewedDecision) -> dict:
+    return {"kind": review.kind, "date": long_date(review.reviewed), "role": REVIEWER_ROLE,
+            "version": review.version, "replaces": long_date(review.replaces) if review.replaces else ""}
 
 
 def notice_reference(run: RunResult, applicant_id: int) -> str:
@@ -191,9 +241,13 @@ def _change_text(change: Mapping, applicant: Applicant) -> str:
     return f"your {f.label.lower()} had been {f.describe(after)}, not {f.describe(before)}."
 
 
-def _counterfactual(applicant: Applicant, shown: dict[str, str]) -> dict:
+def _counterfactual(applicant: Applicant, shown: dict[str, str], review: ReviewedDecision | None = None) -> dict:
     cf = applicant.counterfactual
     empty = {"changes": [], "probability": "", "margin": ""}
+    if review is not None and review.final_decision == "approve":
+        return {"status": "not_applicable", **empty}
+    if review is not None and review.kind == "overridden_decline":
+        return {"status": "person_declined", **empty}  # the model said yes: no change to the model's inputs applies
     if not applicant.declined:
         return {"status": "not_applicable", **empty}
     if cf is None:
@@ -301,33 +355,48 @@ def _logic(run: RunResult) -> dict:
     }
 
 
-def letter_view(run: RunResult, applicant_id: object) -> dict:
-    """Page 1: everything the notice says about this applicant, already worded."""
+def _reasons_title(declined: bool, review: ReviewedDecision | None) -> str:
+    if review is not None and review.kind == "overridden_approve":
+        return "What counted against you in the model"
+    if review is not None and review.kind == "overridden_decline":
+        return "What raised your risk the most in the model"
+    return "The main reasons for our decision" if declined else "What counted against you (not enough to decline)"
+
+
+def letter_view(run: RunResult, applicant_id: object, review: ReviewedDecision | None = None) -> dict:
+    """Page 1: everything the notice says about this applicant, already worded (after `review`, when given)."""
     applicant = run.applicant(applicant_id)
+    if review is not None and review.model_decision != applicant.decision:
+        raise ValueError(f"the review names the model's decision {review.model_decision!r}; the run has "
+                         f"{applicant.decision!r} for applicant {applicant.id}")
     shown = _probabilities(run, applicant)
+    declined = applicant.declined if review is None else review.final_decision == "decline"
     return {
         "lender": _lender(run),
         "contacts": _contacts(run),
-        "date": long_date(run.record.created),
+        "date": long_date(run.record.created if review is None else review.reviewed),
         "reference": notice_reference(run, applicant.id),
-        "declined": applicant.declined,
+        "declined": declined,
+        "review": None if review is None else _review(review),
         "probability": shown["probability"],
         "threshold": shown["threshold"],
+        "reasons_title": _reasons_title(declined, review),
         "reasons": _reasons(applicant),
         "chart": _chart(applicant, shown),
-        "counterfactual": _counterfactual(applicant, shown),
+        "counterfactual": _counterfactual(applicant, shown, review),
         "data_groups": _data_groups(run, applicant),
     }
 
 
-def general_view(run: RunResult, declined: bool = True) -> dict:
+def general_view(run: RunResult, declined: bool = True, review: ReviewedDecision | None = None) -> dict:
     """Page 2: the same for every applicant of the run with this decision (logic, rights, run reference)."""
     record = run.record
     return {
         "lender": _lender(run),
         "contacts": _contacts(run),
         "declined": declined,
-        "date": long_date(record.created),
+        "review": None if review is None else _review(review),
+        "date": long_date(record.created if review is None else review.reviewed),
         "logic": _logic(run),
         "run_id": run.run_id,
         "model_hash": record.model.model_hash[:12],

@@ -16,11 +16,15 @@ the signatures, the export and any checkpoint archived outside the run.
     report = verify_run(run_dir, public_key=key, checkpoints=[(name, cp)])   # report.ok, .problems, .notes
     repair_run(run_dir)                          # re-export what an interrupted write left out; refuses the rest
     review_overrides(run_dir)                    # human overrides, for the next global report
+
+A review that takes effect re-issues the applicant's notice (`NoticeReissuer`, the store's
+`on_effect` hook): a new version, sealed by a signed manifest addendum, named in the entry.
 """
 
 from pipeline import lazy_getattr
 
 from ._export import csv_safe, reviews_csv
+from ._reissue import NoticeReissuer, ReissueError, latest_reissue, reviewed_decision, served_notice
 from ._store import (
     OUTCOME_LABELS,
     REVIEW_DIR,
@@ -60,6 +64,8 @@ __all__ = [
     "OUTCOME_LABELS",
     "REVIEW_DIR",
     "BodyLimit",
+    "NoticeReissuer",
+    "ReissueError",
     "Outcome",
     "RepairReport",
     "Review",
@@ -71,12 +77,15 @@ __all__ = [
     "check_loopback",
     "create_app",
     "csv_safe",
+    "latest_reissue",
     "load_review_run",
     "repair_run",
     "review_overrides",
+    "reviewed_decision",
     "reviews_csv",
     "seal_run",
     "serve",
+    "served_notice",
     "trail_head",
     "validate_review",
     "verify_run",

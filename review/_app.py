@@ -25,6 +25,7 @@ from pipeline.signing import Signer
 
 from ._body_limit import MAX_BODY_BYTES, BodyLimit
 from ._export import reviews_csv
+from ._reissue import NoticeReissuer, ReissueError, current_review, reviewed_decision, served_notice
 from ._run import ReviewRun, load_review_run
 from ._security import AUTH_COOKIE, CSP, CSRF_COOKIE, MSG_CSRF, MSG_HOST, MSG_TOKEN, NOTICE_CSP, TOKEN_HEADER, Guard
 from ._store import Review, ReviewStore, ReviewValidationError
@@ -78,7 +79,8 @@ def create_app(
 ) -> FastAPI:
     """The app over one run directory; `token` authorises writes, `signer` (else the keystore's key) signs them."""
     run = run or load_review_run(run_dir)
-    store = ReviewStore(run.path, db_url=db_url, run_id=run.run_id, signer=signer, unsigned=unsigned, keystore=keystore)
+    store = ReviewStore(run.path, db_url=db_url, run_id=run.run_id, signer=signer, unsigned=unsigned, keystore=keystore,
+                        on_effect=NoticeReissuer(run.report_run()))  # a decision that takes effect re-issues the notice
     try:
         store.prepare_writes()  # NoSigningKey / TrailKeyError now, not at the first save
     except BaseException:
@@ -188,6 +190,8 @@ def create_app(
             saved = store.save(applicant_id, decision, outcome, reason, reviewer)
         except ReviewValidationError as exc:
             return applicant_page(request, applicant_id, status=422, errors=exc.errors, entered=entered)
+        except ReissueError as exc:
+            raise HTTPException(503, f"the review was not saved: its notice could not be re-issued ({exc})") from exc
         response = RedirectResponse(f"/applicants/{applicant_id}?saved={saved.seq}", status_code=303)
         if not guard.signed_in(request):
             response.set_cookie(AUTH_COOKIE, guard.session, httponly=True, samesite="strict", path="/")
@@ -196,7 +200,7 @@ def create_app(
     @app.get("/notices/{applicant_id}.pdf")
     def notice_pdf(applicant_id: int):
         known(applicant_id)
-        path = run.notice_pdf(applicant_id)
+        path = served_notice(run.path, store.history(applicant_id)) or run.notice_pdf(applicant_id)  # the latest version
         if path is None:
             raise HTTPException(404, f"no notice was written for applicant {applicant_id} in this run")
         return FileResponse(path, media_type="application/pdf", filename=path.name)
@@ -204,8 +208,10 @@ def create_app(
     @app.get("/notices/{applicant_id}.html", response_class=HTMLResponse)
     def notice_html(applicant_id: int):
         known(applicant_id)
+        current = current_review(store.history(applicant_id))  # re-issued after review: that version
         try:
-            html = run.notice_html(applicant_id) if run.row(applicant_id)["decision"] == "decline" else None
+            shown = current is not None or run.row(applicant_id)["decision"] == "decline"
+            html = run.notice_html(applicant_id, reviewed_decision(current) if current else None) if shown else None
         except (KeyError, ValueError, FileNotFoundError) as exc:
             raise HTTPException(503, f"the notice could not be rendered for this run: {exc}") from exc
         if html is None:
@@ -285,6 +291,8 @@ def create_app(
             saved = store.save(applicant_id, decision, body.outcome, body.reason, body.reviewer)
         except ReviewValidationError as exc:
             return JSONResponse({"detail": exc.errors}, status_code=422)
+        except ReissueError as exc:
+            raise HTTPException(503, f"the review was not saved: its notice could not be re-issued ({exc})") from exc
         return _review_json(saved)
 
     app.add_middleware(BodyLimit, max_bytes=max_body)  # added last: the outermost layer, before Host or token checks

@@ -106,8 +106,14 @@ class ReviewRun:
         p = self.path / REPORT_PDF
         return p if p.is_file() else None
 
-    def notice_html(self, applicant_id: int) -> str | None:
-        """The reports package's HTML notice for this applicant, when that package provides one."""
+    def report_run(self):  # noqa: ANN201 - reports.RunResult (the reports package is loaded lazily)
+        """The run as the reports package reads it (what notices are rendered from), loaded once."""
+        if self._report_run is None:
+            self._report_run = importlib.import_module("reports").load_run(self.path)
+        return self._report_run
+
+    def notice_html(self, applicant_id: int, review: Any = None) -> str | None:  # noqa: ANN401
+        """The reports package's HTML notice for this applicant (as re-issued after `review`, when given)."""
         try:
             reports = importlib.import_module("reports")
         except ImportError:
@@ -115,9 +121,7 @@ class ReviewRun:
         render, load = getattr(reports, "notice_html", None), getattr(reports, "load_run", None)
         if render is None or load is None:
             return None
-        if self._report_run is None:
-            self._report_run = load(self.path)
-        return str(render(self._report_run, int(applicant_id)))
+        return str(render(self.report_run(), int(applicant_id), review=review))
 
     def surrogate(self) -> Surrogate | None:
         """The run's surrogate tree, refitted from the run's own training rows and the model's decisions.

@@ -13,15 +13,21 @@ the same transaction: a crash leaves both or neither, never one without the
 other. `trail.jsonl` is exported from the database after the commit (see
 _trail.py). The first signed write binds the trail to its key
 (`trail_key`); a write with another key, or unsigned, is then refused.
+
+Where a decision takes effect, the store calls its `on_effect` hook (the
+review app passes review/_reissue.py's NoticeReissuer) under the trail's lock
+before the commit; what it returns (the re-issued notice's path and hashes)
+is the entry's optional `notice` field, so the signed entry binds the files.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -104,10 +110,17 @@ class ReviewRow(_Base):
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    notice: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: the notice re-issued by this review
+
+    def record(self) -> dict:
+        """The trail record: the fields, and `notice` only when this review re-issued one (older hashes hold)."""
+        record = {k: getattr(self, k) for k in RECORD_FIELDS}
+        if self.notice is not None:
+            record[NOTICE_FIELD] = json.loads(self.notice)
+        return record
 
     def entry(self) -> Entry:
-        record = {k: getattr(self, k) for k in RECORD_FIELDS}
-        return Entry(self.seq, self.prev_hash, record, self.entry_hash, self.key_id, self.signature)
+        return Entry(self.seq, self.prev_hash, self.record(), self.entry_hash, self.key_id, self.signature)
 
 
 class CheckpointRow(_Base):
@@ -144,6 +157,10 @@ class TrailKeyError(ValueError):
 
 
 RECORD_FIELDS = ("run_id", "applicant_id", "model_decision", "outcome", "reason", "reviewer", "created")
+NOTICE_FIELD = "notice"  # optional: {version, path, sha256, previous_path, previous_sha256, replaces, addendum}
+# Called where a decision takes effect, under the trail's lock, before the commit:
+# (record, signer, the applicant's earlier reviews) -> the entry's `notice` field, or None.
+EffectHook = Callable[[dict, "Signer | None", "list[Review]"], "dict | None"]
 
 
 @dataclass(frozen=True)
@@ -159,6 +176,7 @@ class Review:
     reviewer: str
     created: str
     entry_hash: str
+    notice: dict | None = field(default=None, compare=False)
 
     @property
     def final_decision(self) -> str:
@@ -174,11 +192,13 @@ class Review:
         return OUTCOME_LABELS.get(self.outcome, self.outcome)
 
     def record(self) -> dict:
-        return {k: getattr(self, k) for k in RECORD_FIELDS}
+        record = {k: getattr(self, k) for k in RECORD_FIELDS}
+        return record if self.notice is None else {**record, NOTICE_FIELD: self.notice}
 
     @classmethod
     def from_row(cls, row: ReviewRow) -> Review:
-        return cls(**{k: getattr(row, k) for k in ("seq", *RECORD_FIELDS, "entry_hash")})
+        return cls(**{k: getattr(row, k) for k in ("seq", *RECORD_FIELDS, "entry_hash")},
+                   notice=None if row.notice is None else json.loads(row.notice))
 
 
 def _clean(text: object, keep_newlines: bool) -> str:
@@ -255,7 +275,7 @@ def _upgrade(engine: Engine) -> None:
     """Add the signature columns to a reviews table written before reviews were signed."""
     have = {c["name"] for c in inspect(engine).get_columns(ReviewRow.__tablename__)}
     with engine.begin() as conn:
-        for name, ddl in (("key_id", "VARCHAR(64)"), ("signature", "TEXT")):
+        for name, ddl in (("key_id", "VARCHAR(64)"), ("signature", "TEXT"), ("notice", "TEXT")):
             if name not in have:
                 conn.execute(text(f"ALTER TABLE {ReviewRow.__tablename__} ADD COLUMN {name} {ddl}"))
 
@@ -275,8 +295,10 @@ class ReviewStore:
         signer: Signer | None = None,
         unsigned: bool = False,
         keystore: str | Path | None = None,
+        on_effect: EffectHook | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
+        self.on_effect = on_effect
         self.run_id = run_id or run_id_of(self.run_dir)
         review_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
         self.db_url = db_url or default_db_url(self.run_dir)
@@ -342,12 +364,16 @@ class ReviewStore:
         signer = self.signer()  # before anything is written: no key, no write (unless unsigned was asked for)
         for _ in range(WRITE_TRIES):
             with self.trail.locked():
+                if self.on_effect is not None and NOTICE_FIELD not in record:  # once, even when a commit is retried
+                    notice = self.on_effect(record, signer, self.history(applicant_id))
+                    record = record if notice is None else {**record, NOTICE_FIELD: notice}
                 try:
                     entry = self._commit(record, signer)
                 except IntegrityError:  # another host's writer took this seq (a server database): next one
                     continue
                 self._export()
-            return Review(seq=entry.seq, entry_hash=entry.hash, **record)
+            return Review(seq=entry.seq, entry_hash=entry.hash, **{k: record[k] for k in RECORD_FIELDS},
+                          notice=record.get(NOTICE_FIELD))
         raise RuntimeError(MSG_SEQ_TAKEN.format(tries=WRITE_TRIES))
 
     def _commit(self, record: dict, signer: Signer | None) -> Entry:
@@ -357,9 +383,11 @@ class ReviewStore:
             last = session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
             seq, prev = (last.seq, last.entry_hash) if last else (0, genesis(self.run_id))
             entry = seal(seq + 1, prev, record).signed(signer)
+            notice = record.get(NOTICE_FIELD)
             session.add(
                 ReviewRow(seq=entry.seq, prev_hash=entry.prev, entry_hash=entry.hash, key_id=entry.key_id,
-                          signature=entry.signature, **record)
+                          signature=entry.signature, notice=None if notice is None else json.dumps(notice),
+                          **{k: record[k] for k in RECORD_FIELDS})
             )
             if signer is not None:
                 cp = Checkpoint.sign(signer, self.run_id, manifest_digest(self.run_dir), entry.seq, entry.hash,

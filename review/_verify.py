@@ -2,7 +2,10 @@
 
 Every problem is reported, not just the first:
 1. the manifest (pipeline.outputs): outputs altered, missing or added, and its signature
-   (`manifest.json.sig`): does it name this manifest, and is it by the key?
+   (`manifest.json.sig`): does it name this manifest, and is it by the key? Its signed addenda
+   (pipeline.addenda: files added later, such as notices re-issued after review), and that
+   every re-issued notice a review entry names is sealed with the hashes it records
+   (review/_reissue.py);
 2. the review database, the trail's source of truth: sequence numbers 1, 2, 3...,
    each entry's hash, each `prev` link, each entry's signature, and every signed
    checkpoint stored beside them (does the chain still reach the head it signed?);
@@ -29,7 +32,8 @@ from pathlib import Path
 from pipeline.checkpoint import Checkpoint, genesis, manifest_digest
 from pipeline.signing import PublicKey
 
-from ._store import DB_FILE, RECORD_FIELDS, TRAIL_FILE, ReviewStore, review_dir, run_id_of
+from ._reissue import notice_problems
+from ._store import DB_FILE, NOTICE_FIELD, RECORD_FIELDS, TRAIL_FILE, ReviewStore, review_dir, run_id_of
 from ._trail import Entry, ExportState, Trail, entry_hash, parse_line
 
 # trail.jsonl (the export)
@@ -197,7 +201,7 @@ def check_export(state: ExportState, entries: list[Entry], run_id: str) -> tuple
         if row is None:
             problems.append(MSG_ENTRY_NO_ROW.format(seq=seq, applicant=got.record.get("applicant_id")))
             continue
-        differs = [k for k in RECORD_FIELDS if row.record.get(k) != got.record.get(k)]
+        differs = [k for k in (*RECORD_FIELDS, NOTICE_FIELD) if row.record.get(k) != got.record.get(k)]
         differs += [
             k
             for k, a, b in (
@@ -299,21 +303,25 @@ def verify_run(
     `public_key` is the operator's key from outside the run; `checkpoints` are (name, checkpoint)
     pairs archived outside the run (they need `public_key`: ValueError otherwise).
     """
+    from pipeline.addenda import addenda_problems, sealed_files
     from pipeline.outputs import manifest_signature_problems, verify_manifest  # pandas: only when verifying
 
     if checkpoints and public_key is None:
         raise ValueError(MSG_CHECKPOINT_NEEDS_KEY)
     run_dir = Path(run_dir)
     run_id = run_id_of(run_dir)
-    manifest = list(verify_manifest(run_dir))
     signature_problems, sealed = manifest_signature_problems(run_dir, run_id, public_key)
-    manifest += signature_problems
+    added_problems, added = addenda_problems(run_dir, run_id, public_key, sealed.key_id if sealed else None)
+    manifest = [*verify_manifest(run_dir, also_sealed=added), *signature_problems, *added_problems]
     notes = [] if sealed is not None or public_key is not None else [NOTE_RUN_UNSIGNED]
 
     store = read_store(run_dir, db_url, run_id)
     entries, stored, trail_key, export = store.entries, store.checkpoints, store.trail_key, store.export
     trail, db_notes, head = check_database(entries, run_id, trail_key, public_key)
     trail = store.problems + trail
+    reissued, reissue_notes = notice_problems([(e.seq, e.record) for e in entries], sealed_files(run_dir), added)
+    manifest += reissued
+    notes += reissue_notes
     export_problems, export_notes, behind, torn = check_export(export, entries, run_id)
     notes += db_notes + export_notes
 

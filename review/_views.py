@@ -249,6 +249,7 @@ def applicant_view(run: ReviewRun, applicant_id: int, history: list[Review]) -> 
     p = float(row["probability"])
     stability = float(row["stability"]) if run.has("stability") and not pd.isna(row["stability"]) else None
     lime = _chart(run, row, LIME, "weight")
+    reissued = any(r.notice for r in history)
     return {
         "run_id": run.run_id,
         "id": int(applicant_id),
@@ -266,8 +267,8 @@ def applicant_view(run: ReviewRun, applicant_id: int, history: list[Review]) -> 
         "counterfactual": _counterfactual(run, row),
         "stability": None if stability is None else f"{stability:.0%}",
         "data": _data_rows(run, row),
-        "notice_pdf": run.notice_pdf(applicant_id) is not None,
-        "notice_html": run.has_notice_html and row["decision"] == "decline",
+        "notice_pdf": reissued or run.notice_pdf(applicant_id) is not None,  # re-issued after review: that version
+        "notice_html": run.has_notice_html and (reissued or row["decision"] == "decline"),
         "history": history,
         "outcomes": outcome_choices(str(row["decision"])),
         "not_computed": NOT_COMPUTED,
