@@ -3,7 +3,7 @@
 Real copies of this dataset differ in their header (named, `X1..X23, Y`, the
 spreadsheet's two-row header, `PAY_1` for `PAY_0`, label spelt with spaces,
 with or without `ID`), so the header is mapped to the schema's names first;
-cell values are then checked by a pandera schema built from `schema.FEATURES`.
+cell values are then checked by the pandera schema built from the schema file.
 Every rejection names the file, the line, the column, the value and what was
 expected, because the person fixing the file needs exactly that.
 
@@ -31,6 +31,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from . import schema as S
+from .schema_pandera import pandera_schema
 
 MSG_EMPTY = "{file}: the file is empty; expected a header line and at least one applicant row"
 MSG_HEADER_ONLY = "{file}: the file has a header but no applicant rows"
@@ -211,19 +212,8 @@ def _parse_ids(cells: pd.Series, file: Path, lines: list[int]) -> np.ndarray:
 
 
 def _pandera_schema() -> pa.DataFrameSchema:
-    columns: dict[str, pa.Column] = {}
-    for f in S.FEATURES:
-        if f.is_categorical:
-            allowed = sorted(f.allowed_codes)
-            if f.kind == "repayment_status":
-                check = pa.Check.in_range(f.minimum, f.maximum, error=f"an integer from {f.minimum:g} to {f.maximum:g}")
-            else:
-                check = pa.Check.isin(allowed, error=f"one of the codes {allowed}")
-        else:
-            check = pa.Check.in_range(f.minimum, f.maximum, error=f"a value from {f.minimum:g} to {f.maximum:g}")
-        columns[f.name] = pa.Column(float, check, nullable=False)
-    columns[S.LABEL_COLUMN] = pa.Column(float, pa.Check.isin([0, 1], error="0 or 1"), nullable=False)
-    return pa.DataFrameSchema(columns, strict=False)
+    """The default schema file's value checks (the same `credit-audit check-schema` applies)."""
+    return pandera_schema(S.SPEC)
 
 
 def _validate_values(frame: pd.DataFrame, file: Path, lines: list[int]) -> None:
