@@ -245,12 +245,21 @@ class SchemaSpec(_Strict):
         return {_code(k): v for k, v in self.label.values.items()}
 
 
+_NESTED: dict[str, type[BaseModel]] = {"features": FeatureSpec, "change": Change, "pays": Pays, "label": Label,
+                                       "source": Source, "payment_rules": PaymentRules, "groups": Group,
+                                       "bands": Band}
+
+
 class _AtKey(ValueError):
     """A rule broken at a key path deeper than the validator that found it."""
 
     def __init__(self, path: tuple, problem: str) -> None:
         super().__init__(problem)
         self.path, self.problem = path, problem
+
+
+def _code_order(code: Code) -> tuple[bool, Code]:
+    return isinstance(code, str), code
 
 
 def _code(key: str) -> Code:
@@ -287,7 +296,7 @@ def _check_feature(f: FeatureSpec, lists: dict[str, dict[str, str]], at: tuple) 
     known = {_code(k) for k in table}
     for code in f.unordered_codes:
         if code not in known:
-            raise _AtKey((*at, "unordered_codes"), MSG_CODE_UNKNOWN.format(codes=sorted(known, key=str), code=code))
+            raise _AtKey((*at, "unordered_codes"), MSG_CODE_UNKNOWN.format(codes=sorted(known, key=_code_order), code=code))
     if f.change.direction != "none" and f.kind not in ("amount", "count"):
         raise _AtKey((*at, "change", "direction"), MSG_DIRECTION_KIND.format(kind=f.kind))
     if f.change.improves_to and f.kind != "status":
@@ -296,7 +305,7 @@ def _check_feature(f: FeatureSpec, lists: dict[str, dict[str, str]], at: tuple) 
         for code in (key, *targets):
             if _code(str(code)) not in known:
                 raise _AtKey((*at, "change", "improves_to", key),
-                             MSG_CODE_UNKNOWN.format(codes=sorted(known, key=str), code=code))
+                             MSG_CODE_UNKNOWN.format(codes=sorted(known, key=_code_order), code=code))
 
 
 def _check_relations(f: FeatureSpec, by_name: dict[str, FeatureSpec], at: tuple,
@@ -333,31 +342,45 @@ def _key_path(loc: tuple, raw: Any) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def _problem(error: dict) -> str:
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys the table at `loc` may hold, for an unknown-key message."""
+    model: type[BaseModel] = SchemaSpec
+    for part in loc[:-1]:
+        model = _NESTED.get(part, model) if isinstance(part, str) else model
+    return list(model.model_fields)
+
+
+def _expected(error: dict) -> str:
     if error["type"] == "extra_forbidden":
-        return "unknown key (a typing mistake?); see README, \"Your own data: the schema file\", for the keys"
+        return f"unknown key (a typing mistake?); expected one of the keys {', '.join(_allowed_keys(tuple(error['loc'])))}"
     if error["type"] == "missing":
-        return "missing required key"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    message = message.replace("Input should be", "expected")
-    if "input" in error and error["type"] not in ("value_error", "assertion_error"):
-        message += f", got {error['input']!r}"
+        return "missing; expected this key (it is required)"
+    message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Input should be ")
     return message
 
 
 def _messages(exc: ValidationError, raw: dict, file: Path) -> list[str]:
-    out: dict[str, list[str]] = {}
+    """One line per key path: every expectation pydantic lists there (union members) joined by "or"."""
+    expected: dict[str, list[str]] = {}
+    got: dict[str, str] = {}
     for error in exc.errors():
-        ctx = error.get("ctx") or {}
-        cause = ctx.get("error")
+        cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, _AtKey):
-            path, problem = _key_path(cause.path, raw), cause.problem
+            path, text = _key_path(cause.path, raw), cause.problem
         else:
-            path, problem = _key_path(tuple(error["loc"]), raw), _problem(error)
-        out.setdefault(path, [])
-        if problem not in out[path]:
-            out[path].append(problem)
-    return [MSG_KEY.format(file=file, path=path, problem=" or ".join(problems)) for path, problems in out.items()]
+            path, text = _key_path(tuple(error["loc"]), raw), _expected(error)
+            if error["type"] not in ("value_error", "assertion_error", "missing", "extra_forbidden"):
+                got[path] = f", got {error['input']!r}"
+        texts = expected.setdefault(path, [])
+        if text not in texts:
+            texts.append(text)
+    lines = []
+    for path, texts in expected.items():
+        problem = " or ".join(texts)
+        if path in got:
+            problem = ("expected " if not problem.startswith("expected") else "") + problem + got[path]
+        lines.append(MSG_KEY.format(file=file, path=path, problem=problem))
+    return lines
 
 
 MAX_SHOWN = 10
