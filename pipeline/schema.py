@@ -135,8 +135,8 @@ class Feature:
         if self.is_categorical:
             meaning = self.allowed_codes.get(int(value))
             return meaning if meaning is not None else f"code {value:g}"
-        if self.unit == "NT$":
-            return f"NT$ {value:,.0f}"
+        if self.kind == "amount" and self.unit:  # a currency: "NT$ 50,000"
+            return f"{self.unit} {value:,.0f}"
         return f"{value:g}{(' ' + self.unit) if self.unit else ''}"
 
 
@@ -237,4 +237,4 @@ def age_band(age: float) -> str:
     for low, high, label in AGE_BANDS:
         if low <= age <= high:
             return label
-    raise ValueError(f"AGE must be between 18 and 120, got {age}")
+    raise ValueError(f"{_BANDED.name} must be between {AGE_BANDS[0][0]} and {AGE_BANDS[-1][1]}, got {age}")
