@@ -53,5 +53,14 @@ def test_the_snapshot_covers_every_public_value():
     assert set(json.loads(SNAPSHOT.read_text())) == set(snapshot())
 
 
+def test_notice_wording_of_groups_is_what_the_notices_held_in_code():
+    """reports/_notice_view.py held these two tables until they moved into the schema file's [groups]."""
+    assert S.REASON_SUBJECTS == {"credit limit": "Your credit limit", "bill amounts": "Your bill",
+                                 "payment amounts": "Your payment"}
+    assert S.GROUP_TITLES == {"credit limit": "Credit limit", "personal": "About you",
+                              "repayment history": "Repayment status, most recent month first",
+                              "bill amounts": "Bill statements", "payment amounts": "Amounts paid"}
+
+
 if __name__ == "__main__":
     SNAPSHOT.write_text(json.dumps(snapshot(), indent=1) + "\n")
