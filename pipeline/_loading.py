@@ -83,10 +83,10 @@ MIN_ROWS_PER_LABEL_PER_SPLIT = 20
 VALIDATION_FRACTION = 0.15  # share of the training split the model holds out (CreditModel's default)
 ID_MAX_TEXT = str(np.iinfo(np.int64).max)
 _ID_PATTERN = r"0|[1-9][0-9]{0,18}"
-_LABEL_MEANINGS = {0: "no default", 1: "default"}
+_LABEL_MEANINGS = S.LABEL_MEANINGS
 
-LABEL_ALIASES = ("default.payment.next.month", "default payment next month", "Y", "y", "default")
-_RENAMES = {"PAY_1": "PAY_0"}
+LABEL_ALIASES = S.LABEL_ALIASES  # the schema file's [label] aliases
+_RENAMES = S.ALIASES  # the schema file's features' aliases: PAY_1 for PAY_0
 _X_NAMES = {f"X{i + 1}": name for i, name in enumerate(S.FEATURE_NAMES)}
 
 
@@ -150,9 +150,10 @@ def _header(rows: list[list[str]], file: Path) -> tuple[list[str], int, str]:
             if delim in first[0]:
                 raise _fail(MSG_DELIMITER, file=file, line=1, delim=delim)
     is_x = any(c in _X_NAMES for c in first)
-    if is_x and len(rows) > 1 and any(c.strip() in S.FEATURE_NAMES or c.strip() == "PAY_1" for c in rows[1]):
+    if is_x and len(rows) > 1 and any(c.strip() in S.FEATURE_NAMES or c.strip() in _RENAMES for c in rows[1]):
         return [_canonical(c) for c in rows[1]], 2, "two-row"
-    variant = "X1..X23" if is_x else ("PAY_1" if "PAY_1" in first else "named")
+    renamed = [c for c in first if c in _RENAMES]  # the variant is named by the first alias: "PAY_1"
+    variant = "X1..X23" if is_x else (renamed[0] if renamed else "named")
     names = [_canonical(c) if c else S.ID_COLUMN for c in first]
     return names, 1, variant
 

@@ -183,6 +183,9 @@ ID_COLUMN: str = SPEC.id_column or "ID"
 LABEL_COLUMN: str = SPEC.label.column
 LABEL_TEXT: str = SPEC.label.text
 LABEL_MEANINGS: dict[int | str, str] = SPEC.label_values
+# Other names of the label and of features in real copies of the data (the loader maps them).
+LABEL_ALIASES: tuple[str, ...] = (LABEL_COLUMN, *SPEC.label.aliases)
+ALIASES: dict[str, str] = {alias: f.name for f in SPEC.features for alias in f.aliases}
 _STATUS = next(f for f in FEATURES if f.kind == "repayment_status")
 PAY_STATUS_MEANINGS: dict[int, str] = dict(_STATUS.codes)
 # -2, -1 and 0 say how an account was used and paid, 1..9 how many months it is late: only the

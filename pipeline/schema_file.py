@@ -47,7 +47,7 @@ MSG_UNKNOWN_LIST = "expected the name of a [code_lists] entry ({known}), got {na
 MSG_RANGE = "expected minimum <= maximum, got {minimum!r} > {maximum!r}"
 MSG_CODE_OUT_OF_RANGE = "code {code} is outside the range {minimum} to {maximum}"
 MSG_CODE_UNKNOWN = "expected codes of this feature ({codes}), got {code!r}"
-MSG_DUPLICATE = "feature {name!r} is declared twice (also features[{first}])"
+MSG_DUPLICATE = "the name {name!r} is declared twice (also in features[{first}])"
 MSG_RESERVED = "{name!r} is the {role} column; it cannot also be a feature"
 MSG_NOT_FEATURE = "expected the name of {what} feature, got {name!r}"
 MSG_TEXT_RANGE = "a feature with text codes has no numeric range; remove minimum/maximum"
@@ -115,6 +115,7 @@ class FeatureSpec(_Strict):
     description: str = ""
     unit: str = ""
     month: str = ""
+    aliases: list[str] = Field(default_factory=list)  # the column's other names in real copies of the data
     minimum: Number | dt.date | None = None
     maximum: Number | dt.date | None = None
     codes: dict[str, str] | str | None = None
@@ -158,6 +159,7 @@ class Label(_Strict):
     text: str = Field(min_length=1)
     adverse: int | str
     values: dict[str, str]  # every label value -> its meaning
+    aliases: list[str] = Field(default_factory=list)  # the column's other names in real copies of the data
 
     @model_validator(mode="after")
     def _adverse_is_a_value(self) -> Label:
@@ -213,12 +215,14 @@ class SchemaSpec(_Strict):
         by_name = {}
         for i, f in enumerate(self.features):
             at = ("features", i)
-            if f.name in seen:
-                raise _AtKey((*at, "name"), MSG_DUPLICATE.format(name=f.name, first=seen[f.name]))
-            seen[f.name] = i
+            for key, name in (("name", f.name), *(("aliases", a) for a in f.aliases)):
+                if name in seen:
+                    raise _AtKey((*at, key), MSG_DUPLICATE.format(name=name, first=seen[name]))
+                seen[name] = i
             by_name[f.name] = f
-            for role, column in (("id", self.id_column), ("label", self.label.column)):
-                if f.name == column:
+            for role, column in (("id", self.id_column), *(("label", c) for c in (self.label.column,
+                                                                                   *self.label.aliases))):
+                if column in (f.name, *f.aliases):
                     raise _AtKey((*at, "name"), MSG_RESERVED.format(name=f.name, role=role))
             _check_feature(f, self.code_lists, at)
         used = {f.group for f in self.features}
