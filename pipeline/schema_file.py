@@ -42,16 +42,17 @@ MSG_MORE = "{file}: ... and {count} more problem(s) in the schema"
 MSG_FORMAT = "expected format = {expected}, the only version this credit-audit reads, got {got!r}"
 MSG_MIXED_CODES = "expected codes that are all whole numbers or all text, got {codes}"
 MSG_NO_CODES = "a {kind} needs `codes` (a table of code = meaning, or the name of a [code_lists] entry)"
-MSG_CODES_ON_NUMBER = "an {kind} has no codes; use kind = \"category\" or \"status\", or remove `codes`"
+MSG_CODES_ON_NUMBER = "kind = \"{kind}\" has no codes; use kind = \"category\" or \"status\", or remove the codes"
 MSG_UNKNOWN_LIST = "expected the name of a [code_lists] entry ({known}), got {name!r}"
 MSG_RANGE = "expected minimum <= maximum, got {minimum!r} > {maximum!r}"
 MSG_CODE_OUT_OF_RANGE = "code {code} is outside the range {minimum} to {maximum}"
 MSG_CODE_UNKNOWN = "expected codes of this feature ({codes}), got {code!r}"
 MSG_DUPLICATE = "the name {name!r} is declared twice (also in features[{first}])"
 MSG_RESERVED = "{name!r} is the {role} column; it cannot also be a feature"
-MSG_NOT_FEATURE = "expected the name of {what} feature, got {name!r}"
+MSG_NOT_FEATURE = "expected the name of a feature of kind {what!r}, got {name!r}"
+MSG_RULE_CODE = "expected a code of the status {status!r} ({codes}), got {code!r}"
 MSG_TEXT_RANGE = "a feature with text codes has no numeric range; remove minimum/maximum"
-MSG_NUMBER_RANGE = "an {kind} needs minimum and maximum"
+MSG_NUMBER_RANGE = "kind = \"{kind}\" needs minimum and maximum (the range of valid values)"
 MSG_DATE_RANGE = "a date needs minimum and maximum written as dates (1990-01-01), got {value!r}"
 MSG_DIRECTION_KIND = "a direction applies to an amount or a count, this is a {kind}; use improves_to for a status"
 MSG_IMPROVES_KIND = "improves_to applies to a status, this is a {kind}"
@@ -84,7 +85,7 @@ class Change(_Strict):
     by: ChangedBy = "nobody"
     direction: Direction = "none"
     improves_to: dict[str, list[int]] = Field(default_factory=dict)  # status code -> reachable codes, easiest first
-    max_factor: float | None = None
+    max_factor: float | None = Field(default=None, gt=1)
     pays: Pays | None = None
 
     @model_validator(mode="after")
@@ -230,7 +231,7 @@ class SchemaSpec(_Strict):
             if name not in used:
                 raise _AtKey(("groups", name), MSG_GROUP.format(groups=sorted(used)))
         for i, f in enumerate(self.features):
-            _check_relations(f, by_name, ("features", i), self.payment_rules)
+            _check_relations(f, by_name, ("features", i), self.payment_rules, self.code_lists)
         return self
 
     @property
@@ -313,17 +314,25 @@ def _check_feature(f: FeatureSpec, lists: dict[str, dict[str, str]], at: tuple) 
 
 
 def _check_relations(f: FeatureSpec, by_name: dict[str, FeatureSpec], at: tuple,
-                     rules: PaymentRules | None) -> None:
-    """Relations between features: a payment's bill is an amount, its status a status, and the rules exist."""
+                     rules: PaymentRules | None, lists: dict[str, dict[str, str]]) -> None:
+    """Relations between features: a payment's bill is an amount, its status a status, the rules name its codes."""
     pays = f.change.pays
     if pays is None:
         return
     for key, kind in (("bill", "amount"), ("status", "status")):
         other = by_name.get(getattr(pays, key))
         if other is None or other.kind != kind:
-            raise _AtKey((*at, "change", "pays", key), MSG_NOT_FEATURE.format(what=f"an {kind}", name=getattr(pays, key)))
+            raise _AtKey((*at, "change", "pays", key), MSG_NOT_FEATURE.format(what=kind, name=getattr(pays, key)))
     if rules is None:
         raise _AtKey((*at, "change", "pays"), MSG_PAYS_RULES)
+    status = by_name[pays.status]
+    codes = {_code(k) for k in [*status.code_table(lists), *status.undocumented_codes]}
+    named = [(("min_share", k), _code(k)) for k in rules.min_share]
+    named += [(("paid_in_full",), rules.paid_in_full), (("paid_minimum",), rules.paid_minimum)]
+    for path, code in named:
+        if code not in codes:
+            raise _AtKey(("payment_rules", *path), MSG_RULE_CODE.format(status=status.name, code=code,
+                                                                        codes=sorted(codes, key=_code_order)))
 
 
 def _key_path(loc: tuple, raw: Any) -> str:
