@@ -125,6 +125,15 @@ def _ids(cells: pd.Series, lines: list[int], problems: list[Problem]) -> None:
         problems.append(Problem(lines[r], name, MSG_DUPLICATE_ID.format(value=text.iat[r], first=lines[first])))
 
 
+def _shown(value: object) -> str:
+    """A cell's value as the person wrote it: 7 not 7.0, a date as 2030-01-01, text quoted."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    return repr(value)
+
+
 def _values(frame: pd.DataFrame, spec: SchemaSpec, lines: list[int], problems: list[Problem]) -> None:
     try:
         pandera_schema(spec, nullable=True).validate(frame, lazy=True)
@@ -133,7 +142,7 @@ def _values(frame: pd.DataFrame, spec: SchemaSpec, lines: list[int], problems: l
         for _, case in cases.iterrows():
             r = int(case["index"])
             value = frame.at[r, case["column"]]
-            shown = f"{value:g}" if isinstance(value, float) else repr(value)
+            shown = _shown(value)
             problems.append(Problem(lines[r], str(case["column"]), MSG_VALUE.format(value=shown, expected=case["check"])))
 
 

@@ -204,3 +204,29 @@ def test_the_shipped_uci_schema_is_valid_from_the_command_line(capsys):
     assert "a valid schema (23 features)" in capsys.readouterr().out
     with pytest.raises(SchemaFileError):
         load_schema(REPO / "pyproject.toml")  # a TOML file that is not a schema
+
+
+LENDER_CSV = """customer_id,opened,region,balance,defaulted
+a1,2019-03-01,north,120.5,no
+a2,2020-11-30,south,-40,yes
+a3,2021-06-15,north,0,no
+"""
+
+
+def test_dates_and_text_ids_from_init_schema_to_check_schema(tmp_path):
+    """Kinds the real files do not have (a date, a text id): inferred, then checked cell by cell."""
+    data = tmp_path / "lender.csv"
+    data.write_text(LENDER_CSV)
+    spec = parse_schema(infer_schema(data), "lender.toml")
+    kinds = {f.name: f.kind for f in spec.features}
+    assert kinds == {"opened": "date", "region": "category", "balance": "amount"}
+    assert spec.id_column == "customer_id" and spec.label.column == "defaulted"
+    assert check_data(spec, data).ok
+    bad = tmp_path / "bad.csv"
+    bad.write_text(LENDER_CSV.replace("2020-11-30", "2020-13-01").replace("a3,2021-06-15", "a1,2030-01-01"))
+    found = [(p.line, p.column, p.message) for p in check_data(spec, bad).problems]
+    assert found == [
+        (3, "opened", "expected a date written as YYYY-MM-DD, got '2020-13-01'"),
+        (4, "customer_id", "duplicate id 'a1' (first seen on line 2)"),
+        (4, "opened", "got 2030-01-01, expected a date from 2019-03-01 to 2021-06-15"),
+    ]
