@@ -21,9 +21,9 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 FORMAT_VERSION = 1
 DEFAULT_SCHEMA = "uci_credit_card.toml"
@@ -62,6 +62,21 @@ MSG_GROUP = "expected the name of a feature group ({groups})"
 MSG_NOT_A_FILE = "{file}: no such schema file"
 
 _INTEGER = re.compile(r"-?[0-9]+")
+# A column name as a header cell holds it after stripping: no control characters, no space at either end,
+# at most the loader's cell cap (pipeline._loading.MAX_CELL_CHARS).
+_COLUMN = re.compile(r"[^\x00-\x1f\x7f\s](?:[^\x00-\x1f\x7f]{0,98}[^\x00-\x1f\x7f\s])?")
+MSG_COLUMN = "expected a column name of 1 to 100 characters, without control characters or spaces at either end"
+MAX_SCHEMA_BYTES = 1_000_000  # real schema files are ~10 kB; a larger file is refused unread
+MSG_TOO_LARGE = "{file}: the schema file is {size:,} bytes; expected at most {limit:,}"
+
+
+def _column_name(name: str) -> str:
+    if not _COLUMN.fullmatch(name):
+        raise ValueError(MSG_COLUMN)
+    return name
+
+
+ColumnName = Annotated[str, AfterValidator(_column_name)]
 
 
 class SchemaFileError(ValueError):
@@ -109,14 +124,14 @@ class Band(_Strict):
 class FeatureSpec(_Strict):
     """One column of the lender's file: what it is, what it may hold, who can change it."""
 
-    name: str = Field(min_length=1)
+    name: ColumnName
     label: str = Field(min_length=1)
     kind: Kind
     group: str = Field(min_length=1)
     description: str = ""
     unit: str = ""
     month: str = ""
-    aliases: list[str] = Field(default_factory=list)  # the column's other names in real copies of the data
+    aliases: list[ColumnName] = Field(default_factory=list)  # the column's other names in real copies of the data
     minimum: Number | dt.date | None = None
     maximum: Number | dt.date | None = None
     codes: dict[str, str] | str | None = None
@@ -156,11 +171,11 @@ class FeatureSpec(_Strict):
 class Label(_Strict):
     """The outcome column and which of its values is the adverse outcome (the one the model predicts)."""
 
-    column: str = Field(min_length=1)
+    column: ColumnName
     text: str = Field(min_length=1)
     adverse: int | str
     values: dict[str, str]  # every label value -> its meaning
-    aliases: list[str] = Field(default_factory=list)  # the column's other names in real copies of the data
+    aliases: list[ColumnName] = Field(default_factory=list)  # the column's other names in real copies of the data
 
     @model_validator(mode="after")
     def _adverse_is_a_value(self) -> Label:
@@ -201,7 +216,7 @@ class SchemaSpec(_Strict):
 
     format: int
     source: Source
-    id_column: str | None = None
+    id_column: ColumnName | None = None
     label: Label
     code_lists: dict[str, dict[str, str]] = Field(default_factory=dict)
     payment_rules: PaymentRules | None = None
@@ -343,7 +358,8 @@ def _key_path(loc: tuple, raw: Any) -> str:
         if isinstance(part, int) and isinstance(node, list) and part < len(node):
             node = node[part]
             name = node.get("name") if isinstance(node, dict) else None
-            parts[-1] += f"[{part}]" + (f" ({name})" if isinstance(name, str) else "")
+            shown = (name if _COLUMN.fullmatch(name) else repr(name)[:40]) if isinstance(name, str) else None
+            parts[-1] += f"[{part}]" + (f" ({shown})" if shown else "")  # a hostile name is shown escaped
         elif isinstance(node, dict) and part in node:
             node = node[part]
             parts.append(str(part))
@@ -420,6 +436,9 @@ def load_schema(path: str | Path) -> SchemaSpec:
     file = Path(path)
     if not file.is_file():
         raise SchemaFileError(MSG_NOT_A_FILE.format(file=file))
+    size = file.stat().st_size
+    if size > MAX_SCHEMA_BYTES:
+        raise SchemaFileError(MSG_TOO_LARGE.format(file=file, size=size, limit=MAX_SCHEMA_BYTES))
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

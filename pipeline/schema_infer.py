@@ -15,6 +15,7 @@ the file it came from, so the person can edit it one step at a time.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._loading import _check_line_lengths, _read_text
 from .schema_file import FORMAT_VERSION
 
 # At most this many distinct whole numbers make a column a guessed category (PAY_x: 11; counts have more).
@@ -115,7 +117,9 @@ def _feature(name: str, column: pd.Series) -> list[str]:
 def infer_schema(path: str | Path) -> str:
     """The text of a starting schema file for the CSV at `path`."""
     file = Path(path)
-    frame = pd.read_csv(file, skipinitialspace=True)
+    text = _read_text(file)  # the loader's guards first: encoding, then line and cell caps
+    _check_line_lengths(text, file)
+    frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
     if frame.empty:
         raise ValueError(MSG_NO_ROWS.format(file=file))
     id_column = _id_column(frame)
@@ -123,13 +127,13 @@ def infer_schema(path: str | Path) -> str:
     features = [str(c) for c in frame.columns if c not in (id_column, label)]
     hints = [c for c in features if PROTECTED_HINTS.search(c)]
     lines = [
-        f"# A starting schema inferred from {file.name} by `credit-audit init-schema`: edit every TODO, then",
-        f"# check it with `credit-audit check-schema --schema THIS_FILE --data {file.name}`.",
+        f"# A starting schema inferred from {_q(file.name)} by `credit-audit init-schema`: edit every TODO, then",
+        "# check it with `credit-audit check-schema --schema THIS_FILE --data DATA_FILE`.",
         "# Format: README, \"Your own data: the schema file\".",
         "#",
         "# Protected attributes are never guessed: no feature below says protected = true. Columns whose",
         "# names suggest one (decide for each, and for any other, then add `protected = true`):",
-        *([f"#   {c}" for c in hints] or ["#   (none by name: look at every column)"]),
+        *([f"#   {_q(c)}" for c in hints] or ["#   (none by name: look at every column)"]),
         "# Nobody can change any value below: add a [features.change] table where a person really can.",
         f"format = {FORMAT_VERSION}",
     ]

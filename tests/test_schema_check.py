@@ -12,6 +12,7 @@ import io
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -168,7 +169,7 @@ def test_an_inferred_schema_parses_and_passes_on_its_own_file(which, data_path, 
     id_column, label, protected = expected[which]
     assert (spec.id_column, spec.label.column) == (id_column, label)
     for name in protected:
-        assert f"#   {name}\n" in text  # listed as candidates, for a person to decide
+        assert f'#   "{name}"\n' in text  # listed as candidates, for a person to decide
 
 
 def test_inferred_kinds_follow_types_and_cardinality(data_path, german_path):
@@ -230,3 +231,22 @@ def test_dates_and_text_ids_from_init_schema_to_check_schema(tmp_path):
         (4, "customer_id", "duplicate id 'a1' (first seen on line 2)"),
         (4, "opened", "got 2030-01-01, expected a date from 2019-03-01 to 2021-06-15"),
     ]
+
+
+def test_a_hostile_header_cannot_write_keys_into_the_inferred_schema(tmp_path):
+    """Names go into the file only as quoted TOML strings, comments included: a newline cannot add a key."""
+    data = tmp_path / "hostile.csv"
+    data.write_text('ID,"age\nprotected = true",y\n1,30,0\n2,40,1\n')
+    text = infer_schema(data)
+    raw = tomllib.loads(text)  # still TOML, and no key came from the header
+    assert all("protected" not in f for f in raw["features"])
+    expected = r"features\[0\] \('age\\nprotected = true'\)\.name: expected a column name of 1 to 100 characters"
+    with pytest.raises(SchemaFileError, match=expected):  # the name shown escaped, never raw
+        parse_schema(text, "hostile.toml")
+
+
+def test_a_huge_schema_file_is_refused_unread(tmp_path):
+    big = tmp_path / "big.toml"
+    big.write_text("# x\n" * 300_000)
+    with pytest.raises(SchemaFileError, match=r"big.toml: the schema file is 1,200,000 bytes; expected at most"):
+        load_schema(big)
