@@ -37,7 +37,6 @@ def _fail(command: str, message: object) -> int:
 
 
 def init_schema(args: argparse.Namespace) -> int:
-    from pipeline._loading import DataValidationError
     from pipeline.schema_infer import infer_schema
 
     data = Path(args.data)
@@ -48,8 +47,8 @@ def init_schema(args: argparse.Namespace) -> int:
         return _fail("init-schema", MSG_EXISTS.format(out=out))
     try:
         text = infer_schema(data)
-    except (ValueError, OSError, UnicodeDecodeError, DataValidationError) as exc:
-        return _fail("init-schema", f"{data}: cannot infer a schema ({exc})")
+    except (ValueError, OSError) as exc:  # a DataValidationError names the file itself
+        return _fail("init-schema", f"cannot infer a schema: {exc}")
     if out is None:
         sys.stdout.write(text)
         return 0
@@ -62,7 +61,7 @@ def init_schema(args: argparse.Namespace) -> int:
 
 
 def check_schema(args: argparse.Namespace) -> int:
-    from pipeline._loading import DataValidationError
+    from pipeline import DataValidationError
     from pipeline.schema_check import check_data
     from pipeline.schema_file import SchemaFileError, load_schema
 

@@ -36,6 +36,7 @@ PROTECTED_HINTS = re.compile(
     r"sex|gender|age|birth|marri|marital|personal_status|race|ethnic|relig|nation|foreign|citizen|disab|pregnan",
     re.IGNORECASE,
 )
+MSG_NOT_CSV = "{file}: not readable as CSV ({reason})"
 MSG_NO_ROWS = "{file}: the file has a header but no rows; a schema is inferred from the values"
 
 
@@ -119,7 +120,10 @@ def infer_schema(path: str | Path) -> str:
     file = Path(path)
     text = _read_text(file)  # the loader's guards first: encoding, then line and cell caps
     _check_line_lengths(text, file)
-    frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+    try:
+        frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(MSG_NOT_CSV.format(file=file, reason=str(exc).strip())) from None
     if frame.empty:
         raise ValueError(MSG_NO_ROWS.format(file=file))
     id_column = _id_column(frame)

@@ -197,7 +197,7 @@ def test_init_schema_on_a_missing_or_empty_file(tmp_path, capsys):
     empty.write_text("a,b\n")
     assert main(["init-schema", "--data", str(empty)]) == 2
     err = capsys.readouterr().err
-    assert "none.csv: no such data file" in err and "empty.csv: cannot infer a schema" in err
+    assert "none.csv: no such data file" in err and "cannot infer a schema:" in err and "empty.csv" in err
 
 
 def test_the_shipped_uci_schema_is_valid_from_the_command_line(capsys):
@@ -250,3 +250,15 @@ def test_a_huge_schema_file_is_refused_unread(tmp_path):
     big.write_text("# x\n" * 300_000)
     with pytest.raises(SchemaFileError, match=r"big.toml: the schema file is 1,200,000 bytes; expected at most"):
         load_schema(big)
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b'a,b\n"x\n', "bad.csv: not readable as CSV (Error tokenizing data"),
+    (b"\xff\xfe,b\n1,2\n", "bad.csv: line 1: the file is not UTF-8 text (byte 0xff)"),
+    (b"a,b\n" + b"1," + b"9" * 20_000 + b"\n", "bad.csv: line 2, column b: the cell is 20,000 characters long"),
+])
+def test_init_schema_names_an_unreadable_file(tmp_path, capsys, content, expected):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    assert main(["init-schema", "--data", str(bad)]) == 2
+    assert expected in capsys.readouterr().err
