@@ -33,7 +33,7 @@ search (pipeline.explain._counterfactual reads it; pipeline.explain's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from .schema_file import FeatureSpec, SchemaSpec, shipped_schema
 
@@ -43,6 +43,8 @@ ChangedBy = Literal["nobody", "applicant", "lender"]
 
 # The schema file calls an ordered status "status"; the code keeps its historic name for the kind.
 _KIND_IN_CODE = {"status": "repayment_status"}
+T = TypeVar("T")
+MSG_DEFAULT_NEEDS = "the default schema file must declare {key}"
 MSG_NOT_NUMERIC = (
     "feature {name!r}: date features and text codes are checked by `credit-audit check-schema` but are not yet"
     " model inputs"
@@ -177,9 +179,16 @@ def features_of(spec: SchemaSpec) -> tuple[Feature, ...]:
     return tuple(_feature(spec, f) for f in spec.features)
 
 
+def _declared(value: T | None, key: str) -> T:
+    """A key the default schema must declare (the UCI flow needs it; a lender's schema may leave it out)."""
+    if value is None:
+        raise ValueError(MSG_DEFAULT_NEEDS.format(key=key))
+    return value
+
+
 SPEC: SchemaSpec = shipped_schema()
 FEATURES: tuple[Feature, ...] = features_of(SPEC)
-ID_COLUMN: str = SPEC.id_column or "ID"
+ID_COLUMN: str = _declared(SPEC.id_column, "id_column")
 LABEL_COLUMN: str = SPEC.label.column
 LABEL_TEXT: str = SPEC.label.text
 LABEL_MEANINGS: dict[int | str, str] = SPEC.label_values
@@ -191,8 +200,8 @@ PAY_STATUS_MEANINGS: dict[int, str] = dict(_STATUS.codes)
 # -2, -1 and 0 say how an account was used and paid, 1..9 how many months it is late: only the
 # months late are an order. "No balance to pay" is not something a person can do: it is not a target.
 PAY_STATUS_CATEGORIES: tuple[int, ...] = _STATUS.unordered_codes
-assert SPEC.payment_rules is not None
-PAID_IN_FULL, PAID_MINIMUM = SPEC.payment_rules.paid_in_full, SPEC.payment_rules.paid_minimum
+_RULES = _declared(SPEC.payment_rules, "[payment_rules]")
+PAID_IN_FULL, PAID_MINIMUM = _RULES.paid_in_full, _RULES.paid_minimum
 # How notices name a feature group: its heading over the applicant's data, and a reason's subject.
 GROUP_TITLES: dict[str, str] = {name: g.title for name, g in SPEC.groups.items()}
 REASON_SUBJECTS: dict[str, str] = {name: g.reason_subject for name, g in SPEC.groups.items() if g.reason_subject}
