@@ -78,6 +78,13 @@ class CheckReport:
         return self.problem_count == 0
 
 
+def _canonical(name: str, spec: SchemaSpec) -> str:
+    """A header cell under the name the schema gives its column (an alias: PAY_1 for PAY_0)."""
+    if name in spec.label.aliases:
+        return spec.label.column
+    return next((f.name for f in spec.features if name in f.aliases), name)
+
+
 def _header(names: list[str], spec: SchemaSpec, file: Path) -> None:
     dups = sorted(n for n, k in Counter(names).items() if k > 1)
     if dups:
@@ -166,7 +173,7 @@ def check_data(spec: SchemaSpec, path: str | Path) -> CheckReport:
     rows, line_of = _csv_rows(text, file)
     if not rows:
         raise DataValidationError(MSG_EMPTY.format(file=file))
-    names = [c.strip() for c in rows[0]]
+    names = [_canonical(c.strip(), spec) for c in rows[0]]
     _header(names, spec, file)
     body, lines = rows[1:], line_of[1:]
     if not body:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from flows.cli import main
+from pipeline import DataValidationError
 from pipeline.schema_check import check_data
 from pipeline.schema_file import GERMAN_CREDIT_SCHEMA, SchemaFileError, load_schema, parse_schema, shipped_schema
 from pipeline.schema_infer import infer_schema
@@ -73,7 +74,6 @@ def test_the_real_uci_file_matches_the_default_schema_with_its_undocumented_code
 
 def test_the_checker_and_the_uci_loader_agree_on_a_bad_value(data_path, tmp_path):
     from pipeline import load_portfolio
-    from pipeline._loading import DataValidationError
 
     rows = _rows(data_path)[:400]
     rows[7][3] = "7"  # EDUCATION: no such code, documented or not
@@ -122,8 +122,6 @@ def test_many_problems_are_counted_and_the_first_ten_shown(german_path, tmp_path
 
 
 def test_a_missing_column_stops_the_check_with_the_header_named(german_path, tmp_path):
-    from pipeline._loading import DataValidationError
-
     rows = [row[:3] + row[4:] for row in _rows(german_path)]  # no purpose
     bad = _write(rows, tmp_path / "g.csv")
     with pytest.raises(DataValidationError, match=rf"{bad}: line 1: missing column\(s\) \['purpose'\] that the schema"):
@@ -262,3 +260,14 @@ def test_init_schema_names_an_unreadable_file(tmp_path, capsys, content, expecte
     bad.write_bytes(content)
     assert main(["init-schema", "--data", str(bad)]) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_a_column_may_carry_one_of_its_declared_aliases(data_path, tmp_path):
+    rows = _rows(data_path)[:301]
+    rows[0] = ["PAY_1" if c == "PAY_0" else ("default payment next month" if c.startswith("default") else c)
+               for c in rows[0]]
+    report = check_data(shipped_schema(), _write(rows, tmp_path / "uci.csv"))
+    assert report.ok and report.rows == 300
+    rows[0][rows[0].index("PAY_1")] = "PAY_9"  # not an alias of anything
+    with pytest.raises(DataValidationError, match=r"missing column\(s\) \['PAY_0'\]"):
+        check_data(shipped_schema(), _write(rows, tmp_path / "uci.csv"))
