@@ -3,7 +3,7 @@
 Real copies of this dataset differ in their header (named, `X1..X23, Y`, the
 spreadsheet's two-row header, `PAY_1` for `PAY_0`, label spelt with spaces,
 with or without `ID`), so the header is mapped to the schema's names first;
-cell values are then checked by a pandera schema built from `schema.FEATURES`.
+cell values are then checked by the pandera schema built from the schema file.
 Every rejection names the file, the line, the column, the value and what was
 expected, because the person fixing the file needs exactly that.
 
@@ -31,6 +31,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from . import schema as S
+from .schema_pandera import pandera_schema
 
 MSG_EMPTY = "{file}: the file is empty; expected a header line and at least one applicant row"
 MSG_HEADER_ONLY = "{file}: the file has a header but no applicant rows"
@@ -82,10 +83,10 @@ MIN_ROWS_PER_LABEL_PER_SPLIT = 20
 VALIDATION_FRACTION = 0.15  # share of the training split the model holds out (CreditModel's default)
 ID_MAX_TEXT = str(np.iinfo(np.int64).max)
 _ID_PATTERN = r"0|[1-9][0-9]{0,18}"
-_LABEL_MEANINGS = {0: "no default", 1: "default"}
+_LABEL_MEANINGS = S.LABEL_MEANINGS
 
-LABEL_ALIASES = ("default.payment.next.month", "default payment next month", "Y", "y", "default")
-_RENAMES = {"PAY_1": "PAY_0"}
+LABEL_ALIASES = S.LABEL_ALIASES  # the schema file's [label] aliases
+_RENAMES = S.ALIASES  # the schema file's features' aliases: PAY_1 for PAY_0
 _X_NAMES = {f"X{i + 1}": name for i, name in enumerate(S.FEATURE_NAMES)}
 
 
@@ -149,9 +150,10 @@ def _header(rows: list[list[str]], file: Path) -> tuple[list[str], int, str]:
             if delim in first[0]:
                 raise _fail(MSG_DELIMITER, file=file, line=1, delim=delim)
     is_x = any(c in _X_NAMES for c in first)
-    if is_x and len(rows) > 1 and any(c.strip() in S.FEATURE_NAMES or c.strip() == "PAY_1" for c in rows[1]):
+    if is_x and len(rows) > 1 and any(c.strip() in S.FEATURE_NAMES or c.strip() in _RENAMES for c in rows[1]):
         return [_canonical(c) for c in rows[1]], 2, "two-row"
-    variant = "X1..X23" if is_x else ("PAY_1" if "PAY_1" in first else "named")
+    renamed = [c for c in first if c in _RENAMES]  # the variant is named by the first alias: "PAY_1"
+    variant = "X1..X23" if is_x else (renamed[0] if renamed else "named")
     names = [_canonical(c) if c else S.ID_COLUMN for c in first]
     return names, 1, variant
 
@@ -211,19 +213,8 @@ def _parse_ids(cells: pd.Series, file: Path, lines: list[int]) -> np.ndarray:
 
 
 def _pandera_schema() -> pa.DataFrameSchema:
-    columns: dict[str, pa.Column] = {}
-    for f in S.FEATURES:
-        if f.is_categorical:
-            allowed = sorted(f.allowed_codes)
-            if f.kind == "repayment_status":
-                check = pa.Check.in_range(f.minimum, f.maximum, error=f"an integer from {f.minimum:g} to {f.maximum:g}")
-            else:
-                check = pa.Check.isin(allowed, error=f"one of the codes {allowed}")
-        else:
-            check = pa.Check.in_range(f.minimum, f.maximum, error=f"a value from {f.minimum:g} to {f.maximum:g}")
-        columns[f.name] = pa.Column(float, check, nullable=False)
-    columns[S.LABEL_COLUMN] = pa.Column(float, pa.Check.isin([0, 1], error="0 or 1"), nullable=False)
-    return pa.DataFrameSchema(columns, strict=False)
+    """The default schema file's value checks (the same `credit-audit check-schema` applies)."""
+    return pandera_schema(S.SPEC)
 
 
 def _validate_values(frame: pd.DataFrame, file: Path, lines: list[int]) -> None:

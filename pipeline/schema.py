@@ -1,11 +1,13 @@
-"""The one place that says what a credit-card applicant record is.
+"""The one place the code asks what a credit-card applicant record is.
 
-Every other module (loader, model, explainers, fairness, reports) asks this
-module for column names, allowed values, human labels, feature groups, which
-columns are protected and which a person can change. Nothing else hard-codes
-a column name, so a report label or a range is changed here once.
+The record is declared in the schema file `pipeline/schemas/uci_credit_card.toml`
+(read and checked by `pipeline.schema_file`); this module turns it into the
+names every other module (loader, model, explainers, fairness, reports) uses:
+column names, allowed values, human labels, feature groups, which columns are
+protected and which a person can change. Nothing else hard-codes a column
+name, so a report label or a range is changed in the schema file once.
 
-What a counterfactual may propose is declared here as data, never in the
+What a counterfactual may propose is declared in the schema file as data, never in the
 search (pipeline.explain._counterfactual reads it; pipeline.explain's
 `plausibility_violations` checks any counterfactual against it):
 
@@ -31,22 +33,22 @@ search (pipeline.explain._counterfactual reads it; pipeline.explain's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
+
+from .schema_file import FeatureSpec, SchemaSpec, shipped_schema
 
 Kind = Literal["amount", "count", "category", "repayment_status"]
 Direction = Literal["none", "increase", "decrease", "any"]
 ChangedBy = Literal["nobody", "applicant", "lender"]
 
-ID_COLUMN = "ID"
-LABEL_COLUMN = "default.payment.next.month"
-LABEL_TEXT = "Defaulted on the next month's payment"
-
-PAY_STATUS_MEANINGS: dict[int, str] = {
-    -2: "no balance to pay",
-    -1: "paid in full",
-    0: "paid the minimum (revolving credit)",
-    **{m: f"{m} month{'s' if m > 1 else ''} late" for m in range(1, 10)},
-}
+# The schema file calls an ordered status "status"; the code keeps its historic name for the kind.
+_KIND_IN_CODE = {"status": "repayment_status"}
+T = TypeVar("T")
+MSG_DEFAULT_NEEDS = "the default schema file must declare {key}"
+MSG_NOT_NUMERIC = (
+    "feature {name!r}: date features and text codes are checked by `credit-audit check-schema` but are not yet"
+    " model inputs"
+)
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,9 @@ class PaysBill:
 
     bill: str
     status: str
-    slack_fraction: float = 0.10
-    slack_amount: float = 1_000.0
-    min_share: dict[int, float] = field(default_factory=lambda: {-2: 1.0, -1: 1.0, 0: 0.02})
+    slack_fraction: float  # these three: the schema file's [payment_rules]
+    slack_amount: float
+    min_share: dict[int, float]
 
     def owed(self, bill: float) -> float:
         return max(float(bill), 0.0)
@@ -135,124 +137,74 @@ class Feature:
         if self.is_categorical:
             meaning = self.allowed_codes.get(int(value))
             return meaning if meaning is not None else f"code {value:g}"
-        if self.unit == "NT$":
-            return f"NT$ {value:,.0f}"
+        if self.kind == "amount" and self.unit:  # a currency: "NT$ 50,000"
+            return f"{self.unit} {value:,.0f}"
         return f"{value:g}{(' ' + self.unit) if self.unit else ''}"
 
 
-_MONTHS = ["September", "August", "July", "June", "May", "April"]
-_PAY_NAMES = ["PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"]
-_AMOUNT_MAX = 10_000_000.0
+def _feature(spec: SchemaSpec, f: FeatureSpec) -> Feature:
+    """The runtime form of one declared feature (numbers and codes typed, rules as tuples)."""
+    rules = spec.payment_rules
+    pays = None
+    if f.change.pays is not None and rules is not None:
+        pays = PaysBill(bill=f.change.pays.bill, status=f.change.pays.status, slack_fraction=rules.slack_fraction,
+                        slack_amount=rules.slack_amount, min_share={int(k): v for k, v in rules.min_share.items()})
+    codes, extra = spec.codes(f), spec.undocumented(f)
+    every = [*codes, *extra]
+    if f.kind == "date" or any(isinstance(c, str) for c in every):
+        raise ValueError(MSG_NOT_NUMERIC.format(name=f.name))
+    return Feature(
+        name=f.name,
+        label=f.label,
+        kind=_KIND_IN_CODE.get(f.kind, f.kind),  # type: ignore[arg-type]
+        group=f.group,
+        minimum=f.minimum if f.minimum is not None else min(every),  # type: ignore[arg-type]
+        maximum=f.maximum if f.maximum is not None else max(every),  # type: ignore[arg-type]
+        codes=codes,  # type: ignore[arg-type]
+        extra_codes=extra,  # type: ignore[arg-type]
+        protected=f.protected,
+        changed_by=f.change.by,
+        direction=f.change.direction,
+        unit=f.unit,
+        month=f.month,
+        unordered_codes=tuple(f.unordered_codes),
+        improves_to={int(k): tuple(v) for k, v in f.change.improves_to.items()},
+        max_factor=f.change.max_factor,
+        pays=pays,
+    )
 
 
+def features_of(spec: SchemaSpec) -> tuple[Feature, ...]:
+    """Every feature of a schema, in the file's order, in the form the model and explainers use."""
+    return tuple(_feature(spec, f) for f in spec.features)
+
+
+def _declared(value: T | None, key: str) -> T:
+    """A key the default schema must declare (the UCI flow needs it; a lender's schema may leave it out)."""
+    if value is None:
+        raise ValueError(MSG_DEFAULT_NEEDS.format(key=key))
+    return value
+
+
+SPEC: SchemaSpec = shipped_schema()
+FEATURES: tuple[Feature, ...] = features_of(SPEC)
+ID_COLUMN: str = _declared(SPEC.id_column, "id_column")
+LABEL_COLUMN: str = SPEC.label.column
+LABEL_TEXT: str = SPEC.label.text
+LABEL_MEANINGS: dict[int | str, str] = SPEC.label_values
+# Other names of the label and of features in real copies of the data (the loader maps them).
+LABEL_ALIASES: tuple[str, ...] = (LABEL_COLUMN, *SPEC.label.aliases)
+ALIASES: dict[str, str] = {alias: f.name for f in SPEC.features for alias in f.aliases}
+_STATUS = next(f for f in FEATURES if f.kind == "repayment_status")
+PAY_STATUS_MEANINGS: dict[int, str] = dict(_STATUS.codes)
 # -2, -1 and 0 say how an account was used and paid, 1..9 how many months it is late: only the
 # months late are an order. "No balance to pay" is not something a person can do: it is not a target.
-PAY_STATUS_CATEGORIES: tuple[int, ...] = (-2, -1, 0)
-PAID_IN_FULL, PAID_MINIMUM = -1, 0
-
-
-def _status_improvements(codes: dict[int, str]) -> dict[int, tuple[int, ...]]:
-    """From each status, what the applicant's own payments could have made it, easiest first.
-
-    k months late -> fewer months late, then "paid the minimum", then "paid in full";
-    "paid the minimum" -> "paid in full"; "paid in full" and "no balance to pay" are already best.
-    """
-    late = sorted(c for c in codes if c not in PAY_STATUS_CATEGORIES)
-    out: dict[int, tuple[int, ...]] = {PAID_MINIMUM: (PAID_IN_FULL,)}
-    for k in late:
-        out[k] = (*range(k - 1, 0, -1), PAID_MINIMUM, PAID_IN_FULL)
-    return out
-
-
-def _repayment(i: int, name: str) -> Feature:
-    latest = i == 0
-    return Feature(
-        name=name,
-        label=f"Repayment status {'last month' if latest else f'in {_MONTHS[i]}'}",
-        kind="repayment_status",
-        group="repayment history",
-        minimum=-2,
-        maximum=9,
-        codes=dict(PAY_STATUS_MEANINGS),
-        changed_by="applicant" if latest else "nobody",
-        month=_MONTHS[i],
-        unordered_codes=PAY_STATUS_CATEGORIES,
-        improves_to=_status_improvements(PAY_STATUS_MEANINGS) if latest else {},
-    )
-
-
-def _bill(i: int) -> Feature:
-    return Feature(
-        name=f"BILL_AMT{i + 1}",
-        label=f"Bill statement in {_MONTHS[i]}",
-        kind="amount",
-        group="bill amounts",
-        minimum=-_AMOUNT_MAX,
-        maximum=_AMOUNT_MAX,
-        unit="NT$",
-        month=_MONTHS[i],
-    )
-
-
-def _payment(i: int) -> Feature:
-    latest = i == 0
-    return Feature(
-        name=f"PAY_AMT{i + 1}",
-        label=f"Amount paid in {_MONTHS[i]}",
-        kind="amount",
-        group="payment amounts",
-        minimum=0,
-        maximum=_AMOUNT_MAX,
-        unit="NT$",
-        changed_by="applicant" if latest else "nobody",
-        direction="increase" if latest else "none",
-        month=_MONTHS[i],
-        # the payment of a month pays the previous month's bill (the last month has no bill in the data)
-        pays=PaysBill(bill=f"BILL_AMT{i + 2}", status=_PAY_NAMES[i]) if i + 1 < len(_MONTHS) else None,
-    )
-
-
-FEATURES: tuple[Feature, ...] = (
-    Feature(
-        "LIMIT_BAL",
-        "Credit limit",
-        "amount",
-        "credit limit",
-        minimum=1,
-        maximum=_AMOUNT_MAX,
-        unit="NT$",
-        changed_by="lender",  # the lender sets it: an applicant can only request another limit
-        direction="any",
-        max_factor=2.0,
-    ),
-    Feature("SEX", "Sex", "category", "personal", 1, 2, codes={1: "male", 2: "female"}, protected=True),
-    Feature(
-        "EDUCATION",
-        "Education",
-        "category",
-        "personal",
-        0,
-        6,
-        codes={1: "graduate school", 2: "university", 3: "high school", 4: "other"},
-        extra_codes={0: "undocumented code 0", 5: "undocumented code 5", 6: "undocumented code 6"},
-        protected=True,
-    ),
-    Feature(
-        "MARRIAGE",
-        "Marital status",
-        "category",
-        "personal",
-        0,
-        3,
-        codes={1: "married", 2: "single", 3: "other"},
-        extra_codes={0: "undocumented code 0"},
-        protected=True,
-    ),
-    Feature("AGE", "Age", "count", "personal", 18, 120, protected=True, unit="years"),
-    *(_repayment(i, n) for i, n in enumerate(_PAY_NAMES)),
-    *(_bill(i) for i in range(6)),
-    *(_payment(i) for i in range(6)),
-)
+PAY_STATUS_CATEGORIES: tuple[int, ...] = _STATUS.unordered_codes
+_RULES = _declared(SPEC.payment_rules, "[payment_rules]")
+PAID_IN_FULL, PAID_MINIMUM = _RULES.paid_in_full, _RULES.paid_minimum
+# How notices name a feature group: its heading over the applicant's data, and a reason's subject.
+GROUP_TITLES: dict[str, str] = {name: g.title for name, g in SPEC.groups.items()}
+REASON_SUBJECTS: dict[str, str] = {name: g.reason_subject for name, g in SPEC.groups.items() if g.reason_subject}
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
@@ -264,12 +216,8 @@ PROTECTED: tuple[str, ...] = tuple(f.name for f in FEATURES if f.protected)
 EXCLUDED_FROM_MODEL: tuple[str, ...] = PROTECTED
 DEFAULT_MODEL_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n not in EXCLUDED_FROM_MODEL)
 
-AGE_BANDS: tuple[tuple[int, int, str], ...] = (
-    (18, 29, "under 30"),
-    (30, 39, "30-39"),
-    (40, 49, "40-49"),
-    (50, 120, "50 and over"),
-)
+_BANDED = next(f for f in SPEC.features if f.bands)
+AGE_BANDS: tuple[tuple[int, int, str], ...] = tuple((b.low, b.high, b.label) for b in _BANDED.bands)
 
 
 def feature_groups(names: tuple[str, ...] | list[str] = FEATURE_NAMES) -> dict[str, list[str]]:
@@ -301,4 +249,4 @@ def age_band(age: float) -> str:
     for low, high, label in AGE_BANDS:
         if low <= age <= high:
             return label
-    raise ValueError(f"AGE must be between 18 and 120, got {age}")
+    raise ValueError(f"{_BANDED.name} must be between {AGE_BANDS[0][0]} and {AGE_BANDS[-1][1]}, got {age}")

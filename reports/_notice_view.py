@@ -155,11 +155,7 @@ def _probabilities(run: RunResult, applicant: Applicant) -> dict[str, str]:
 
 # Why a reason counts against the applicant, in words a person without training can read
 # (measured: the notice's prose is at Flesch-Kincaid grade 8 or below, tests/test_notices.py).
-_SUBJECT = {  # how a sentence names a feature group's value
-    "credit limit": "Your credit limit",
-    "bill amounts": "Your bill",
-    "payment amounts": "Your payment",
-}
+_SUBJECT = S.REASON_SUBJECTS  # how a sentence names a feature group's value (the schema file's [groups])
 _LATE = "Late payments count against you in the model."
 _MINIMUM = "You paid only the minimum, not the whole bill. The model counts this against you."
 
@@ -264,14 +260,8 @@ def _counterfactual(applicant: Applicant, shown: dict[str, str], review: Reviewe
     }
 
 
-# How the notice titles each feature group when it lists the applicant's data.
-DATA_GROUP_TITLES = {
-    "credit limit": "Credit limit",
-    "personal": "About you",
-    "repayment history": "Repayment status, most recent month first",
-    "bill amounts": "Bill statements",
-    "payment amounts": "Amounts paid",
-}
+# How the notice titles each feature group when it lists the applicant's data (the schema file's [groups]).
+DATA_GROUP_TITLES = S.GROUP_TITLES
 
 
 def _data_groups(run: RunResult, applicant: Applicant) -> list[dict]:

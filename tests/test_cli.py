@@ -222,7 +222,7 @@ def test_parsing_the_command_line_imports_no_heavy_library():
     assert result.stdout.split() == ["False"] * len(heavy), (heavy, result.stdout, result.stderr)
 
 
-@pytest.mark.parametrize("command", ["", "run", "review", "verify", "notice", "schedule"])
+@pytest.mark.parametrize("command", ["", "run", "review", "verify", "notice", "schedule", "init-schema", "check-schema"])
 def test_help_answers_at_once(command):
     """bench/cli_help.py measures ~0.04 s; the bound here only catches a heavy import creeping back."""
     start = time.perf_counter()

@@ -114,3 +114,10 @@ def test_missing_data_message_names_all_three_places(nowhere):
     message = conftest.missing_data_message()
     assert str(conftest.SHARED_DATA) in message and "$CREDIT_AUDIT_DATA" in message
     assert str(nowhere / "data" / "UCI_Credit_Card.csv") in message
+
+
+def test_every_shipped_schema_file_is_package_data():
+    """pipeline.schema reads pipeline/schemas/*.toml at import: a wheel without them cannot start."""
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["pipeline"]
+    files = sorted((REPO / "pipeline" / "schemas").iterdir())
+    assert files and all(any(f.relative_to(REPO / "pipeline").match(g) for g in globs) for f in files), files

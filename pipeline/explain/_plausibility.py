@@ -2,8 +2,10 @@
 
 A counterfactual is honest only if the changed applicant could exist and the
 change could be made (DESIGN.md, "What trust means here"). The rules are the
-schema's data (`pipeline.schema`: `Feature.changed_by`, `direction`,
-`improves_to`, `max_factor`, `pays`); this module only evaluates them, the
+schema file's data (`pipeline/schemas/uci_credit_card.toml`, each feature's
+`[features.change]` and the file's `[payment_rules]`, read by
+`pipeline.schema` into `Feature.changed_by`, `direction`, `improves_to`,
+`max_factor`, `pays`); this module only evaluates them, the
 same way for our search (which never keeps a candidate that breaks one) and
 for any other tool's counterfactuals (bench/explain_counterfactual.py checks
 dice-ml's with it). A rule is checked only where the counterfactual changed
