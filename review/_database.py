@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, func, select
 from sqlalchemy.engine import URL, make_url
@@ -127,12 +129,18 @@ def lock_writers(session: Session | Connection) -> None:
 def create_tables(engine: Engine, metadata: MetaData) -> None:
     """Create the run's schema and tables when missing; concurrent openers on other hosts wait, not fail."""
     schema = schema_of(engine)
+    with reaching(engine), engine.begin() as conn:
+        if schema is not None:
+            lock_writers(conn)
+            conn.execute(CreateSchema(schema, if_not_exists=True))
+        metadata.create_all(conn)
+
+
+@contextmanager
+def reaching(engine: Engine) -> Iterator[None]:
+    """Around a store's first use of its database: a server that cannot be reached becomes one clear line."""
     try:
-        with engine.begin() as conn:
-            if schema is not None:
-                lock_writers(conn)
-                conn.execute(CreateSchema(schema, if_not_exists=True))
-            metadata.create_all(conn)
+        yield
     except OperationalError as exc:
         raise ReviewDatabaseError(MSG_UNREACHABLE.format(url=shown(engine.url), why=_first_line(exc))) from None
 

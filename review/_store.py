@@ -37,7 +37,17 @@ from pipeline.checkpoint import Checkpoint, genesis, manifest_digest
 from pipeline.run_record import load_record
 from pipeline.signing import PublicKey, Signer, b64, resolve_signer
 
-from ._database import BigId, create_tables, engine_for, lock_writers, qualified, schema_of
+from ._database import (
+    BigId,
+    ReviewDatabaseError,
+    create_tables,
+    engine_for,
+    lock_writers,
+    qualified,
+    reaching,
+    schema_of,
+    shown,
+)
 from ._trail import Entry, Trail, seal
 
 REVIEW_DIR = "review"
@@ -57,6 +67,10 @@ MSG_SIGNED_TRAIL = (
     "(start the review app with that key's keystore)"
 )
 MSG_OTHER_KEY = "this run's review trail is signed with key {bound}, not with key {given}: use the keystore that holds it"
+MSG_OTHER_RUN = (
+    "the review database {url} holds the reviews of run {other}, not of run {run}: give each run its own SQLite "
+    "file (on PostgreSQL each run has a schema of its own)"
+)
 MSG_SEQ_TAKEN = "the review was not saved: {tries} times in a row another writer took the next sequence number; try again"
 WRITE_TRIES = 5
 log = logging.getLogger(__name__)
@@ -295,7 +309,16 @@ class ReviewStore:
         signer = self.signer()
         with Session(self.engine) as session:
             self._check_key(session, signer)
+            self._check_run(self._last(session))
         return signer
+
+    def _last(self, session: Session) -> ReviewRow | None:
+        return session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
+
+    def _check_run(self, last: ReviewRow | None) -> None:
+        """Refuse to chain onto another run's trail (one database URL given to several runs)."""
+        if last is not None and last.run_id != self.run_id:
+            raise ReviewDatabaseError(MSG_OTHER_RUN.format(url=shown(self.db_url), other=last.run_id, run=self.run_id))
 
     def _check_key(self, session: Session, signer: Signer | None) -> None:
         bound = session.scalars(select(TrailKeyRow)).first()
@@ -348,7 +371,8 @@ class ReviewStore:
         with Session(self.engine) as session, session.begin():
             lock_writers(session)  # PostgreSQL: this run's writers on every host, one after the other
             self._check_key(session, signer)
-            last = session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
+            last = self._last(session)
+            self._check_run(last)
             seq, prev = (last.seq, last.entry_hash) if last else (0, genesis(self.run_id))
             entry = seal(seq + 1, prev, record).signed(signer)
             session.add(
@@ -429,11 +453,12 @@ def trail_head(run_dir: str | Path, db_url: str | None = None) -> tuple[int, str
         return 0, genesis(run_id)
     engine = engine_for(url or default_db_url(run_dir), run_id)
     try:
-        if not inspect(engine).has_table(ReviewRow.__tablename__, schema=schema_of(engine)):
-            return 0, genesis(run_id)
-        with Session(engine) as session:
-            last = session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
-            return (last.seq, last.entry_hash) if last else (0, genesis(run_id))
+        with reaching(engine):
+            if not inspect(engine).has_table(ReviewRow.__tablename__, schema=schema_of(engine)):
+                return 0, genesis(run_id)
+            with Session(engine) as session:
+                last = session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
+                return (last.seq, last.entry_hash) if last else (0, genesis(run_id))
     finally:
         engine.dispose()
 
@@ -445,7 +470,7 @@ def review_overrides(run_dir: str | Path, db_url: str | None = None) -> list[dic
     reviewer, reason, created, seq. Empty when the run has no reviews yet.
     """
     url = given_db_url(db_url)
-    if url is None and not (review_dir(run_dir) / DB_FILE).exists():
+    if trail_head(run_dir, url)[0] == 0:  # no reviews: asked without creating a store (file, schema or folder)
         return []
     store = ReviewStore(run_dir, db_url=url)
     try:
