@@ -11,7 +11,10 @@ The store's code (_store.py) is the same on every database; what is not lives he
   * each run's tables live in a schema of its own (`run_schema`), so one server
     database holds every run and no run chains onto another run's reviews;
   * the writers of one run are ordered across hosts by a transaction-scoped
-    advisory lock, taken first in each write (a file lock orders one host only);
+    advisory lock, taken first in each write (a file lock orders one host only),
+    waited for at most 30 s as SQLite waits for its own lock (a host that died
+    mid-write over TCP may hold it until the server notices): then the write
+    fails with WriterLockTimeout and nothing is written;
   * READ COMMITTED is pinned: under a server default of REPEATABLE READ or
     SERIALIZABLE a writer's snapshot is taken before it waits for that lock,
     so it would chain onto a head that is no longer the head.
@@ -30,7 +33,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, func, select
+from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
@@ -42,8 +45,14 @@ SCHEMA_PREFIX = "review_"
 LOCK_DOMAIN = b"credit-audit review writers\n"
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000", "PRAGMA synchronous=FULL")
 SQLITE_BUSY_TIMEOUT_S = 30
+WRITER_LOCK_TIMEOUT_S = SQLITE_BUSY_TIMEOUT_S  # PostgreSQL's wait for the writers' lock: the same as SQLite's
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout expires
 MSG_BAD_URL = "review database URL {url!r} is not usable ({why}); expected e.g. postgresql+psycopg://user@host/db"
 MSG_UNREACHABLE = "review database {url}: cannot connect or create the review tables ({why})"
+MSG_LOCK_TIMEOUT = (
+    "the review was not saved: another writer of this run held the database's writer lock for more than {s:g} s "
+    "(an app server stuck mid-write?); nothing was written, try again"
+)
 
 # Ids, counts and sequence numbers: 64-bit everywhere (SQLite's INTEGER already is; its DDL is unchanged).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -51,6 +60,10 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class ReviewDatabaseError(ValueError):
     """The review database URL is not usable, or its server cannot be reached."""
+
+
+class WriterLockTimeout(RuntimeError):
+    """Another writer of the run held the writers' lock too long; nothing was written (like SQLite's 'locked')."""
 
 
 def shown(url: str | URL) -> str:
@@ -122,8 +135,15 @@ def lock_writers(session: Session | Connection) -> None:
     Call first in the write's transaction, before the chain head is read.
     """
     bind = session.get_bind() if isinstance(session, Session) else session.engine
-    if bind.dialect.name == "postgresql":
+    if bind.dialect.name != "postgresql":
+        return
+    session.execute(text(f"SET LOCAL lock_timeout = {int(WRITER_LOCK_TIMEOUT_S * 1000)}"))
+    try:
         session.execute(select(func.pg_advisory_xact_lock(_lock_key(bind))))
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise WriterLockTimeout(MSG_LOCK_TIMEOUT.format(s=WRITER_LOCK_TIMEOUT_S)) from None
+        raise
 
 
 def create_tables(engine: Engine, metadata: MetaData) -> None:

@@ -24,8 +24,17 @@ from test_review_store import GOOD_REASON, REPO, make_run
 from flows.cli import main as cli_main
 from pipeline.run_record import RunRecord
 from pipeline.signing import load_public
-from review import ReviewStore, seal_run, verify_run
-from review._database import MSG_BAD_URL, MSG_UNREACHABLE, ReviewDatabaseError, engine_for, run_schema, schema_of
+from review import ReviewStore, _database, seal_run, verify_run
+from review._database import (
+    MSG_BAD_URL,
+    MSG_UNREACHABLE,
+    ReviewDatabaseError,
+    WriterLockTimeout,
+    engine_for,
+    lock_writers,
+    run_schema,
+    schema_of,
+)
 from review._store import DB_ENV, MSG_OTHER_RUN
 
 HOSTS = 4  # copies of the run directory, as on several app servers: their file locks do not see each other
@@ -110,6 +119,24 @@ def test_the_store_reads_committed_whatever_the_server_default(tmp_path, slice_r
         assert session.execute(text("SHOW default_transaction_isolation")).scalar() == "serializable"
         assert session.execute(text("SHOW transaction_isolation")).scalar() == "read committed"
     store.close()
+
+
+def test_a_writer_stuck_holding_the_lock_times_out_and_writes_nothing(tmp_path, slice_record, pg_url, monkeypatch):
+    """As SQLite gives up after its busy timeout, a PostgreSQL writer gives up waiting for the writers' lock."""
+    store = ReviewStore(make_run(tmp_path / "run", slice_record))
+    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    monkeypatch.setattr(_database, "WRITER_LOCK_TIMEOUT_S", 0.5)
+    with store.engine.connect() as stuck, stuck.begin():  # another host's writer, stuck mid-transaction
+        lock_writers(stuck)
+        start = time.monotonic()
+        with pytest.raises(WriterLockTimeout, match="held the database's writer lock for more than 0.5 s"):
+            store.save(102, "approve", "confirm", GOOD_REASON, "Bo Boss")
+        assert time.monotonic() - start < 10
+    assert [r.applicant_id for r in store.all()] == [101]  # nothing half-written
+    store.save(102, "approve", "confirm", GOOD_REASON, "Bo Boss")  # the lock is free again
+    assert [r.seq for r in store.all()] == [1, 2]
+    store.close()
+    assert verify_run(store.run_dir).ok
 
 
 def test_runs_share_one_postgresql_database_each_in_its_own_schema(tmp_path, slice_record, pg_url):
