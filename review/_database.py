@@ -43,8 +43,8 @@ from sqlalchemy.schema import CreateSchema
 POSTGRES_DRIVER = "postgresql+psycopg"
 SCHEMA_PREFIX = "review_"
 LOCK_DOMAIN = b"credit-audit review writers\n"
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000", "PRAGMA synchronous=FULL")
 SQLITE_BUSY_TIMEOUT_S = 30
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}", "PRAGMA synchronous=FULL")
 WRITER_LOCK_TIMEOUT_S = SQLITE_BUSY_TIMEOUT_S  # PostgreSQL's wait for the writers' lock: the same as SQLite's
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout expires
 MSG_BAD_URL = "review database URL {url!r} is not usable ({why}); expected e.g. postgresql+psycopg://user@host/db"

@@ -307,9 +307,9 @@ class ReviewStore:
     def prepare_writes(self) -> Signer | None:
         """Resolve the signer and check it against the trail's key now, so an app refuses to start, not to save."""
         signer = self.signer()
-        with Session(self.engine) as session:
-            self._check_key(session, signer)
+        with Session(self.engine) as session, session.no_autoflush:  # checks only: the key row is added by a write
             self._check_run(self._last(session))
+            self._check_key(session, signer)
         return signer
 
     def _last(self, session: Session) -> ReviewRow | None:

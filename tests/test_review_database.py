@@ -12,11 +12,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from test_review_store import GOOD_REASON, REPO, make_run
@@ -35,7 +36,7 @@ from review._database import (
     run_schema,
     schema_of,
 )
-from review._store import DB_ENV, MSG_OTHER_RUN
+from review._store import DB_ENV, MSG_OTHER_RUN, TrailKeyRow
 
 HOSTS = 4  # copies of the run directory, as on several app servers: their file locks do not see each other
 WRITERS = 8  # reviewer processes, two per host
@@ -137,6 +138,28 @@ def test_a_writer_stuck_holding_the_lock_times_out_and_writes_nothing(tmp_path, 
     assert [r.seq for r in store.all()] == [1, 2]
     store.close()
     assert verify_run(store.run_dir).ok
+
+
+def test_app_servers_starting_at_once_do_not_collide(tmp_path, slice_record, pg_url, signing_keystore):
+    """prepare_writes (an app's start) only checks: it never inserts the trail's key, which the first write does.
+
+    Here another host's first write is in flight, its key row inserted but not committed: an app
+    start that flushed the same row would wait for it, then fail on the duplicate key.
+    """
+    from pipeline.signing import b64, load_signer
+
+    signer = load_signer(signing_keystore)
+    store = ReviewStore(make_run(tmp_path / "run", slice_record))
+    done: list[object] = []
+    with store.engine.connect() as other, other.begin():
+        other.execute(insert(TrailKeyRow).values(key_id=signer.key_id, public_key=b64(signer.public.raw), bound="now"))
+        thread = threading.Thread(target=lambda: done.append(store.prepare_writes()), daemon=True)
+        thread.start()
+        thread.join(timeout=20)
+        assert not thread.is_alive(), "the app's start waited on another host's uncommitted write"
+    assert done and done[0].key_id == signer.key_id
+    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.close()
 
 
 def test_runs_share_one_postgresql_database_each_in_its_own_schema(tmp_path, slice_record, pg_url):
