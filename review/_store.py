@@ -4,8 +4,10 @@ A review is never updated or deleted: every save is a new row (and a new
 trail entry), and an applicant's current state is their latest review. So
 two reviewers saving at once both land, and the history shows who decided
 what and when. The database defaults to SQLite beside the run
-(`<run>/review/reviews.sqlite`, WAL mode); any SQLAlchemy URL can be given
-instead (`--db` or $CREDIT_AUDIT_REVIEW_DB) for a server database.
+(`<run>/review/reviews.sqlite`, WAL mode); a server database is given by its
+SQLAlchemy URL (`--db` or $CREDIT_AUDIT_REVIEW_DB), PostgreSQL through psycopg 3.
+What differs between the two (schemas, locks, isolation, integer widths) is in
+_database.py; the code here is the same for both.
 
 The database row *is* the trail entry (seq, prev hash, entry hash,
 signature), and the signed checkpoint of the new chain head is inserted in
@@ -33,7 +35,7 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-from sqlalchemy import Engine, Integer, String, Text, create_engine, event, inspect, select, text
+from sqlalchemy import Engine, String, Text, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -41,6 +43,17 @@ from pipeline.checkpoint import Checkpoint, genesis, manifest_digest
 from pipeline.run_record import load_record
 from pipeline.signing import PublicKey, Signer, b64, resolve_signer
 
+from ._database import (
+    BigId,
+    ReviewDatabaseError,
+    create_tables,
+    engine_for,
+    lock_writers,
+    qualified,
+    reaching,
+    schema_of,
+    shown,
+)
 from ._trail import Entry, Trail, seal
 
 REVIEW_DIR = "review"
@@ -60,6 +73,10 @@ MSG_SIGNED_TRAIL = (
     "(start the review app with that key's keystore)"
 )
 MSG_OTHER_KEY = "this run's review trail is signed with key {bound}, not with key {given}: use the keystore that holds it"
+MSG_OTHER_RUN = (
+    "the review database {url} holds the reviews of run {other}, not of run {run}: give each run its own SQLite "
+    "file (on PostgreSQL each run has a schema of its own)"
+)
 MSG_SEQ_TAKEN = "the review was not saved: {tries} times in a row another writer took the next sequence number; try again"
 WRITE_TRIES = 5
 log = logging.getLogger(__name__)
@@ -98,9 +115,9 @@ class ReviewRow(_Base):
     """One saved review; `seq` and `entry_hash` tie it to its trail entry."""
 
     __tablename__ = "reviews"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     run_id: Mapped[str] = mapped_column(String(100))
-    applicant_id: Mapped[int] = mapped_column(Integer, index=True)
+    applicant_id: Mapped[int] = mapped_column(BigId, index=True)
     model_decision: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
@@ -127,7 +144,7 @@ class CheckpointRow(_Base):
     """The signed checkpoint of the chain head after each write (pipeline.checkpoint)."""
 
     __tablename__ = "checkpoints"
-    trail_count: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    trail_count: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     trail_head: Mapped[str] = mapped_column(String(64))
     manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     time: Mapped[str] = mapped_column(String(40))
@@ -245,7 +262,7 @@ def review_dir(run_dir: str | Path) -> Path:
 
 
 def default_db_url(run_dir: str | Path) -> str:
-    return os.environ.get(DB_ENV) or f"sqlite:///{(review_dir(run_dir) / DB_FILE).resolve()}"
+    return given_db_url() or f"sqlite:///{(review_dir(run_dir) / DB_FILE).resolve()}"
 
 
 def run_id_of(run_dir: str | Path) -> str:
@@ -255,29 +272,18 @@ def run_id_of(run_dir: str | Path) -> str:
     return load_record(run_dir).run_id
 
 
-def _engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(conn, _record) -> None:  # noqa: ANN001 - DBAPI connection
-        cur = conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.close()
-
-    return engine
+def given_db_url(db_url: str | None = None) -> str | None:
+    """The database URL asked for (`--db`, then $CREDIT_AUDIT_REVIEW_DB); None means the SQLite file beside the run."""
+    return db_url or os.environ.get(DB_ENV) or None
 
 
 def _upgrade(engine: Engine) -> None:
     """Add the signature columns to a reviews table written before reviews were signed."""
-    have = {c["name"] for c in inspect(engine).get_columns(ReviewRow.__tablename__)}
+    have = {c["name"] for c in inspect(engine).get_columns(ReviewRow.__tablename__, schema=schema_of(engine))}
     with engine.begin() as conn:
         for name, ddl in (("key_id", "VARCHAR(64)"), ("signature", "TEXT"), ("notice", "TEXT")):
             if name not in have:
-                conn.execute(text(f"ALTER TABLE {ReviewRow.__tablename__} ADD COLUMN {name} {ddl}"))
+                conn.execute(text(f"ALTER TABLE {qualified(engine, ReviewRow.__tablename__)} ADD COLUMN {name} {ddl}"))
 
 
 class ReviewStore:
@@ -302,12 +308,12 @@ class ReviewStore:
         self.run_id = run_id or run_id_of(self.run_dir)
         review_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
         self.db_url = db_url or default_db_url(self.run_dir)
-        self.engine = _engine(self.db_url)
+        self.engine = engine_for(self.db_url, self.run_id)
         self.trail = Trail(review_dir(self.run_dir) / TRAIL_FILE, self.run_id)
         self._signer, self._unsigned, self._keystore = signer, unsigned, keystore
         self._resolved = signer is not None
         with self.trail.locked():  # two reviewers opening a new store at once would both CREATE TABLE
-            _Base.metadata.create_all(self.engine)
+            create_tables(self.engine, _Base.metadata)
             _upgrade(self.engine)
 
     def close(self) -> None:
@@ -323,9 +329,18 @@ class ReviewStore:
     def prepare_writes(self) -> Signer | None:
         """Resolve the signer and check it against the trail's key now, so an app refuses to start, not to save."""
         signer = self.signer()
-        with Session(self.engine) as session:
+        with Session(self.engine) as session, session.no_autoflush:  # checks only: the key row is added by a write
+            self._check_run(self._last(session))
             self._check_key(session, signer)
         return signer
+
+    def _last(self, session: Session) -> ReviewRow | None:
+        return session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
+
+    def _check_run(self, last: ReviewRow | None) -> None:
+        """Refuse to chain onto another run's trail (one database URL given to several runs)."""
+        if last is not None and last.run_id != self.run_id:
+            raise ReviewDatabaseError(MSG_OTHER_RUN.format(url=shown(self.db_url), other=last.run_id, run=self.run_id))
 
     def _check_key(self, session: Session, signer: Signer | None) -> None:
         bound = session.scalars(select(TrailKeyRow)).first()
@@ -348,8 +363,9 @@ class ReviewStore:
     ) -> Review:
         """Validate; commit the signed entry row and its checkpoint in one transaction; export; return the review.
 
-        Writers of one run are ordered by the trail's lock; on a server database shared by
-        several hosts the primary key on `seq` orders them (a lost race is retried).
+        Writers of one run are ordered by the trail's lock on one host and, on PostgreSQL, by an
+        advisory lock across hosts; on any other server the primary key on `seq` decides (a lost
+        race is retried).
         """
         clean = validate_review(outcome, reason, reviewer, model_decision)
         record = {
@@ -379,8 +395,10 @@ class ReviewStore:
     def _commit(self, record: dict, signer: Signer | None) -> Entry:
         """One transaction: the next chained (signed) entry as a row, and the signed checkpoint of the new head."""
         with Session(self.engine) as session, session.begin():
+            lock_writers(session)  # PostgreSQL: this run's writers on every host, one after the other
             self._check_key(session, signer)
-            last = session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
+            last = self._last(session)
+            self._check_run(last)
             seq, prev = (last.seq, last.entry_hash) if last else (0, genesis(self.run_id))
             entry = seal(seq + 1, prev, record).signed(signer)
             notice = record.get(NOTICE_FIELD)
@@ -458,16 +476,17 @@ def _now() -> str:
 def trail_head(run_dir: str | Path, db_url: str | None = None) -> tuple[int, str]:
     """(entry count, head hash) of the run's trail, (0, genesis) when it has none; creates nothing."""
     run_id = run_id_of(run_dir)
-    url = db_url or os.environ.get(DB_ENV)
+    url = given_db_url(db_url)
     if url is None and not (review_dir(run_dir) / DB_FILE).exists():
         return 0, genesis(run_id)
-    engine = _engine(url or default_db_url(run_dir))
+    engine = engine_for(url or default_db_url(run_dir), run_id)
     try:
-        if not inspect(engine).has_table(ReviewRow.__tablename__):
-            return 0, genesis(run_id)
-        with Session(engine) as session:
-            last = session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
-            return (last.seq, last.entry_hash) if last else (0, genesis(run_id))
+        with reaching(engine):
+            if not inspect(engine).has_table(ReviewRow.__tablename__, schema=schema_of(engine)):
+                return 0, genesis(run_id)
+            with Session(engine) as session:
+                last = session.scalars(select(ReviewRow).order_by(ReviewRow.seq.desc()).limit(1)).first()
+                return (last.seq, last.entry_hash) if last else (0, genesis(run_id))
     finally:
         engine.dispose()
 
@@ -478,8 +497,8 @@ def review_overrides(run_dir: str | Path, db_url: str | None = None) -> list[dic
     Each item: applicant_id, model_decision, final_decision, outcome, outcome_label,
     reviewer, reason, created, seq. Empty when the run has no reviews yet.
     """
-    url = db_url or os.environ.get(DB_ENV)
-    if url is None and not (review_dir(run_dir) / DB_FILE).exists():
+    url = given_db_url(db_url)
+    if trail_head(run_dir, url)[0] == 0:  # no reviews: asked without creating a store (file, schema or folder)
         return []
     store = ReviewStore(run_dir, db_url=url)
     try:

@@ -33,7 +33,7 @@ from pipeline.checkpoint import Checkpoint, genesis, manifest_digest
 from pipeline.signing import PublicKey
 
 from ._reissue import notice_problems
-from ._store import DB_FILE, NOTICE_FIELD, RECORD_FIELDS, TRAIL_FILE, ReviewStore, review_dir, run_id_of
+from ._store import DB_FILE, NOTICE_FIELD, RECORD_FIELDS, TRAIL_FILE, ReviewStore, given_db_url, review_dir, run_id_of
 from ._trail import Entry, ExportState, Trail, entry_hash, parse_line
 
 # trail.jsonl (the export)
@@ -277,6 +277,7 @@ class StoreContents:
 
 def read_store(run_dir: Path, db_url: str | None, run_id: str) -> StoreContents:
     """The database's entries, checkpoints and trail key, and the export file (no database: empty)."""
+    db_url = given_db_url(db_url)  # $CREDIT_AUDIT_REVIEW_DB too: a server's reviews are never read as "none"
     has_db = db_url is not None or (review_dir(run_dir) / DB_FILE).exists()
     if not has_db:
         return StoreContents([], [], None, Trail(review_dir(run_dir) / TRAIL_FILE, run_id).state(), [])

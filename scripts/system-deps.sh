@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the project needs beyond Python: HarfBuzz subsetting and Pango for
-# weasyprint, poppler-utils to look at PDFs, Chromium for the browser tests.
+# weasyprint, poppler-utils to look at PDFs, Chromium for the browser tests, PostgreSQL's server
+# for the review store's tests (tests/postgres_server.py runs its own initdb/pg_ctl; the package's cluster is unused).
 set -euo pipefail
-PKGS=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium)
+PKGS=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium postgresql)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -158,3 +158,40 @@ def audit_run(prefect_api, tmp_path_factory, data_path) -> Path:  # noqa: ARG001
     config = AuditConfig(seed=0, device="cpu", background_size=SMOKE_BACKGROUND)
     run_dir = audit_flow(data=str(data_path), out=str(out), config=config.to_dict(), notice_limit=NOTICE_LIMIT)
     return Path(run_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the session, started from Debian's binaries (tests/postgres_server.py).
+
+    Fails, never skips silently, when the binaries are missing; CREDIT_AUDIT_SKIP_POSTGRES=1 skips
+    knowingly (refused in CI).
+    """
+    from postgres_server import MSG_SKIPPED, SKIP_ENV, skip_requested, start_server
+
+    if skip_requested():
+        pytest.skip(MSG_SKIPPED.format(skip=SKIP_ENV))
+    try:
+        server = start_server()
+    except (FileNotFoundError, RuntimeError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def review_db(request, monkeypatch) -> str | None:
+    """The review database a store test runs on, named by $CREDIT_AUDIT_REVIEW_DB as a bank would name it.
+
+    sqlite: the variable is unset and each run keeps its file beside it (None). postgresql: a
+    fresh database on the session's server (its URL), so every store, verify and command the
+    test starts, in this process or another, uses it.
+    """
+    from review._store import DB_ENV
+
+    if request.param == "sqlite":
+        monkeypatch.delenv(DB_ENV, raising=False)
+        return None
+    url = request.getfixturevalue("postgres").create_database()
+    monkeypatch.setenv(DB_ENV, url)
+    return url

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import delete, update
 
 from flows.cli import main as cli_main
 from pipeline import outputs as O
@@ -27,7 +27,7 @@ from review import (
     reviews_csv,
     verify_run,
 )
-from review._store import MSG_OVERRIDE, MSG_REASON, MSG_REVIEWER
+from review._store import MSG_OVERRIDE, MSG_REASON, MSG_REVIEWER, ReviewRow
 from review._trail import genesis
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,8 +50,24 @@ def make_run(path: Path, record: RunRecord, n: int = 20) -> Path:
     return path
 
 
+def tamper(run_dir: Path, *statements) -> None:  # noqa: ANN002 - SQLAlchemy statements
+    """Change the review database behind the store's back, as someone with write access to it would.
+
+    Written with SQLAlchemy Core over the store's own engine, so the same tampering reaches the
+    SQLite file or the run's PostgreSQL schema.
+    """
+    store = ReviewStore(run_dir)
+    try:
+        with store.engine.begin() as conn:
+            for statement in statements:
+                conn.execute(statement)
+    finally:
+        store.close()
+
+
 @pytest.fixture
-def run_dir(tmp_path: Path, slice_record: RunRecord) -> Path:
+def run_dir(tmp_path: Path, slice_record: RunRecord, review_db: str | None) -> Path:  # noqa: ARG001 - sets the DB
+    """A small run whose reviews go to SQLite beside it, then to PostgreSQL (the review_db parameter)."""
     return make_run(tmp_path / "run", slice_record)
 
 
@@ -163,12 +179,8 @@ def test_missing_and_extra_records_are_caught(store, run_dir):
     assert any("review 1" in p and "missing from the trail" in p for p in problems)
     _rewrite_trail(store, lambda lines: lines.__setitem__(slice(None), original))
 
-    db = sqlite3.connect(run_dir / "review" / "reviews.sqlite")
-    with db:
-        db.execute("DELETE FROM reviews WHERE seq = 3")
-        db.execute("DELETE FROM reviews WHERE seq = 1")
-        db.execute("UPDATE reviews SET reason = 'edited afterwards' WHERE seq = 2")
-    db.close()
+    tamper(run_dir, delete(ReviewRow).where(ReviewRow.seq.in_([1, 3])),
+           update(ReviewRow).where(ReviewRow.seq == 2).values(reason="edited afterwards"))
     problems = verify_run(run_dir).problems
     assert any("trail entry 1" in p and "missing from the database" in p for p in problems)
     assert any("review 2" in p and "reason" in p for p in problems)

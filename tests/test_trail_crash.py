@@ -3,8 +3,10 @@
 Each round starts several writer processes on one run, kills each of them
 at a random moment while they save reviews as fast as they can, then runs
 `verify` with the operator's public key and a checkpoint archived before the
-first round. The database row, its signature and its checkpoint commit in
-one transaction, so a kill can only leave trail.jsonl behind or cut short
+first round; on SQLite, then on PostgreSQL (where a killed client's open
+transaction, and its writer lock, die with its connection). The database
+row, its signature and its checkpoint commit in one transaction, so a kill
+can only leave trail.jsonl behind or cut short
 (a note, which the next write or `verify --repair` completes), never a row
 without its entry. The same run is used for every round, so each round's
 writers also start from whatever the last kills left.
@@ -32,9 +34,9 @@ KILL_WINDOW = (0.05, 0.5)  # seconds after the writers are all writing
 SEED = int(os.environ.get("CRASH_TEST_SEED", "15"))
 
 
-def _write_forever(run_dir: str, run_id: str, k: int, ready) -> None:  # noqa: ANN001 - multiprocessing.Event
-    """A child process: save reviews until killed."""
-    store = ReviewStore(run_dir, run_id=run_id)
+def _write_forever(run_dir: str, run_id: str, db_url: str | None, k: int, ready) -> None:  # noqa: ANN001 - Event
+    """A child process: save reviews until killed (the database is passed: the forkserver keeps its first env)."""
+    store = ReviewStore(run_dir, db_url=db_url, run_id=run_id)
     store.save(100 + k, "approve", "confirm", f"writer {k} starts writing reviews", f"Writer {k}")
     ready.set()
     i = 0
@@ -44,13 +46,13 @@ def _write_forever(run_dir: str, run_id: str, k: int, ready) -> None:  # noqa: A
 
 
 @pytest.fixture
-def run_dir(tmp_path: Path, slice_record: RunRecord) -> Path:
+def run_dir(tmp_path: Path, slice_record: RunRecord, review_db: str | None) -> Path:  # noqa: ARG001 - sets the DB
     run = make_run(tmp_path / "run", slice_record)
     seal_run(run)
     return run
 
 
-def test_killed_writers_never_break_the_trail(run_dir, signing_keystore):
+def test_killed_writers_never_break_the_trail(run_dir, signing_keystore, review_db):
     key = load_public(signing_keystore)
     archived = ("checkpoint archived before the kills", seal_run(run_dir))
     rng = random.Random(SEED)
@@ -60,7 +62,7 @@ def test_killed_writers_never_break_the_trail(run_dir, signing_keystore):
     passed, behind, torn, rows = 0, 0, 0, 0
     for round_no in range(ROUNDS):
         events = [fork.Event() for _ in range(WRITERS)]
-        procs = [fork.Process(target=_write_forever, args=(str(run_dir), archived[1].run_id, k, e), daemon=True)
+        procs = [fork.Process(target=_write_forever, args=(str(run_dir), archived[1].run_id, review_db, k, e), daemon=True)
                  for k, e in enumerate(events)]
         for p in procs:
             p.start()

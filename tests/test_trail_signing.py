@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_review_store import GOOD_REASON, make_run
+from sqlalchemy import delete, insert, text, update
+from test_review_store import GOOD_REASON, make_run, tamper
 
 from flows.cli import main as cli_main
 from flows.cmd_verify import MSG_EXPORT_NEEDS_KEY
@@ -37,8 +38,9 @@ from pipeline.signing import (
     load_signer,
 )
 from review import ReviewStore, TrailKeyError, repair_run, seal_run, verify_run
+from review._database import run_schema
 from review._repair import MSG_NOTHING, MSG_REFUSE_DB, MSG_REFUSE_EXPORT, MSG_REFUSE_MANIFEST
-from review._store import MSG_OTHER_KEY, MSG_SIGNED_TRAIL
+from review._store import MSG_OTHER_KEY, MSG_SIGNED_TRAIL, CheckpointRow, ReviewRow, TrailKeyRow
 from review._trail import Entry, entry_hash
 from review._verify import (
     MSG_CHECKPOINT_NEEDS_KEY,
@@ -80,8 +82,8 @@ def forger(tmp_path: Path):
 
 
 @pytest.fixture
-def run_dir(tmp_path: Path, slice_record: RunRecord) -> Path:
-    """A sealed run with REVIEWS signed reviews."""
+def run_dir(tmp_path: Path, slice_record: RunRecord, review_db: str | None) -> Path:  # noqa: ARG001 - sets the DB
+    """A sealed run with REVIEWS signed reviews, stored in SQLite, then in PostgreSQL (the review_db parameter)."""
     run = make_run(tmp_path / "run", slice_record)
     seal_run(run)
     store = ReviewStore(run)
@@ -108,8 +110,14 @@ def _pub(key: PublicKey, tmp_path: Path) -> Path:
     return path
 
 
-def _db(run_dir: Path) -> sqlite3.Connection:
+def _legacy_db(run_dir: Path) -> sqlite3.Connection:
     return sqlite3.connect(run_dir / "review" / "reviews.sqlite")
+
+
+def _remove_newest(run_dir: Path) -> None:
+    """Delete the newest review and its checkpoint from the database, as a forger without the key would."""
+    tamper(run_dir, delete(ReviewRow).where(ReviewRow.seq == REVIEWS),
+           delete(CheckpointRow).where(CheckpointRow.trail_count == REVIEWS))
 
 
 def _trail(run_dir: Path) -> Path:
@@ -153,7 +161,7 @@ def test_existing_key_message_and_open_key_refused(tmp_path):
 
 
 # ---- no key: a deliberate choice ---------------------------------------------------
-def test_without_a_key_nothing_is_written_unless_unsigned_is_asked_for(tmp_path, slice_record, monkeypatch):
+def test_without_a_key_nothing_is_written_unless_unsigned_is_asked_for(tmp_path, slice_record, monkeypatch, review_db):
     run = make_run(tmp_path / "run", slice_record)
     (run / O.MANIFEST).unlink()
     empty = tmp_path / "no-keys"
@@ -176,7 +184,7 @@ def test_without_a_key_nothing_is_written_unless_unsigned_is_asked_for(tmp_path,
     assert report.ok and NOTE_RUN_UNSIGNED in report.notes and NOTE_NO_KEY in report.notes
 
 
-def test_unsigned_run_fails_against_a_public_key(tmp_path, slice_record, key):
+def test_unsigned_run_fails_against_a_public_key(tmp_path, slice_record, key, review_db):
     run = make_run(tmp_path / "run", slice_record)
     seal_run(run, unsigned=True)
     store = ReviewStore(run, unsigned=True)
@@ -208,7 +216,7 @@ def test_a_signed_trail_takes_no_unsigned_or_other_key(run_dir, key, forger):
     other.close()
 
 
-def test_a_legacy_unsigned_trail_is_adopted_by_the_first_signed_write(tmp_path, slice_record, key):
+def test_a_legacy_unsigned_trail_is_adopted_by_the_first_signed_write(tmp_path, slice_record, key, review_db):
     run = make_run(tmp_path / "run", slice_record)
     seal_run(run)
     legacy = ReviewStore(run, unsigned=True)
@@ -227,7 +235,7 @@ def test_a_database_written_before_signing_is_upgraded(tmp_path, slice_record, k
     run = make_run(tmp_path / "run", slice_record)
     seal_run(run)
     (run / "review").mkdir()
-    db = _db(run)
+    db = _legacy_db(run)  # only SQLite files predate signing: PostgreSQL came later
     db.execute(
         "CREATE TABLE reviews (seq INTEGER PRIMARY KEY, run_id VARCHAR(100), applicant_id INTEGER, "
         "model_decision VARCHAR(16), outcome VARCHAR(32), reason TEXT, reviewer VARCHAR(80), created VARCHAR(40), "
@@ -292,11 +300,7 @@ def test_the_manifest_signature_is_the_runs_first_checkpoint(tmp_path, slice_rec
 
 # ---- the forgeries of issue 15 ----------------------------------------------------
 def test_removing_the_newest_review_everywhere_is_caught_by_the_archived_checkpoint(run_dir, key, archived):
-    db = _db(run_dir)
-    with db:
-        db.execute("DELETE FROM reviews WHERE seq = ?", (REVIEWS,))
-        db.execute("DELETE FROM checkpoints WHERE trail_count = ?", (REVIEWS,))
-    db.close()
+    _remove_newest(run_dir)
     lines = _trail(run_dir).read_text().splitlines(keepends=True)
     _trail(run_dir).write_text("".join(lines[:-1]))
     # Inside the run everything is consistent again: only a record kept elsewhere can tell.
@@ -313,37 +317,34 @@ def _rewrite_everywhere(run_dir: Path, seq: int, change: dict, signer=None) -> N
     """
     from pipeline.signing import b64
 
-    db = _db(run_dir)
-    db.row_factory = sqlite3.Row
-    rows = [dict(r) for r in db.execute("SELECT * FROM reviews ORDER BY seq")]
-    prev = rows[0]["prev_hash"]
+    store = ReviewStore(run_dir)
+    rows = store.rows()
+    store.close()
+    prev = rows[0].prev_hash
     entries = []
     for r in rows:
-        if r["seq"] == seq:
-            r.update(change)
-        record = {k: r[k] for k in ("run_id", "applicant_id", "model_decision", "outcome", "reason", "reviewer",
-                                     "created")}
-        e = Entry(r["seq"], prev, record, entry_hash(r["seq"], prev, record), r["key_id"], r["signature"])
+        record = {**r.entry().record, **(change if r.seq == seq else {})}
+        e = Entry(r.seq, prev, record, entry_hash(r.seq, prev, record), r.key_id, r.signature)
         if signer is not None:
             e = Entry(e.seq, e.prev, e.record, e.hash).signed(signer)
         entries.append(e)
         prev = e.hash
-    with db:
+    statements = [
+        update(ReviewRow).where(ReviewRow.seq == e.seq).values(
+            reason=e.record["reason"], outcome=e.record["outcome"], reviewer=e.record["reviewer"], prev_hash=e.prev,
+            entry_hash=e.hash, key_id=e.key_id, signature=e.signature)
+        for e in entries
+    ]
+    if signer is not None:
+        run_id = entries[0].record["run_id"]
+        statements += [delete(CheckpointRow), delete(TrailKeyRow),
+                       insert(TrailKeyRow).values(key_id=signer.key_id, public_key=b64(signer.public.raw), bound="now")]
         for e in entries:
-            db.execute("UPDATE reviews SET reason=?, outcome=?, reviewer=?, prev_hash=?, entry_hash=?, key_id=?, "
-                       "signature=? WHERE seq=?", (e.record["reason"], e.record["outcome"], e.record["reviewer"],
-                                                   e.prev, e.hash, e.key_id, e.signature, e.seq))
-        if signer is not None:
-            run_id = entries[0].record["run_id"]
-            db.execute("DELETE FROM checkpoints")
-            db.execute("DELETE FROM trail_key")
-            db.execute("INSERT INTO trail_key VALUES (?, ?, ?)", (signer.key_id, b64(signer.public.raw), "now"))
-            for e in entries:
-                cp = Checkpoint.sign(signer, run_id, O.manifest_digest(run_dir), e.seq, e.hash)
-                db.execute("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)", (
-                    cp.trail_count, cp.trail_head, cp.manifest_sha256, cp.time, cp.key_id, cp.public_key,
-                    cp.signature))
-    db.close()
+            cp = Checkpoint.sign(signer, run_id, O.manifest_digest(run_dir), e.seq, e.hash)
+            statements.append(insert(CheckpointRow).values(
+                trail_count=cp.trail_count, trail_head=cp.trail_head, manifest_sha256=cp.manifest_sha256,
+                time=cp.time, key_id=cp.key_id, public_key=cp.public_key, signature=cp.signature))
+    tamper(run_dir, *statements)
     _trail(run_dir).write_text("".join(e.line() + "\n" for e in entries))
 
 
@@ -367,15 +368,13 @@ def test_a_chain_resigned_with_another_key_fails_against_the_public_key(run_dir,
 
 
 @pytest.mark.parametrize("how", ["delete rows", "delete review/"])
-def test_wiping_the_reviews_is_caught_by_the_archived_checkpoint(run_dir, key, archived, how):
+def test_wiping_the_reviews_is_caught_by_the_archived_checkpoint(run_dir, key, archived, how, review_db):
     if how == "delete rows":
-        db = _db(run_dir)
-        with db:
-            for table in ("reviews", "checkpoints", "trail_key"):
-                db.execute(f"DELETE FROM {table}")  # noqa: S608 - test
-        db.close()
+        tamper(run_dir, delete(ReviewRow), delete(CheckpointRow), delete(TrailKeyRow))
         _trail(run_dir).write_text("")
-    else:
+    else:  # on PostgreSQL the run's reviews are its schema: dropped with the folder
+        if review_db is not None:
+            tamper(run_dir, text(f'DROP SCHEMA "{run_schema(verify_run(run_dir).run_id)}" CASCADE'))
         shutil.rmtree(run_dir / "review")
     assert verify_run(run_dir, public_key=key).ok  # nothing inside the run remembers the reviews
     report = verify_run(run_dir, public_key=key, checkpoints=[archived])
@@ -451,11 +450,7 @@ def test_repair_reexports_a_deleted_export(run_dir, key):
 
 def test_repair_refuses_what_it_cannot_prove(run_dir, key):
     # An entry in the export that the database lacks: a crash of the old store, or a removed review?
-    db = _db(run_dir)
-    with db:
-        db.execute("DELETE FROM reviews WHERE seq = ?", (REVIEWS,))
-        db.execute("DELETE FROM checkpoints WHERE trail_count = ?", (REVIEWS,))
-    db.close()
+    _remove_newest(run_dir)
     before = _trail(run_dir).read_bytes()
     result = repair_run(run_dir, public_key=key)
     assert result.done == () and result.refused == (MSG_REFUSE_EXPORT.format(n=1),)
