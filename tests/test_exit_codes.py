@@ -1,9 +1,10 @@
 """The command's exit codes and JSON summary, as a scheduler or CI pipeline sees them.
 
-One audit of a 1,000-row slice of the real file, judged twice: a release gate
-that fails (exit 1, the rule named), then, with the limit relaxed, the same
-run re-judged without recomputing it (exit 0). Bad input exits 2 with a JSON
-error.
+One audit of a 1,000-row slice of the real file, judged three times: a
+release gate that fails (exit 1, the rule named), then, with the limit
+relaxed, the same run re-judged without recomputing it (exit 0), then with
+shift checks and a degradation limit of 0 (exit 1, the shift named). Bad
+input exits 2 with a JSON error.
 """
 
 from __future__ import annotations
@@ -72,3 +73,15 @@ def test_a_failing_gate_exits_1_and_a_relaxed_policy_re_judges_the_same_run(data
     assert json.loads(passed.stdout)["passed"] is True
     assert (out / O.MODEL_DIR / "model.pt").stat().st_mtime_ns == model_stamp  # judged again, not recomputed
     assert load_record(out).gates.passed
+
+    # Shift checks with a degradation limit of 0: a figure that degrades at all under a shift fails the run.
+    shifted = _cli([*common, "--config", str(relaxed), "--check-shift", "SEX:female+0.2", "--check-shift",
+                    "SEX:female-0.2", "--fail-on-degradation", "0"], env)
+    assert shifted.returncode == 1, shifted.stderr[-3000:]
+    facts = json.loads(shifted.stdout)
+    rules = [r for r in facts["failed_rules"] if r["rule"] == "max_shift_degradation"]
+    assert rules and all(" under SEX: female " in r["subject"] and "SEX:female" in r["message"] for r in rules)
+    assert [c["check"] for c in facts["shift"]] == ["SEX:female+0.2", "SEX:female-0.2"]
+    assert (out / O.MODEL_DIR / "model.pt").stat().st_mtime_ns == model_stamp  # shift checks re-judge, not re-run
+    record = load_record(out)
+    assert [c.check for c in record.shift.cases] == ["SEX:female+0.2", "SEX:female-0.2"]
