@@ -121,8 +121,8 @@ def _shift(record: RunRecord, _previous: RunRecord | None, policy: GatePolicy) -
             worst = max(judged, key=lambda f: f.degradation)
             check = _limit("max_shift_degradation", f"{attribute.attribute} under {where}", worst.degradation,
                            policy.max_shift_degradation, True,
-                           f"{worst.label} of {attribute.attribute} under the shift {where} ({case.check}) moves "
-                           f"from {worst.before.value:.4f} to {worst.after.value:.4f}: a degradation")
+                           f"the degradation of the {worst.label} of {attribute.attribute} under the shift {where} "
+                           f"({case.check}: {worst.before.value:.4f} -> {worst.after.value:.4f})")
             checks.append(check)
     return checks
 

@@ -185,7 +185,9 @@ def test_the_gate_fails_naming_rule_attribute_shift_and_figure(constructed_shift
     check = failed["MARRIAGE under SEX: female +40 points"]
     assert check.rule == "max_shift_degradation"
     assert "SEX:female+0.4" in check.message and "of MARRIAGE" in check.message
-    assert check.message.startswith(("approval-rate gap", "equalized odds", "lowest adverse"))
+    assert check.message.startswith(("the degradation of the approval-rate gap", "the degradation of the equalized",
+                                     "the degradation of the lowest adverse"))
+    assert check.message.endswith("; the policy asks at most 0.0500") and check.limit == "at most 0.0500"
     assert not any("SEX x" in c.subject.split(" under ")[0] for c in outcome.checks)  # unchanged: not a check
     assert evaluate_gates(record, GatePolicy(fail_on_verdicts=(), max_shift_degradation=0.5)).passed
     assert evaluate_gates(record, GatePolicy(fail_on_verdicts=())).checks == ()  # no limit: no shift rule
