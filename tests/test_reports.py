@@ -24,6 +24,7 @@ from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.benchmarks import benchmark
 from pipeline.conclusion import conclude
+from pipeline.fairness import audit_shift
 from pipeline.metrics import performance
 from pipeline.monitoring import monitoring_plan
 from pipeline.policy import ThresholdPolicy
@@ -57,7 +58,6 @@ from pipeline.run_record import (
     load_record,
     write_record,
 )
-from pipeline.fairness import audit_shift
 from pipeline.stress import stress_test
 from pipeline.surrogate import Surrogate
 from reports._notice_view import DATA_GROUP_TITLES
