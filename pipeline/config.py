@@ -301,7 +301,7 @@ def _shift_check(text: str) -> str:
 
 class _ShiftSettings(BaseModel):
     model_config = _STRICT
-    checks: list[Annotated[str, Field(max_length=200), AfterValidator(_shift_check)]] = Field(
+    checks: list[Annotated[str, Field(max_length=200), AfterValidator(_no_controls), AfterValidator(_shift_check)]] = Field(
         None, description='a list of shift checks, each "ATTRIBUTE:+0.1", "ATTRIBUTE:GROUP-0.05" or "all"')
 
 

@@ -51,8 +51,10 @@ def test_a_failing_gate_exits_1_and_a_relaxed_policy_re_judges_the_same_run(data
     with open(data_path) as src:
         data.write_text("".join(next(src) for _ in range(1001)))
     strict, relaxed = tmp_path / "strict.toml", tmp_path / "relaxed.toml"
-    strict.write_text("[audit]\nbackground_size = 10\n[audit.gates]\nmin_auc = 0.99\n")
-    relaxed.write_text("[audit]\nbackground_size = 10\n[audit.gates]\nmin_auc = 0.5\nfail_on_verdicts = []\n")
+    # 30% declined: the slice's 200 held-out applicants then have declines in every group, so a shift moves figures
+    common_settings = '[audit]\nbackground_size = 10\n[audit.policy]\nkind = "decline_rate"\nvalue = 0.3\n'
+    strict.write_text(common_settings + "[audit.gates]\nmin_auc = 0.99\n")
+    relaxed.write_text(common_settings + "[audit.gates]\nmin_auc = 0.5\nfail_on_verdicts = []\n")
     out = tmp_path / "run"
     common = ["run", "--data", str(data), "--out", str(out), "--device", "cpu", "--notice-limit", "2",
               "--explain-chunk-rows", "1000", "--json"]

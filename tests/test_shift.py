@@ -59,6 +59,12 @@ def test_malformed_checks_are_refused_by_the_configuration(text, message):  # no
         AuditConfig.from_dict({"shift": {"checks": [text]}})
 
 
+@pytest.mark.parametrize("text", ["SEX:female\n+0.1", "SEX:fem\u202eale+0.1", "SEX:" + "x" * 200 + "+0.1"])
+def test_checks_are_one_short_line(text):  # noqa: ANN001 - they are printed in the record, the summary and the report
+    with pytest.raises(ConfigError, match=r"\[audit.shift\] checks must be"):
+        AuditConfig.from_dict({"shift": {"checks": [text]}})
+
+
 def test_all_is_every_protected_attribute_both_ways(split):  # noqa: ANN001
     assert parse_shift("ALL") is None
     specs = resolve_shifts(["all"], split.X_test, split.y_test)
