@@ -187,7 +187,7 @@ def _assess(record: RunRecord, portfolio, split, model: CreditModel, table: pd.D
     """The record with the challengers and stress tests and, read off everything else, the conclusion and
     monitoring plan."""
     record = record.model_copy(update={"benchmarks": T.benchmark_models(portfolio, split, model, table, seed),
-                                       "stress": T.stress_model(portfolio, split, model)})
+                                       "stress": T.stress_model(portfolio, split, model, seed)})
     return record.model_copy(update=T.conclude_run(record, fairness_table))
 
 
@@ -271,6 +271,10 @@ def audit_flow(
         record = _compare(record, table, previous_dir, before)
     record = _assess(record, portfolio, split, model, table, config.seed, fairness_table)
     timer.lap("challengers_stress_and_conclusion")
+    n_boot = int(record.fairness.settings["n_boot"])  # the fairness audit's: the unshifted figures are its own
+    record = record.model_copy(update={"shift": T.shift_fairness(portfolio, split, model, config.shift.checks, device,
+                                                                 config.seed, n_boot)})
+    timer.lap("shift")
     gates = evaluate_gates(record, config.gates, before)
     record = record.model_copy(update={"gates": gates})
     if not gates.passed:

@@ -41,6 +41,21 @@ def _count(minimum: int, maximum: int | None = None):
     return parse
 
 
+MSG_BAD_FRACTION = "expected a number from 0 to 1, got {value!r}"
+NO_SHIFT = "none"
+
+
+def _fraction(text: str) -> float:
+    """An argparse type for a limit between 0 and 1 (a usage error, exit 2, otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(MSG_BAD_FRACTION.format(value=text))
+    return value
+
+
 def add_audit_options(p: argparse.ArgumentParser) -> None:
     """The options of one audit, shared by `run` and `schedule` (one set, not two copies)."""
     p.add_argument("--data", help="CSV file (default: $CREDIT_AUDIT_DATA, then data/UCI_Credit_Card.csv)")
@@ -60,6 +75,28 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notice-limit", type=_count(0), default=None, help="render only the first N notices (dry run)")
     p.add_argument("--explain-chunk-rows", type=_count(1), default=EXPLAIN_CHUNK_ROWS,
                    help=f"applicants per explanation task (default: {EXPLAIN_CHUNK_ROWS})")
+    p.add_argument("--check-shift", action="append", metavar="SPEC",
+                   help="fairness under demographic shift, repeatable: ATTRIBUTE:+0.1 (its least-favoured group), "
+                        "ATTRIBUTE:GROUP-0.05, 'all' (every protected attribute +/-0.1, the default of "
+                        f"[audit.shift] checks) or '{NO_SHIFT}'")
+    p.add_argument("--fail-on-degradation", type=_fraction, metavar="X",
+                   help="exit 1 when a fairness figure degrades by more than X under a shift "
+                        "([audit.gates] max_shift_degradation)")
+
+
+def audit_config(args: argparse.Namespace) -> AuditConfig:
+    """The configuration file with the command line's settings over it (validated: ConfigError names the key)."""
+    from pipeline.config import AuditConfig, load_config
+
+    config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
+    if args.check_shift is None and args.fail_on_degradation is None:
+        return config
+    settings = config.to_dict()
+    if args.check_shift is not None:
+        settings["shift"] = {"checks": [] if args.check_shift == [NO_SHIFT] else list(args.check_shift)}
+    if args.fail_on_degradation is not None:
+        settings["gates"] = {**settings["gates"], "max_shift_degradation": args.fail_on_degradation}
+    return AuditConfig.from_dict(settings, source="command line")
 
 
 def flow_parameters(args: argparse.Namespace, config: AuditConfig, data: str | None) -> dict:
@@ -90,17 +127,17 @@ def preflight(args: argparse.Namespace) -> tuple[AuditConfig, str]:
     """
     from pipeline import check_audit_size, load_portfolio
     from pipeline.acquire import locate_dataset
-    from pipeline.config import load_config
     from pipeline.outputs import check_run_dir
     from pipeline.signing import resolve_signer
 
     from .identity import run_id_for
 
-    config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
+    config = audit_config(args)
     resolve_signer(unsigned=args.unsigned, run_dir=Path(args.out) if args.out else None)  # a key, or --unsigned
     data = locate_dataset(args.data)
     portfolio = load_portfolio(data)
     check_audit_size(portfolio, config.test_fraction)
+    _check_shifts(portfolio, config)
 
     from pipeline import CreditModel, resolve_device
 
@@ -109,6 +146,15 @@ def preflight(args: argparse.Namespace) -> tuple[AuditConfig, str]:
     if args.out:
         check_run_dir(Path(args.out), run_id_for(portfolio.data_hash, config.identity(), model_hash), args.replace)
     return config, str(data)
+
+
+def _check_shifts(portfolio, config: AuditConfig) -> None:  # noqa: ANN001 - a Portfolio (imported lazily)
+    """Shift checks the held-out split cannot honour (unknown attribute or group, a share out of (0, 1)) fail now."""
+    from pipeline.fairness import resolve_shifts
+    from pipeline.splitting import split_portfolio
+
+    test = split_portfolio(portfolio, config.test_fraction, config.seed).test
+    resolve_shifts(config.shift.checks, portfolio.features.iloc[test], portfolio.labels.iloc[test])
 
 
 def _fail(args: argparse.Namespace, code: int, message: str) -> int:

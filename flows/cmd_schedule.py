@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cmd_run import add_audit_options, flow_parameters
+from .cmd_run import add_audit_options, audit_config, flow_parameters
 from .exit_codes import BAD_INPUT as EXIT_BAD_INPUT
 
 
@@ -26,13 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def schedule(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
-
     from .schedule import audit_deployment, check_schedule
 
     try:
         # before Prefect starts: a bad file or cron expression is refused at once
-        config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
+        config = audit_config(args)
         check_schedule(args.cron, args.timezone)
     except ValueError as exc:
         print(f"credit-audit: {exc}", file=sys.stderr)

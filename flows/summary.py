@@ -32,9 +32,50 @@ def summary(record: RunRecord, run_dir: Path) -> dict:
         "declined": record.decisions.get("decline", 0),
         "applicants_flagged": record.flags.applicants_flagged if record.flags else None,
         "flag_counts": {k: v for k, v in record.flags.counts.items() if v} if record.flags else {},
+        "shift": shift_outcomes(record),
         "notices": len(list((run_dir / NOTICES_DIR).glob("*.pdf"))),
         "report": str(run_dir / REPORT_PDF),
     }
+
+
+def shift_outcomes(record: RunRecord) -> list[dict]:
+    """Per shift check: the group moved, verdicts that moved, and the figure that degraded most (with interval)."""
+    if record.shift is None:
+        return []
+    out = []
+    for case in record.shift.cases:
+        moved = [{"attribute": a.attribute, "before": a.verdict_before, "after": a.verdict_after}
+                 for a in case.attributes if a.verdict_before != a.verdict_after]
+        figures = [(a.attribute, f) for a in case.attributes for f in a.figures if f.degradation is not None]
+        worst = max(figures, key=lambda af: af[1].degradation, default=None)
+        out.append({
+            "check": case.check, "attribute": case.attribute, "group": case.group, "delta": case.delta,
+            "share_before": case.share_before, "share_after": case.share_after, "status": case.status,
+            "reason": case.reason, "verdicts_moved": moved,
+            "largest_degradation": None if worst is None else {
+                "attribute": worst[0], "figure": worst[1].disparity, "before": worst[1].before.value,
+                "after": worst[1].after.value, "after_lo": worst[1].after.lo, "after_hi": worst[1].after.hi,
+                "degradation": worst[1].degradation},
+        })
+    return out
+
+
+def _shift_line(s: dict) -> str:
+    cases = s.get("shift") or []
+    if not cases:
+        return "  fairness under shift: not measured"
+    measured = [c for c in cases if c["status"] == "ok"]
+    moved = [f"{m['attribute']} {m['before']} -> {m['after']} ({c['attribute']}: {c['group']} {c['delta'] * 100:+g})"
+             for c in measured for m in c["verdicts_moved"]]
+    worst = max((c for c in measured if c["largest_degradation"]), default=None,
+                key=lambda c: c["largest_degradation"]["degradation"])
+    text = f"  fairness under shift: {len(measured)} of {len(cases)} checks measured; verdicts moved: " + (
+        "; ".join(moved) or "none")
+    if worst is not None:
+        w = worst["largest_degradation"]
+        text += (f"; largest degradation {w['degradation']:+.4f} ({w['figure']} of {w['attribute']} under "
+                 f"{worst['attribute']}: {worst['group']} {worst['delta'] * 100:+g} points)")
+    return text
 
 
 def summary_lines(s: dict) -> list[str]:
@@ -46,6 +87,7 @@ def summary_lines(s: dict) -> list[str]:
         f"  held-out ROC AUC {s['roc_auc']:.3f}; accuracy {s['accuracy']:.1%} "
         f"(approving everyone: {s['accuracy_approve_everyone']:.1%}); decline rate {s['decline_rate']:.1%}",
         "  fairness: " + (", ".join(f"{a} {v}" for a, v in s["fairness_verdicts"].items()) or "not computed"),
+        _shift_line(s),
         f"  {s['declined']:,} of {s['applicants']:,} applicants declined; "
         + (f"{s['applicants_flagged']:,} flagged for review" if s["applicants_flagged"] is not None else "no flags")
         + (" (" + ", ".join(f"{k} {v:,}" for k, v in s["flag_counts"].items()) + ")" if s["flag_counts"] else ""),

@@ -23,7 +23,14 @@ from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.acquire import locate_dataset
 from pipeline.config import AuditConfig
-from pipeline.run_record import BenchmarksSection, ConclusionSection, MonitoringSection, RunRecord, StressSection
+from pipeline.run_record import (
+    BenchmarksSection,
+    ConclusionSection,
+    MonitoringSection,
+    RunRecord,
+    ShiftSection,
+    StressSection,
+)
 from pipeline.splitting import SplitIndex, split_portfolio
 from pipeline.surrogate import Surrogate
 
@@ -158,12 +165,28 @@ def benchmark_models(portfolio: Portfolio, split: SplitIndex, model: CreditModel
 
 
 @plain
-def stress_model(portfolio: Portfolio, split: SplitIndex, model: CreditModel) -> StressSection:
+def stress_model(portfolio: Portfolio, split: SplitIndex, model: CreditModel, seed: int = 0) -> StressSection:
     """The production model re-scored on the held-out rows under the stated perturbations (seconds)."""
     from pipeline.stress import stress_test
 
     return stress_test(model, portfolio.features.iloc[split.test], portfolio.labels.iloc[split.test].to_numpy(),
-                       portfolio.features.iloc[split.train])
+                       portfolio.features.iloc[split.train], seed=seed)
+
+
+@plain
+def shift_fairness(portfolio: Portfolio, split: SplitIndex, model: CreditModel, checks: tuple[str, ...], device: str,
+                   seed: int, n_boot: int) -> ShiftSection | None:
+    """Fairness under demographic shift on the held-out split (pipeline.fairness.audit_shift); None without checks."""
+    if not checks:
+        return None
+    import torch
+
+    from pipeline.fairness import audit_shift
+
+    X_test = portfolio.features.iloc[split.test]
+    p_default = model.predict_proba(X_test)[:, 1]  # as the fairness audit reads them
+    return audit_shift(X_test, portfolio.labels.iloc[split.test].to_numpy(), model.predict(X_test), p_default, checks,
+                       device=torch.device(device), seed=seed, n_boot=n_boot)
 
 
 @plain

@@ -28,6 +28,7 @@ from .constants import COUNTERFACTUAL_MARGIN, SEED_MAX
 from .flags import FlagCode, FlagConfig
 from .gates import GatePolicy
 from .policy import ThresholdPolicy
+from .shift_spec import ALL, check_shift_texts
 
 MSG_UNKNOWN_KEY = "{file}: unknown setting(s) {keys} in [{section}]; expected some of {expected}"
 MSG_UNKNOWN_TABLE = "{file}: unknown top-level setting(s) {keys}; every setting belongs in the [audit] table"
@@ -50,7 +51,9 @@ _FLAG_CODES = tuple(str(c) for c in FlagCode)
 REGIMES = ("eu", "us")
 
 
-JUDGING_ONLY = ("gates", "governance")  # settings that do not change what a run computes
+# Settings that do not change what a run computes (the shift checks are measured on the finished
+# audit's decisions: changing them re-measures in seconds, it does not retrain or re-explain).
+JUDGING_ONLY = ("gates", "governance", "shift")
 
 
 class ConfigError(ValueError):
@@ -118,6 +121,20 @@ class CounterfactualSettings:
 
 
 @dataclass(frozen=True)
+class ShiftSettings:
+    """Fairness under demographic shift (pipeline.shift_spec for the syntax; README, "Fairness under shift").
+
+    `checks`: e.g. "SEX:+0.1", "SEX:female-0.05", or "all" (every protected attribute's
+    least-favoured group, +/-0.1); empty: no shift is measured.
+    """
+
+    checks: tuple[str, ...] = (ALL,)
+
+    def __post_init__(self) -> None:
+        check_shift_texts(self.checks)
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """Every setting of a run; construction validates it (`ConfigError` names the key)."""
 
@@ -134,6 +151,7 @@ class AuditConfig:
     notice: NoticeSettings = field(default_factory=NoticeSettings)
     counterfactuals: CounterfactualSettings = field(default_factory=CounterfactualSettings)
     gates: GatePolicy = field(default_factory=GatePolicy)
+    shift: ShiftSettings = field(default_factory=ShiftSettings)
 
     def __post_init__(self) -> None:
         _validate({"audit": self.to_dict()}, "AuditConfig")
@@ -273,6 +291,18 @@ class _GateSettings(BaseModel):
     max_flag_rate: float | None = Field(None, **_between(0, 1))  # None (not in the file): rule off
     max_auc_drop: float | None = Field(None, **_between(0, 1))  # None (not in the file): rule off
     max_decline_rate_change: float | None = Field(None, **_between(0, 1))  # None (not in the file): rule off
+    max_shift_degradation: float | None = Field(None, **_between(0, 1))  # None (not in the file): rule off
+
+
+def _shift_check(text: str) -> str:
+    check_shift_texts([text])
+    return text
+
+
+class _ShiftSettings(BaseModel):
+    model_config = _STRICT
+    checks: list[Annotated[str, Field(max_length=200), AfterValidator(_no_controls), AfterValidator(_shift_check)]] = Field(
+        None, description='a list of shift checks, each "ATTRIBUTE:+0.1", "ATTRIBUTE:GROUP-0.05" or "all"')
 
 
 class _AuditSettings(BaseModel):
@@ -292,6 +322,7 @@ class _AuditSettings(BaseModel):
     counterfactuals: _CounterfactualSettings = Field(
         None, description="a table ([audit.counterfactuals]: margin, max_limit_factor)")
     gates: _GateSettings = Field(None, description="a table ([audit.gates]: fail_on_verdicts, min_auc, ...)")
+    shift: _ShiftSettings = Field(None, description="a table ([audit.shift]: checks)")
 
 
 class _FileSettings(BaseModel):
@@ -388,8 +419,11 @@ def _build(raw: dict, source: str) -> AuditConfig:
     gates = dict(settings.pop("gates", {}))
     if "fail_on_verdicts" in gates:
         gates["fail_on_verdicts"] = tuple(gates["fail_on_verdicts"])
+    shift = dict(settings.pop("shift", {}))
+    if "checks" in shift:
+        shift["checks"] = tuple(shift["checks"])
     return AuditConfig(**settings, policy=ThresholdPolicy(**policy), lender=Lender(**lender), flags=FlagConfig(**flags),
-                       gates=GatePolicy(**gates), governance=Governance(**governance),
+                       gates=GatePolicy(**gates), governance=Governance(**governance), shift=ShiftSettings(**shift),
                        notice=NoticeSettings(**settings_notice), counterfactuals=CounterfactualSettings(**settings_cf))
 
 
@@ -415,7 +449,7 @@ def _read_toml(file: Path) -> dict:
 
 
 def load_config(path: str | Path | None) -> AuditConfig:
-    """Read `[audit]` and its tables (policy, lender, governance, flags, notice, counterfactuals, gates) (all optional)."""
+    """Read `[audit]` and its tables (policy, lender, governance, flags, notice, counterfactuals, gates, shift)."""
     if path is None:
         return AuditConfig()
     file = Path(path)

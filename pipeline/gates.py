@@ -34,13 +34,15 @@ class GatePolicy:
     max_flag_rate: float | None = None
     max_auc_drop: float | None = None
     max_decline_rate_change: float | None = None
+    max_shift_degradation: float | None = None
 
     def __post_init__(self) -> None:
         for v in self.fail_on_verdicts:
             if v not in VERDICTS:
                 raise ValueError(MSG_VERDICT.format(choices=VERDICTS, got=v))
         for name, lo, hi in (("min_auc", 0.0, 1.0), ("max_psi", 0.0, 10.0), ("max_flag_rate", 0.0, 1.0),
-                             ("max_auc_drop", 0.0, 1.0), ("max_decline_rate_change", 0.0, 1.0)):
+                             ("max_auc_drop", 0.0, 1.0), ("max_decline_rate_change", 0.0, 1.0),
+                             ("max_shift_degradation", 0.0, 1.0)):
             value = getattr(self, name)
             if value is not None and not (lo <= value <= hi):
                 raise ValueError(MSG_RANGE.format(name=name, lo=lo, hi=hi, got=value))
@@ -101,12 +103,37 @@ def _degradation(record: RunRecord, previous: RunRecord | None, policy: GatePoli
     return checks
 
 
+def _shift(record: RunRecord, _previous: RunRecord | None, policy: GatePolicy) -> list[GateCheck]:
+    """Per shift and attribute, the verdict figure that degrades most under the shift, against the limit.
+
+    Attributes the shift cannot move (`unchanged_by_construction`) and figures undefined before
+    or after are not checks: nothing about them can trip or pass a limit.
+    """
+    if policy.max_shift_degradation is None or record.shift is None:
+        return []
+    checks = []
+    for case in record.shift.cases:
+        where = f"{case.attribute}: {case.group} {case.delta * 100:+g} points"
+        for attribute in case.attributes:
+            judged = [f for f in attribute.figures if f.degradation is not None]
+            if attribute.unchanged_by_construction or not judged:
+                continue
+            worst = max(judged, key=lambda f: f.degradation)
+            check = _limit("max_shift_degradation", f"{attribute.attribute} under {where}", worst.degradation,
+                           policy.max_shift_degradation, True,
+                           f"the degradation of the {worst.label} of {attribute.attribute} under the shift {where} "
+                           f"({case.check}: {worst.before.value:.4f} -> {worst.after.value:.4f})")
+            checks.append(check)
+    return checks
+
+
 RULES: dict[str, Rule] = {
     "fairness_verdict": _verdicts,
     "min_auc": _auc,
     "max_flag_rate": _flag_rate,
     "max_psi": _drift,
     "degradation": _degradation,
+    "max_shift_degradation": _shift,
 }
 
 

@@ -393,7 +393,12 @@ class ConclusionSection(_Section):
 
 
 class StressCase(_Section):
-    """The production model's held-out figures when every applicant's inputs are changed one stated way."""
+    """The production model's held-out figures when every applicant's inputs are changed one stated way.
+
+    The `*_ci` intervals (None in records written before they existed) come from one paired
+    bootstrap of the held-out rows (`StressSection.method`): the same resample scores the
+    unperturbed and the perturbed inputs, so a change and its interval are of the same people.
+    """
 
     key: str
     description: str
@@ -402,6 +407,10 @@ class StressCase(_Section):
     decline_rate_change: float  # minus the unperturbed decline rate
     decisions_changed: float  # share of held-out applicants whose decision changes
     mean_probability_change: float
+    roc_auc_ci: Interval | None = None
+    roc_auc_change: Interval | None = None  # perturbed minus unperturbed ROC AUC
+    decline_rate_change_ci: Interval | None = None
+    decisions_changed_ci: Interval | None = None
 
 
 class StressSection(_Section):
@@ -409,6 +418,63 @@ class StressSection(_Section):
 
     rows: int
     cases: tuple[StressCase, ...]
+    method: str = ""
+    n_boot: int | None = None
+    ci_level: float | None = None
+
+
+# ---- fairness under demographic shift ------------------------------------------------------------
+class ShiftFigure(_Section):
+    """One verdict criterion of one attribute before and after a shift (pipeline.fairness.audit_shift).
+
+    `degradation` is the move towards the wrong side of the criterion's limit (a gap that
+    grows, a ratio that falls); negative when the figure improves; None where undefined.
+    """
+
+    disparity: str
+    label: str
+    before: Interval
+    after: Interval
+    degradation: float | None
+
+
+class ShiftAttribute(_Section):
+    """How one audited attribute's figures and verdict move under one shift."""
+
+    attribute: str
+    verdict_before: str
+    verdict_after: str
+    unchanged_by_construction: bool  # its groups lie within the shifted groups: every rate keeps its value
+    figures: tuple[ShiftFigure, ...]
+    reasons_after: tuple[str, ...]
+
+
+class ShiftCase(_Section):
+    """One shift: which group's share moved, from what to what, and every attribute's figures after it."""
+
+    check: str  # as asked: "SEX:+0.1", "all"
+    attribute: str
+    group: str | None  # None only when skipped before a group could be chosen
+    chosen: str  # "named" in the check, or "least favoured" (lowest approval rate unshifted)
+    delta: float
+    share_before: float | None
+    share_after: float | None
+    effective_rows: float | None  # Kish's effective sample size of the weights, (sum w)^2 / sum w^2
+    status: str  # "ok" or "skipped"
+    reason: str = ""
+    attributes: tuple[ShiftAttribute, ...] = ()
+
+
+class ShiftSection(_Section):
+    """Fairness under demographic shift: each check reweights the held-out rows, every figure is recomputed."""
+
+    definition: str
+    method: str
+    n_boot: int
+    seed: int
+    ci_level: float
+    rows: int
+    cases: tuple[ShiftCase, ...]
 
 
 class Trigger(_Section):
@@ -539,6 +605,7 @@ class RunRecord(_Section):
     conclusion: ConclusionSection | None = None
     monitoring: MonitoringSection | None = None
     stress: StressSection | None = None
+    shift: ShiftSection | None = None
     timings: dict[str, float] = {}
 
     def held_out(self) -> Performance:

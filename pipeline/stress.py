@@ -7,6 +7,13 @@ months unknown) and re-scores them with the production model; the outcomes
 stay as observed, so the ROC AUC says how well the model still ranks the same
 people, and the decision figures say how many decisions a change of that size
 would turn. The perturbations are written here, once, as data.
+
+Every figure carries a paired bootstrap interval: each replicate resamples
+the held-out rows once and scores both the unperturbed and the perturbed
+inputs of the same resampled people, so a change (in AUC, in the decline
+rate) and its interval compare like with like. Percentile intervals; the
+figures are means of per-row values (and the AUC), whose replicates lie on
+both sides of the estimate, and a share of 0 has the interval [0, 0].
 """
 
 from __future__ import annotations
@@ -19,9 +26,13 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from . import schema as S
-from .run_record import StressCase, StressSection
+from .constants import CI_LEVEL
+from .run_record import Interval, StressCase, StressSection
 
 AMOUNT_SHIFT = 0.10
+STRESS_BOOTSTRAP = 1000  # replicates of the paired bootstrap
+METHOD = (f"paired bootstrap of the held-out rows ({STRESS_BOOTSTRAP:,} replicates, percentile intervals): each "
+          "replicate scores the same resampled applicants with and without the change")
 BILLS = tuple(f.name for f in S.FEATURES if f.name.startswith("BILL_AMT"))
 PAYMENTS = tuple(f.name for f in S.FEATURES if f.name.startswith("PAY_AMT"))
 STATUSES = tuple(f.name for f in S.FEATURES if f.kind == "repayment_status")
@@ -77,21 +88,57 @@ CASES: tuple[Case, ...] = (
 )
 
 
-def stress_test(model, X_test: pd.DataFrame, y_test: np.ndarray, training: pd.DataFrame) -> StressSection:  # noqa: ANN001
+def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) multiplicities: how often each held-out row is drawn in each replicate (n draws each)."""
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    offsets = (np.arange(n_boot) * n)[:, None]
+    return np.bincount((draws + offsets).ravel(), minlength=n_boot * n).reshape(n_boot, n)
+
+
+def _auc_replicates(counts: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """ROC AUC of every replicate (weighted Mann-Whitney over the multiplicities; the fairness audit's function)."""
+    import torch
+
+    from .fairness import weighted_auc
+
+    order = np.argsort(p, kind="stable")
+    return weighted_auc(torch.as_tensor(counts[:, order]), torch.as_tensor(y[order], dtype=torch.float64),
+                        torch.as_tensor(p[order], dtype=torch.float64)).numpy()
+
+
+def _interval(value: float, replicates: np.ndarray) -> Interval:
+    alpha = (1 - CI_LEVEL) / 2
+    lo, hi = np.quantile(replicates, [alpha, 1 - alpha])
+    return Interval(value=float(value), lo=float(lo), hi=float(hi), valid_replicates=len(replicates))
+
+
+def stress_test(model, X_test: pd.DataFrame, y_test: np.ndarray, training: pd.DataFrame, *,  # noqa: ANN001
+                seed: int = 0, n_boot: int = STRESS_BOOTSTRAP) -> StressSection:
     """Every case in `CASES` on the held-out rows, against the unperturbed scores of the same model."""
     y = np.asarray(y_test, dtype=int)
     threshold = model.threshold_
     base = model.predict_proba(X_test)[:, 1]
     base_decline = base >= threshold
+    counts = _resamples(len(y), n_boot, seed)
+    share = counts / len(y)  # a replicate's mean of a per-row value is share @ value
+    base_auc = roc_auc_score(y, base)
+    base_auc_reps = _auc_replicates(counts, y, base)
+    base_rate_reps = share @ base_decline
     cases = []
     for case in CASES:
         p = model.predict_proba(case.perturb(X_test, training))[:, 1]
         decline = p >= threshold
+        auc, auc_reps = float(roc_auc_score(y, p)), _auc_replicates(counts, y, p)
+        rate_change = float(decline.mean() - base_decline.mean())
+        changed = decline != base_decline
         cases.append(StressCase(
-            key=case.key, description=case.description, roc_auc=float(roc_auc_score(y, p)),
-            decline_rate=float(decline.mean()), decline_rate_change=float(decline.mean() - base_decline.mean()),
-            decisions_changed=float((decline != base_decline).mean()),
+            key=case.key, description=case.description, roc_auc=auc,
+            decline_rate=float(decline.mean()), decline_rate_change=rate_change,
+            decisions_changed=float(changed.mean()),
             mean_probability_change=float((p - base).mean()),
+            roc_auc_ci=_interval(auc, auc_reps), roc_auc_change=_interval(auc - base_auc, auc_reps - base_auc_reps),
+            decline_rate_change_ci=_interval(rate_change, share @ decline - base_rate_reps),
+            decisions_changed_ci=_interval(float(changed.mean()), share @ changed),
         ))
     # The unperturbed figures are the performance section's (same model, same rows): not repeated here.
-    return StressSection(rows=len(y), cases=tuple(cases))
+    return StressSection(rows=len(y), cases=tuple(cases), method=METHOD, n_boot=n_boot, ci_level=CI_LEVEL)

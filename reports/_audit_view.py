@@ -21,7 +21,7 @@ from markupsafe import Markup
 from pipeline import schema as S
 from pipeline.columns import SHAP, columns_of
 from pipeline.constants import BLOCKING, CI_LEVEL, FIT, FIT_WITH_CONDITIONS, MAJORITY, NOT_FIT, STABILITY_FLAG_BELOW
-from pipeline.run_record import Condition, Interval, ModelScore
+from pipeline.run_record import Condition, Interval, ModelScore, ShiftCase
 
 from . import _charts as C
 from ._env import DASH, NOT_COMPUTED, num, pct, points
@@ -612,15 +612,66 @@ def _model_score(m: ModelScore) -> dict:
             "brier": num(m.brier, 4), "ece": num(m.ece), "threshold": pct(m.threshold, 1)}
 
 
+def _with_bounds(value: str, interval: Interval | None, fmt) -> str:  # noqa: ANN001
+    """A stress figure as printed before, followed by its interval where the run recorded one."""
+    bounds = _bounds(interval, fmt)
+    return f"{value} {bounds}" if bounds else value
+
+
+def _points_short(value: float | None) -> str:
+    return DASH if value is None else f"{value * 100:+.1f}"
+
+
 def _stress(run: RunResult) -> dict | None:
     section = run.record.stress
     if section is None:
         return None
     held_out = run.record.held_out()
     return {"rows_n": f"{section.rows:,}", "base_auc": num(held_out.roc_auc), "base_decline_rate": pct(held_out.decline_rate),
-            "cases": [{"description": c.description, "auc": num(c.roc_auc), "decline_rate": pct(c.decline_rate),
-                       "change": points(c.decline_rate_change), "changed": pct(c.decisions_changed),
+            "method": section.method, "ci_level": pct(section.ci_level, 0) if section.ci_level else "",
+            "cases": [{"description": c.description, "auc": _with_bounds(num(c.roc_auc), c.roc_auc_ci, num),
+                       "auc_change": _interval(c.roc_auc_change, signed) if c.roc_auc_change else DASH,
+                       "decline_rate": pct(c.decline_rate),
+                       "change": _with_bounds(points(c.decline_rate_change), c.decline_rate_change_ci, _points_short),
+                       "changed": _with_bounds(pct(c.decisions_changed), c.decisions_changed_ci, pct),
                        "probability": points(c.mean_probability_change)} for c in section.cases]}
+
+
+def _verdict_move(before: str, after: str) -> str:
+    return before if before == after else f"{before} \u2192 {after}"
+
+
+def _shift_case(case: ShiftCase) -> dict:
+    title = f"{_label(case.attribute)}: {case.group or 'least-favoured group'} {case.delta * 100:+g} points"
+    shares = f"{pct(case.share_before)} \u2192 {pct(case.share_after)}" if case.share_after is not None else ""
+    unchanged = [_label(a.attribute) for a in case.attributes if a.unchanged_by_construction]
+    rows = []
+    for a in case.attributes:
+        if a.unchanged_by_construction:
+            continue
+        for i, f in enumerate(a.figures):
+            rows.append({"attribute": _label(a.attribute) if i == 0 else "", "span": len(a.figures) if i == 0 else 0,
+                         "figure": f.label, "before": _interval(f.before), "after": _interval(f.after),
+                         "degradation": signed(f.degradation), "worse": (f.degradation or 0) > 0,
+                         "verdict": _verdict_move(a.verdict_before, a.verdict_after),
+                         "moved": a.verdict_before != a.verdict_after})
+    moved = [f"{_label(a.attribute)} {_verdict_move(a.verdict_before, a.verdict_after)}"
+             for a in case.attributes if a.verdict_before != a.verdict_after]
+    return {"title": title, "check": case.check, "chosen": case.chosen, "shares": shares, "ok": case.status == "ok",
+            "reason": case.reason, "effective": num(case.effective_rows, 0) if case.effective_rows else DASH,
+            "unchanged": ", ".join(unchanged), "rows": rows, "moved": "; ".join(moved) or "none"}
+
+
+def _shift(run: RunResult) -> dict | None:
+    """Fairness under demographic shift: per check, each verdict figure before and after with its interval."""
+    section = run.record.shift
+    if section is None:
+        return None
+    cases = [_shift_case(c) for c in section.cases]
+    return {"definition": section.definition, "method": section.method, "ci_level": pct(section.ci_level, 0),
+            "n_boot": f"{section.n_boot:,}", "rows_n": f"{section.rows:,}", "cases": cases,
+            "measured": sum(c["ok"] for c in cases),
+            "moved": [f"{c['title']}: {c['moved']}" for c in cases if c["ok"] and c["moved"] != "none"]}
 
 
 def _benchmarks(run: RunResult) -> dict | None:
@@ -760,6 +811,7 @@ def audit_view(run: RunResult, previous: RunResult | None = None) -> dict:
         "headline": _headline(run, benchmarks),
         "benchmarks": benchmarks,
         "stress": _stress(run),
+        "shift": _shift(run),
         "oversight": _oversight(run),
         "risks": _risks(run, benchmarks),
         "monitoring": _monitoring(run),

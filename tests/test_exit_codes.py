@@ -1,9 +1,10 @@
 """The command's exit codes and JSON summary, as a scheduler or CI pipeline sees them.
 
-One audit of a 1,000-row slice of the real file, judged twice: a release gate
-that fails (exit 1, the rule named), then, with the limit relaxed, the same
-run re-judged without recomputing it (exit 0). Bad input exits 2 with a JSON
-error.
+One audit of a 1,000-row slice of the real file, judged three times: a
+release gate that fails (exit 1, the rule named), then, with the limit
+relaxed, the same run re-judged without recomputing it (exit 0), then with
+shift checks and a degradation limit of 0 (exit 1, the shift named). Bad
+input exits 2 with a JSON error.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ def test_a_failing_gate_exits_1_and_a_relaxed_policy_re_judges_the_same_run(data
     with open(data_path) as src:
         data.write_text("".join(next(src) for _ in range(1001)))
     strict, relaxed = tmp_path / "strict.toml", tmp_path / "relaxed.toml"
-    strict.write_text("[audit]\nbackground_size = 10\n[audit.gates]\nmin_auc = 0.99\n")
-    relaxed.write_text("[audit]\nbackground_size = 10\n[audit.gates]\nmin_auc = 0.5\nfail_on_verdicts = []\n")
+    # 30% declined: the slice's 200 held-out applicants then have declines in every group, so a shift moves figures
+    common_settings = '[audit]\nbackground_size = 10\n[audit.policy]\nkind = "decline_rate"\nvalue = 0.3\n'
+    strict.write_text(common_settings + "[audit.gates]\nmin_auc = 0.99\n")
+    relaxed.write_text(common_settings + "[audit.gates]\nmin_auc = 0.5\nfail_on_verdicts = []\n")
     out = tmp_path / "run"
     common = ["run", "--data", str(data), "--out", str(out), "--device", "cpu", "--notice-limit", "2",
               "--explain-chunk-rows", "1000", "--json"]
@@ -72,3 +75,18 @@ def test_a_failing_gate_exits_1_and_a_relaxed_policy_re_judges_the_same_run(data
     assert json.loads(passed.stdout)["passed"] is True
     assert (out / O.MODEL_DIR / "model.pt").stat().st_mtime_ns == model_stamp  # judged again, not recomputed
     assert load_record(out).gates.passed
+
+    # Shift checks with a degradation limit of 0: a figure that degrades at all under a shift fails the run.
+    # Only SEX has enough of both outcomes per group among the slice's 200 held-out applicants to be judged, and
+    # a shift of SEX cannot move SEX's own figures: the age mix is shifted, both ways, so that one way degrades.
+    checks = ["AGE band:under 30+0.2", "AGE band:under 30-0.2"]
+    shifted = _cli([*common, "--config", str(relaxed), "--check-shift", checks[0], "--check-shift", checks[1],
+                    "--fail-on-degradation", "0"], env)
+    assert shifted.returncode == 1, shifted.stderr[-3000:]
+    facts = json.loads(shifted.stdout)
+    rules = [r for r in facts["failed_rules"] if r["rule"] == "max_shift_degradation"]
+    assert rules and all(r["subject"].startswith("SEX under AGE band: under 30 ") for r in rules)
+    assert all("AGE band:under 30" in r["message"] for r in rules)
+    assert [c["check"] for c in facts["shift"]] == checks
+    assert (out / O.MODEL_DIR / "model.pt").stat().st_mtime_ns == model_stamp  # shift checks re-judge, not re-run
+    assert [c.check for c in load_record(out).shift.cases] == checks

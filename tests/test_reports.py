@@ -18,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.benchmarks import benchmark
 from pipeline.conclusion import conclude
+from pipeline.fairness import audit_shift
 from pipeline.metrics import performance
 from pipeline.monitoring import monitoring_plan
 from pipeline.policy import ThresholdPolicy
@@ -267,8 +269,12 @@ def build_run(out: Path, features: pd.DataFrame, labels: pd.Series, ids: pd.Seri
             features.iloc[tr], y[tr], features.iloc[te], y[te], p[te], threshold, ThresholdPolicy("decline_rate", 0.2),
             feats, seed=seed, n_boot=200)})
         scorer = _FixtureModel(lr, feats, mu, sd, threshold)
+        # All 400 rows, not the 80 held out: enough per group for most shifts to be measured.
+        shift = audit_shift(features, y, decline.astype(int), p, ["all", "SEX:female+0.2"], device=torch.device("cpu"),
+                            seed=seed, n_boot=100)
         record = record.model_copy(update={
-            "stress": stress_test(scorer, features.iloc[te], y[te], features.iloc[tr]),
+            "shift": shift,
+            "stress": stress_test(scorer, features.iloc[te], y[te], features.iloc[tr], n_boot=200),
             "conclusion": conclude(record, pd.read_parquet(out / "fairness.parquet")),
             "monitoring": monitoring_plan(record)})
     O.write_parquet(out / O.APPLICANTS, frame)
@@ -1121,11 +1127,36 @@ def test_audit_report_shows_each_stress_case_against_the_observed_inputs(audit_p
 
     text = pdf_text(audit_pdf)
     held_out = run.record.held_out()
-    assert f"As observed {held_out.roc_auc:.3f} {pct(held_out.decline_rate)}" in text
+    assert f"As observed {held_out.roc_auc:.3f} \u2013 {pct(held_out.decline_rate)}" in text  # no AUC change
     cases = {c.key: c for c in run.record.stress.cases}
     assert set(cases) == {"amounts_up", "amounts_down", "limit_down", "one_month_later", "oldest_months_unknown"}
     for c in cases.values():
-        assert flat(f"{c.description} {c.roc_auc:.3f} {pct(c.decline_rate)} {points(c.decline_rate_change)} "
-                    f"{pct(c.decisions_changed)}") in text
+        auc, change, changed = c.roc_auc_ci, c.decline_rate_change_ci, c.decisions_changed_ci
+        assert flat(f"{c.description} {c.roc_auc:.3f} [{auc.lo:.3f}, {auc.hi:.3f}]") in text
+        assert flat(f"{pct(c.decline_rate)} {points(c.decline_rate_change)} [{change.lo * 100:+.1f}, "
+                    f"{change.hi * 100:+.1f}] {pct(c.decisions_changed)} [{pct(changed.lo)}, {pct(changed.hi)}]") in text
+        for interval in (auc, c.roc_auc_change, change, changed):  # paired bootstrap: each contains its estimate
+            assert interval.lo <= interval.value <= interval.hi
     later = cases["one_month_later"]  # a worse repayment status raises the estimated risk
     assert later.mean_probability_change > 0 and later.decline_rate_change >= 0
+
+
+@pytest.mark.slow
+def test_audit_report_shows_fairness_under_demographic_shift(audit_pdf, run):  # noqa: ANN001
+    from reports._audit_view import _interval, _label
+
+    text = pdf_text(audit_pdf)
+    assert "Fairness under demographic shift" in text
+    section = run.record.shift
+    measured = [c for c in section.cases if c.status == "ok"]
+    assert measured
+    for case in measured:
+        assert flat(f"{_label(case.attribute)}: {case.group} {case.delta * 100:+g} points") in text
+        for a in case.attributes:
+            if a.unchanged_by_construction:
+                continue
+            for f in a.figures:
+                assert flat(f"{f.label} {_interval(f.before)} {_interval(f.after)}") in flat(text).replace("- ", "-")
+    for case in section.cases:
+        if case.status == "skipped":
+            assert flat(f"not measured: {case.reason}") in text

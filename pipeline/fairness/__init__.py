@@ -20,6 +20,10 @@ audit adds proxies (can the inputs reveal a protected attribute?), the cost
 of unawareness and of mitigation (analysis only: production decisions are
 unchanged) and explanation disparity (do declined groups get different
 reasons?).
+
+`audit_shift` repeats the audit on the held-out rows reweighted so that one
+group's share moves by stated points (fairness under demographic shift), with
+the same rules and weighted bootstrap intervals.
 """
 
 from ..constants import (
@@ -46,6 +50,7 @@ from ._disparities import (
 )
 from ._groups import AuditedAttribute, audited_attributes, group_labels, grouping_notes
 from ._rates import INTERVAL_METHOD, Estimate, GapEstimate, GroupRates
+from ._shift import audit_shift, resolve_shifts, shift_weights
 from ._verdicts import CRITERIA, Criterion
 
 __all__ = [
@@ -73,6 +78,7 @@ __all__ = [
     "GroupRates",
     "adverse_impact_ratios",
     "audit_fairness",
+    "audit_shift",
     "audited_attributes",
     "demographic_parity_difference",
     "equalized_odds_difference",
@@ -80,5 +86,7 @@ __all__ = [
     "group_labels",
     "grouping_notes",
     "lowest_adverse_impact_ratio",
+    "resolve_shifts",
+    "shift_weights",
     "weighted_auc",
 ]

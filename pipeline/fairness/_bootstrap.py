@@ -114,6 +114,8 @@ def weighted_auc(weights: torch.Tensor, y: torch.Tensor, score: torch.Tensor) ->
     Columns must be in ascending order of `score` (`group_rates` sorts them once), so
     "scored below" is a cumulative sum and ties are blocks of equal scores. The sums run
     in integers: exact, and deterministic on CUDA (a floating-point cumsum there is not).
+    Floating-point `weights` (multiplicities times importance weights, for the shifted
+    populations of `pipeline.fairness.audit_shift`) are summed in float64 instead.
     """
     n = score.shape[0]
     new_block = torch.ones(n, dtype=torch.bool, device=score.device)
@@ -123,16 +125,19 @@ def weighted_auc(weights: torch.Tensor, y: torch.Tensor, score: torch.Tensor) ->
     ends = torch.cat([starts[1:], torch.tensor([n], device=score.device)]) - 1
     is_pos = y > 0
     pos, negs = torch.nonzero(is_pos).flatten(), torch.nonzero(~is_pos).flatten()
-    weights = weights.to(torch.int32)  # multiplicities <= n; every partial sum below fits
-    neg = weights * (~is_pos).to(torch.int32)
-    cum = torch.cumsum(neg, dim=1, dtype=torch.int32)  # non-defaulter weight at or below each position
+    exact = not weights.is_floating_point()
+    # multiplicities <= n: every partial sum below fits in int32; importance-weighted: float64
+    work, total = (torch.int32, torch.int64) if exact else (torch.float64, torch.float64)
+    weights = weights.to(work)
+    neg = weights * (~is_pos).to(work)
+    cum = torch.cumsum(neg, dim=1, dtype=work)  # non-defaulter weight at or below each position
     b = block[pos]
     first, last = starts[b], ends[b]
     # (weight below the tie block) + (weight through its end) = 2 x (below + half of the tied)
     credit = cum[:, first] - neg[:, first] + cum[:, last]
     wp = weights[:, pos]
-    num = (wp * credit).sum(dim=1, dtype=torch.int64).double()
-    den = wp.sum(dim=1, dtype=torch.int64).double() * weights[:, negs].sum(dim=1, dtype=torch.int64).double()
+    num = (wp * credit).sum(dim=1, dtype=total).double()
+    den = wp.sum(dim=1, dtype=total).double() * weights[:, negs].sum(dim=1, dtype=total).double()
     return _div(0.5 * num, den)
 
 
@@ -144,19 +149,29 @@ def resample_counts(n: int, n_boot: int, generator: torch.Generator, device: tor
 
 
 def group_rates(indicators: torch.Tensor, rows: torch.Tensor, n_boot: int,
-                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                generator: torch.Generator, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Point rates (len(RATES),) and bootstrap replicates (n_boot, len(RATES)) of one group.
 
     `rows` indexes the group's rows in `indicators`; replicates resample within the group.
+    `weights` (one per row of `indicators`, optional) are importance weights: every sum,
+    the AUC included, weighs row i by w_i, in the point estimate and in each replicate
+    (a replicate's weight of a row is its multiplicity times w_i). Without them every row
+    weighs 1 and the draws are those of the unweighted audit, replicate for replicate.
     """
-    ind = indicators[rows]
-    ind = ind[torch.argsort(ind[:, 5], stable=True)]  # ascending score, as weighted_auc needs
+    order = torch.argsort(indicators[rows, 5], stable=True)  # ascending score, as weighted_auc needs
+    ind = indicators[rows][order]
+    w = None if weights is None else weights[rows][order].to(DTYPE)
     y, p = ind[:, 1], ind[:, 5]
-    ones = torch.ones(1, len(rows), dtype=torch.long, device=ind.device)
-    point = rates_from_sums(ind.sum(dim=0, keepdim=True), weighted_auc(ones, y, p))[0]
+    if w is None:
+        ones = torch.ones(1, len(rows), dtype=torch.long, device=ind.device)
+        point = rates_from_sums(ind.sum(dim=0, keepdim=True), weighted_auc(ones, y, p))[0]
+    else:
+        point = rates_from_sums((w.unsqueeze(1) * ind).sum(dim=0, keepdim=True), weighted_auc(w.unsqueeze(0), y, p))[0]
     if n_boot == 0:
         return point, torch.empty(0, len(RATES), dtype=DTYPE, device=ind.device)
     counts = resample_counts(len(rows), n_boot, generator, ind.device)
+    if w is not None:
+        counts = counts.to(DTYPE) * w  # (B, n_g): multiplicity x importance weight
     sums = counts.to(REPLICATE_DTYPE) @ torch.nan_to_num(ind).to(REPLICATE_DTYPE)
     reps = rates_from_sums(sums.to(DTYPE), weighted_auc(counts, y, p))
     if torch.isnan(ind[:, 7]).any():

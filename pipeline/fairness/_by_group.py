@@ -70,7 +70,7 @@ class _GroupStats:
 
 
 def _group_stats(indicators: torch.Tensor, labels: np.ndarray, groups: tuple[str, ...], n_boot: int,
-                 gen: torch.Generator) -> list[_GroupStats]:
+                 gen: torch.Generator, weights: torch.Tensor | None = None) -> list[_GroupStats]:
     out = []
     dev = indicators.device
     for g in groups:
@@ -84,7 +84,7 @@ def _group_stats(indicators: torch.Tensor, labels: np.ndarray, groups: tuple[str
         defaults = int(indicators[rows, 1].sum().item())
         declines = int(indicators[rows, 2].sum().item())
         ok = V.is_sufficient(count, defaults)
-        point, reps = group_rates(indicators, rows, n_boot if ok else 0, gen)
+        point, reps = group_rates(indicators, rows, n_boot if ok else 0, gen, weights)
         out.append(_GroupStats(g, count, defaults, declines, ok, point, reps if ok else None))
     return out
 
@@ -160,19 +160,28 @@ def group_disparities(X_test: pd.DataFrame, y_test: np.ndarray, decline: np.ndar
                       device: torch.device, seed: int, n_boot: int,
                       surrogate_decisions: np.ndarray | None = None,
                       attributes: tuple[AuditedAttribute, ...] | None = None,
-                      include_overall: bool = True) -> tuple[pd.DataFrame, tuple[AttributeResult, ...]]:
-    """Per-group rates with intervals (the table, led by an "overall" row) and per-attribute verdicts."""
+                      include_overall: bool = True,
+                      row_weights: np.ndarray | None = None) -> tuple[pd.DataFrame, tuple[AttributeResult, ...]]:
+    """Per-group rates with intervals (the table, led by an "overall" row) and per-attribute verdicts.
+
+    `row_weights` (importance weights, one per row) measure a reweighted population: the
+    shifted portfolios of `audit_shift`. Counts and the minimum-size rules stay on the rows
+    actually observed (a weight does not add evidence), and the same seed draws the same
+    resamples with or without weights, so shifted and unshifted figures are paired.
+    """
     agree = None if surrogate_decisions is None else (np.asarray(surrogate_decisions) == np.asarray(decline)).astype(float)
     indicators = indicator_matrix(y_test, decline, p_default, agree, device)
+    weights = None if row_weights is None else torch.as_tensor(np.asarray(row_weights, dtype=np.float64), device=device)
     gen = torch.Generator(device=device).manual_seed(seed)
     rows: list[dict] = []
     results = []
     with bootstrap_threads(device):
         if include_overall:
             everyone = np.full(len(X_test), OVERALL_GROUP, dtype=object)
-            rows += _rows(OVERALL, OVERALL, _group_stats(indicators, everyone, (OVERALL_GROUP,), n_boot, gen), {})
+            rows += _rows(OVERALL, OVERALL, _group_stats(indicators, everyone, (OVERALL_GROUP,), n_boot, gen, weights),
+                          {})
         for attr in attributes or audited_attributes():
-            stats = _group_stats(indicators, group_labels(X_test, attr), attr.groups, n_boot, gen)
+            stats = _group_stats(indicators, group_labels(X_test, attr), attr.groups, n_boot, gen, weights)
             result, air = _judge(attr, stats)
             results.append(result)
             rows += _rows(attr.name, attr.kind, stats, air)
