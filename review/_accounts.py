@@ -267,12 +267,16 @@ class AccountStore:
             row = s.get(AccountRow, typed) if NAME_PATTERN.fullmatch(typed) else None
             ok = self._verify(row.password_hash if row else self._dummy, password) and row is not None
             if not ok or row.disabled:
-                s.add(FailureRow(name=typed, address=address[:64], time=now))
-                raise AccountError(MSG_SIGN_IN)
-            if self.hasher.check_needs_rehash(row.password_hash):
-                row.password_hash = self.hasher.hash(password)
-            s.execute(delete(FailureRow).where(FailureRow.name == typed))
-            return row.account()
+                s.add(FailureRow(name=typed, address=address[:64], time=now))  # committed: the raise comes after
+                account = None
+            else:
+                if self.hasher.check_needs_rehash(row.password_hash):
+                    row.password_hash = self.hasher.hash(password)
+                s.execute(delete(FailureRow).where(FailureRow.name == typed))
+                account = row.account()
+        if account is None:
+            raise AccountError(MSG_SIGN_IN)
+        return account
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
