@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import secrets
 from importlib import resources
-from urllib.parse import quote
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import jinja2
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request

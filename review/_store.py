@@ -40,7 +40,7 @@ from pipeline.run_record import load_record
 from pipeline.signing import PublicKey, Signer, b64, resolve_signer
 
 from ._accounts import Account
-from ._decisions import Action, ApplicantState, fold, needs_second_person
+from ._decisions import Action, ApplicantState, fold
 from ._trail import Entry, Trail, seal
 
 REVIEW_DIR = "review"

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+from test_review_store import make_run
 
 from pipeline.run_record import RunRecord
 from review import (
@@ -23,7 +24,6 @@ from review import (
 )
 from review._decisions import PENDING_APPROVAL, ST_DIRECT, ST_PENDING
 from review._store import MSG_CANNOT_APPROVE, MSG_CANNOT_PROPOSE, MSG_NOT_ACCOUNT, MSG_SELF_APPROVAL
-from test_review_store import make_run
 
 ANA = Account("ana", Role.ANALYST)
 ALI = Account("ali", Role.ANALYST)
