@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="users_action", required=True)
     add = actions.add_parser("add", help="create an account; the password is asked for (or read from stdin)")
     add.add_argument("name", help="account name: 2-40 characters of a-z 0-9 . _ - (folded to lower case)")
-    add.add_argument("--role", required=True, choices=["analyst", "approver", "auditor"],
+    add.add_argument("--role", required=True,
                      help="analyst: proposes reviews; approver: also approves others' overrides; auditor: reads")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     _common(add)
@@ -65,7 +65,7 @@ def _password(from_stdin: bool) -> str:
 def _with_store(args: argparse.Namespace, action) -> int:  # noqa: ANN001 - a callable of the store
     from sqlalchemy.exc import SQLAlchemyError
 
-    from review._accounts import AccountStore, users_db_url
+    from review import AccountStore, users_db_url
 
     try:
         store = AccountStore(users_db_url(args.users_db, args.db, args.keystore))
@@ -83,7 +83,7 @@ def _with_store(args: argparse.Namespace, action) -> int:  # noqa: ANN001 - a ca
 
 def add_user(args: argparse.Namespace) -> int:
     def action(store) -> int:  # noqa: ANN001
-        from review._accounts import check_password, normalize_name, parse_role
+        from review import check_password, normalize_name, parse_role
 
         normalize_name(args.name), parse_role(args.role)  # a bad name fails before the password is asked
         account = store.add(args.name, args.role, check_password(_password(args.password_stdin)))
@@ -115,7 +115,7 @@ def disable_user(args: argparse.Namespace) -> int:
 
 def set_password(args: argparse.Namespace) -> int:
     def action(store) -> int:  # noqa: ANN001
-        from review._accounts import normalize_name
+        from review import normalize_name
 
         normalize_name(args.name)
         account = store.set_password(args.name, _password(args.password_stdin))

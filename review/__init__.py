@@ -23,7 +23,17 @@ the signatures, the export and any checkpoint archived outside the run.
 
 from pipeline import lazy_getattr
 
-from ._accounts import Account, AccountError, AccountStore, LockedOut, Role, users_db_url
+from ._accounts import (
+    Account,
+    AccountError,
+    AccountStore,
+    LockedOut,
+    Role,
+    check_password,
+    normalize_name,
+    parse_role,
+    users_db_url,
+)
 from ._decisions import Action, ApplicantState, fold, needs_second_person
 from ._export import csv_safe, reviews_csv
 from ._store import (
@@ -72,7 +82,10 @@ __all__ = [
     "ReviewConflict",
     "ReviewRefused",
     "Role",
+    "check_password",
     "current_user",
+    "normalize_name",
+    "parse_role",
     "fold",
     "needs_second_person",
     "users_db_url",

@@ -268,6 +268,7 @@ class AccountStore:
             ok = self._verify(row.password_hash if row else self._dummy, password) and row is not None
             if not ok or row.disabled:
                 s.add(FailureRow(name=typed, address=address[:64], time=now))  # committed: the raise comes after
+                s.execute(delete(FailureRow).where(FailureRow.time <= now - LOCKOUT))  # only the window is kept
                 account = None
             else:
                 if self.hasher.check_needs_rehash(row.password_hash):

@@ -66,6 +66,8 @@ def _local_path(target: str | None) -> str:
     """Where to go after sign-in: a path of this app only (never `//host` or a full URL: no open redirect)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):  # browsers drop tabs and newlines: "/\t/evil"
+        return "/"
     return target
 
 

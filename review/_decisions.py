@@ -24,10 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._store import Review
+from typing import Protocol
 
 DECIDED = ("approve", "decline")
 PENDING_APPROVAL = "pending_approval"
@@ -39,6 +36,24 @@ ST_REJECTED = "rejected by {name} (#{seq})"
 ST_REPLACED = "was in effect until #{seq}"
 ST_APPROVES = "approves #{seq}"
 ST_REJECTS = "rejects #{seq}"
+
+
+class Review(Protocol):
+    """What the fold reads of a saved review (_store.Review; a protocol, so the store can import this module)."""
+
+    seq: int
+    applicant_id: int
+    model_decision: str
+    outcome: str
+    reviewer: str
+    action: str | None
+    target: int | None
+
+    @property
+    def final_decision(self) -> str: ...
+
+    @property
+    def outcome_label(self) -> str: ...
 
 
 class Action(StrEnum):

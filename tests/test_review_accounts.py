@@ -92,8 +92,8 @@ def test_users_refuses_bad_input_with_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:  # no password option on the command line: ps would show it
         cli_main(["users", "add", "cy", "--role", "analyst", "--password", PASSWORD])
     assert exit_.value.code == 2
-    with pytest.raises(SystemExit):
-        cli_main(["users", "add", "cy", "--role", "admin"])
+    assert _users(tmp_path, "add", "cy", "--role", "admin") == 2  # the roles' one place: review._accounts.Role
+    assert "role must be one of ['analyst', 'approver', 'auditor'], got 'admin'" in capsys.readouterr().err
 
 
 def test_password_is_asked_on_a_terminal_only(tmp_path, monkeypatch, capsys):
@@ -239,3 +239,16 @@ def test_keystore_default_folder_is_private(tmp_path, monkeypatch):
     store.close()
     assert stat.S_IMODE(keys.stat().st_mode) == 0o700 and (keys / USERS_FILE).is_file()
     assert os.access(keys / USERS_FILE, os.R_OK)
+
+
+def test_failures_older_than_the_window_are_not_kept(accounts):
+    """Sign-in failures cannot grow the database without bound: only the lockout window is kept."""
+    import sqlite3
+
+    for i in range(MAX_FAILURES):
+        with pytest.raises(AccountError):
+            accounts.authenticate(f"spray{i}", "guess number one", "10.0.0.1", now=T0)
+    with pytest.raises(AccountError):
+        accounts.authenticate("spray", "guess number one", "10.0.0.1", now=T0 + LOCKOUT + timedelta(seconds=1))
+    with sqlite3.connect(accounts.engine.url.database) as db:
+        assert db.execute("SELECT count(*) FROM review_login_failures").fetchone() == (1,)

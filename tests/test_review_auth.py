@@ -151,7 +151,8 @@ def test_sign_in_needs_csrf_and_origin(app):
         assert c.get("/").status_code == 303
 
 
-@pytest.mark.parametrize("target", ["//evil.test/", "https://evil.test/", "/\\evil.test", "javascript:alert(1)"])
+@pytest.mark.parametrize("target", ["//evil.test/", "https://evil.test/", "/\\evil.test", "javascript:alert(1)",
+                                    "/\t/evil.test", "/\n/evil.test"])
 def test_no_open_redirect_after_sign_in(app, target):
     with client(app) as c:
         r = sign_in(c, "ana", next_path=target)
