@@ -50,6 +50,7 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{1,39}")
 PASSWORD_MIN, PASSWORD_MAX = 12, 1024
 SESSION_TTL = timedelta(hours=8)  # a working day; then sign in again
 SESSION_IDLE = timedelta(minutes=30)  # an unattended browser is signed out
+SESSION_TOUCH = timedelta(minutes=1)  # the idle clock is written at most this often (a read per request, not a write)
 LOCKOUT = timedelta(minutes=15)
 MAX_FAILURES = 5  # per account name
 MAX_ADDRESS_FAILURES = 20  # per client address (an office behind one NAT address has many honest typos)
@@ -311,7 +312,8 @@ class AccountStore:
             if account is None or account.disabled:
                 s.delete(row)
                 return None
-            row.last_seen = now
+            if now - _utc(row.last_seen) >= SESSION_TOUCH:
+                row.last_seen = now
             return account.account()
 
     def close_session(self, token: str | None) -> None:
