@@ -45,6 +45,7 @@ USER audit
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
+    DO_NOT_TRACK=1 \
     PREFECT_HOME=/home/audit/.prefect \
     MPLCONFIGDIR=/home/audit/.cache/matplotlib \
     CREDIT_AUDIT_DATA=/app/data/UCI_Credit_Card.csv

@@ -14,6 +14,7 @@ OUT ?=
 DEVICE ?= auto
 PIP := --quiet --disable-pip-version-check
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
 
 .PHONY: audit test lint bench setup wheel image sbom pip-audit lock-runtime
 

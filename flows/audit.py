@@ -138,8 +138,9 @@ def _notices(run_dir: Path, record: RunRecord, table: pd.DataFrame, key, workers
     context = notice_context(record)
     futures = [
         task.submit(str(run_dir), chunk, workers,
-                    key=key("notices", inputs_digest(chunk, _rows_digest(table, chunk), context)))
-        for chunk in chunks
+                    key=key("notices", inputs_digest(chunk, _rows_digest(table, chunk), context)),
+                    before=i * NOTICE_CHUNK, total=len(ids))
+        for i, chunk in enumerate(chunks)
     ]
     return [Path(p) for f in futures for p in f.result()]
 

@@ -25,10 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Settings Prefect reads from the environment, set unless the operator set them. An audit handles credit
+# data: neither the embedded server nor the Prefect client may report usage anywhere (Prefect's SDK
+# telemetry honours the DO_NOT_TRACK convention). The embedded server needs ~15 s to start on 2 busy
+# cores; Prefect's default of 20 s is too tight.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # The embedded server needs ~15 s to start on 2 busy cores; the default 20 s is too tight.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

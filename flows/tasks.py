@@ -187,11 +187,14 @@ def render_report(run_dir: str, previous: str | None, key: str) -> list[str]:
 
 
 @task
-def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str) -> list[str]:
+def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str, before: int = 0,
+                        total: int | None = None) -> list[str]:
     """Durable: notices for a chunk of declined applicants (sanitised file names).
 
     Each finished notice is journalled, so a chunk killed half-way resumes at its first
-    notice not yet written instead of rendering the whole chunk again.
+    notice not yet written instead of rendering the whole chunk again. `before` (notices of
+    the earlier chunks) and `total` (of the whole run) let the progress lines count the run,
+    not the chunk: an operator wants the time left until the notices are done.
     """
     from reports import load_run, render_notices
 
@@ -204,10 +207,10 @@ def render_notice_chunk(run_dir: str, ids: list[int], workers: int, key: str) ->
     if done:
         log.info("notices: %d of this chunk's %d were written before the interruption; rendering the other %d",
                  len(done), len(ids), len(todo))
-    progress = Progress("notices", len(ids), log.info, already=len(done))
+    progress = Progress("notices", total or len(ids), log.info, already=before + len(done))
     with heartbeat(progress):
         fresh = render_notices(load_run(run_dir), todo, Path(run_dir) / O.NOTICES_DIR, workers=workers,
-                               progress=lambda n, *_: progress.update(len(done) + n), written=journal.add)
+                               progress=lambda n, *_: progress.update(before + len(done) + n), written=journal.add)
     done.update(zip(todo, map(str, fresh), strict=True))
     return [done[i] for i in ids]
 

@@ -263,3 +263,16 @@ def test_every_option_the_readme_shows_exists():
             assert option in known, f"README shows `credit-audit {command} ... {option}`, which {command} does not take"
             checked += 1
     assert checked >= 10
+
+
+def test_no_usage_data_leaves_an_audit():
+    """Prefect's client telemetry is off unless the operator turns it on (checked outside any CI marker,
+    which would turn it off by itself)."""
+    from prefect._internal.analytics.ci_detection import CI_ENV_VARS
+
+    unset = {"DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED", *CI_ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    code = ("import sys; from flows.cli import main; main(['keys', 'show']);"
+            "from prefect._internal.analytics import is_telemetry_enabled; sys.exit(3 if is_telemetry_enabled() else 0)")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -163,6 +163,8 @@ def test_resumed_run_renders_only_the_notices_not_yet_written(resumed):
     # a notice is journalled when its worker's batch comes back: the ones on disk at the kill, less at most
     # the batches in flight, are reused
     assert 0 < reused <= resumed["killed_at"]
+    # the progress lines count the run's notices, with the reused ones included
+    assert f"notices: {RESUME_NOTICES:,} of {RESUME_NOTICES:,} (100%)" in resumed["second_log"]
 
 
 def test_resumed_run_has_every_notice_once_and_nothing_half_written(resumed):
