@@ -120,10 +120,10 @@ def create_app(
     """
     proxies = parse_proxies(trusted_proxies)
     run = run or load_review_run(run_dir)
-    accounts = accounts or AccountStore(users_db_url(users_db, db_url, keystore))
     store = ReviewStore(run.path, db_url=db_url, run_id=run.run_id, signer=signer, unsigned=unsigned, keystore=keystore)
     try:
         store.prepare_writes()  # NoSigningKey / TrailKeyError now, not at the first save
+        accounts = accounts or AccountStore(users_db_url(users_db, db_url, keystore))
     except BaseException:
         store.close()
         raise

@@ -38,14 +38,13 @@ def serve(
     import uvicorn
     from sqlalchemy.engine import make_url
 
-    from ._accounts import AccountStore, users_db_url
     from ._app import create_app
     from ._auth import USER_HEADER, parse_proxies
 
     check_loopback(host, behind_proxy=bool(parse_proxies(trusted_proxies)))
-    accounts = AccountStore(users_db_url(users_db, db_url, keystore))
-    app = create_app(run_dir, accounts=accounts, db_url=db_url, keystore=keystore, unsigned=unsigned,
+    app = create_app(run_dir, db_url=db_url, keystore=keystore, unsigned=unsigned, users_db=users_db,
                      trusted_proxies=trusted_proxies, public_url=public_url)
+    accounts = app.state.auth.accounts
     shown = f"[{host}]" if ":" in host else host
     print(f"Review app for run {app.state.run.run_id}: http://{shown}:{port}/", flush=True)
     users = make_url(accounts.url).render_as_string(hide_password=True)

@@ -452,6 +452,7 @@ def test_review_command_refuses_to_start_without_a_key(run_dir, tmp_path, capsys
     assert cli_main(["review", "--run", str(run_dir), "--keystore", str(tmp_path / "no-keys")]) == 2
     err = capsys.readouterr().err
     assert "no signing key in" in err and "credit-audit keys init" in err and "--unsigned" in err
+    assert not (tmp_path / "no-keys").exists()  # refused before anything (a users database) is made there
 
 
 def test_review_command_refuses_non_loopback(run_dir, capsys):

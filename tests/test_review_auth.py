@@ -272,6 +272,8 @@ def test_api_uses_the_same_accounts(app, run_dir):
         assert saved.status_code == 201
         assert saved.json()["pending"] == [saved.json()["seq"]] and saved.json()["decision_in_effect"] is None
         seq = saved.json()["seq"]
+        waiting = c.get("/api/queue", params={"state": "pending_approval"}, auth=("aud", PASSWORD)).json()
+        assert [r["id"] for r in waiting] == [target]
         assert c.post(f"/api/reviews/{seq}/approve", json={"reason": OK}, auth=("ali", PASSWORD)).status_code == 403
         ok = c.post(f"/api/reviews/{seq}/approve", json={"reason": OK}, auth=("bo", PASSWORD))
         assert ok.status_code == 201 and ok.json()["decision_in_effect"] == "approve"
@@ -279,6 +281,9 @@ def test_api_uses_the_same_accounts(app, run_dir):
         assert again.status_code == 409
         got = c.get(f"/api/applicants/{target}", auth=("aud", PASSWORD)).json()
         assert got["approved_by"] == "bo" and got["in_effect"] == seq
+        assert c.get("/api/queue", params={"state": "pending_approval"}, auth=("aud", PASSWORD)).json() == []
+        in_effect = c.get("/api/queue", params={"state": "override_approve"}, auth=("aud", PASSWORD)).json()
+        assert [r["id"] for r in in_effect] == [target]
     assert verify_run(run_dir).ok
 
 
