@@ -13,6 +13,7 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from argon2 import PasswordHasher
 from test_review_app import built_run  # noqa: F401 - the module's run fixture, shared
@@ -337,3 +338,67 @@ def test_public_url_of_the_proxy_is_accepted_as_host_and_origin(run_dir, account
             assert c.get("/", headers={"Host": "attacker.test"}).status_code == 400
     finally:
         app.state.store.close()
+
+
+# ---- in a real browser -----------------------------------------------------------------------------
+@pytest.mark.browser
+def test_browser_override_waits_for_a_second_approver(run_dir, tmp_path):
+    """Chromium over http://127.0.0.1: sign in, propose an override, refuse the self-approval, approve as another."""
+    from playwright.sync_api import sync_playwright
+    from test_review_app import ACCOUNTS, CHROMIUM, CHROMIUM_ARGS, serving
+    from test_review_app import PASSWORD as APP_PASSWORD
+
+    from review._decisions import ST_PENDING
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    assert ACCOUNTS["bo"] == "approver"
+    with serving(run_dir) as base, sync_playwright() as pw:
+        app_accounts = AccountStore(f"sqlite:///{run_dir.parent / 'users.sqlite'}")
+        app_accounts.add("cy", "approver", APP_PASSWORD)
+        app_accounts.close()
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+
+            def sign_in_as(name: str, password: str) -> None:
+                page.goto(base + "/")
+                page.wait_for_url(re.compile(r".*/login\?next=.*"))
+                page.fill("#name", name)
+                page.fill("#password", password)
+                page.click("#sign-in")
+                page.wait_for_selector("#signed-in-as")
+
+            def sign_out() -> None:
+                page.click("#sign-out")
+                page.wait_for_url(re.compile(r".*/login$"))
+
+            table = pd.read_parquet(run_dir / "applicants.parquet").set_index("id")
+            flags = pd.read_parquet(run_dir / "flags.parquet")
+            target = int(next(i for i in flags["id"] if table.loc[i, "decision"] == "decline"))
+
+            sign_in_as("bo", APP_PASSWORD)  # an approver proposes an override of their own
+            page.goto(f"{base}/applicants/{target}")
+            page.locator("input[name=outcome][value=override_approve]").check()
+            page.fill("#reason", "Income proof received after the decision; the late payment was a bank error.")
+            page.click("#save")
+            page.wait_for_selector("#saved")
+            assert ST_PENDING in page.locator("#saved").inner_text()
+            assert page.locator("#pending-1").is_visible() and page.locator("#approve-1").count() == 0
+            assert "another approver must decide it" in page.locator("#pending-1").inner_text()
+            page.screenshot(path=str(tmp_path / "pending.png"), full_page=True)
+            sign_out()
+
+            sign_in_as("cy", APP_PASSWORD)
+            page.goto(f"{base}/applicants/{target}")
+            page.fill("#approve-1 textarea[name=reason]", "Bank error confirmed by operations.")
+            page.click("#approve-1 button:has-text('Approve #1')")
+            page.wait_for_selector("#saved")
+            assert "decision now: approve" in page.locator(".verdict").inner_text()
+            assert "bo, approved by cy" in page.locator(".verdict").inner_text()
+            page.screenshot(path=str(tmp_path / "approved.png"), full_page=True)
+            sign_out()
+            assert page.context.cookies() and all(c["secure"] and c["httpOnly"] for c in page.context.cookies())
+        finally:
+            browser.close()
+    assert verify_run(run_dir).ok
