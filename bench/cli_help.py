@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("", "run", "review", "verify", "notice", "schedule", "keys")
+COMMANDS = ("", "run", "review", "verify", "notice", "schedule", "keys", "users")
 RUNS = 5
 
 

@@ -53,7 +53,7 @@ def bench_primitive(signer, rounds: int = 2000) -> tuple[float, float]:  # noqa:
 
 
 def bench_writes(run: Path, writes: int) -> tuple[float, float]:
-    from review import ReviewStore
+    from review import Account, ReviewStore, Role
 
     medians = []
     for unsigned in (False, True):
@@ -62,7 +62,8 @@ def bench_writes(run: Path, writes: int) -> tuple[float, float]:
         samples = []
         for i in range(writes):
             t = time.perf_counter()
-            store.save(100 + i % 10, "approve", "confirm", f"bench review {i}: statements checked", "Bench Analyst")
+            store.save(100 + i % 10, "approve", "confirm", f"bench review {i}: statements checked",
+                       Account("bench.analyst", Role.ANALYST))
             samples.append(time.perf_counter() - t)
         store.close()
         medians.append(_median_ms(samples))

@@ -14,7 +14,7 @@ import os
 import sys
 
 COMMAND_MODULES = ["flows.cmd_run", "flows.cmd_review", "flows.cmd_verify", "flows.cmd_notice", "flows.cmd_schedule",
-                   "flows.cmd_keys", "flows.cmd_schema"]
+                   "flows.cmd_keys", "flows.cmd_schema", "flows.cmd_users"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,10 @@
 
 A *review* is a human's decision about one flagged applicant of one run:
 confirm the model, override to approve, override to decline, or ask for more
-information, always with a written reason and the reviewer's name. Reviews
+information, always with a written reason, recorded under the signed-in
+account and its role (_accounts.py, _auth.py). An override, or the reversal
+of a decision in effect, takes effect only when a second, different person
+with the approver role approves it (_decisions.py). Reviews
 are append-only rows in a SQLAlchemy database (SQLite beside the run by
 default); each row is an entry of a hash chain, signed with the operator's
 Ed25519 key (pipeline.signing), and committed in one transaction with a
@@ -10,7 +13,7 @@ signed checkpoint of the chain head. `trail.jsonl` is exported from the
 database. `verify_run` checks the manifest and its signature, the chain,
 the signatures, the export and any checkpoint archived outside the run.
 
-    app = create_app(run_dir, token)             # FastAPI app (queue, applicant page, form, CSV, API)
+    app = create_app(run_dir, accounts)          # FastAPI app (sign-in, queue, applicant page, forms, CSV, API)
     serve(run_dir)                               # the same on 127.0.0.1 with uvicorn
     seal_run(run_dir)                            # manifest.json + manifest.json.sig (the run's first checkpoint)
     report = verify_run(run_dir, public_key=key, checkpoints=[(name, cp)])   # report.ok, .problems, .notes
@@ -23,6 +26,18 @@ A review that takes effect re-issues the applicant's notice (`NoticeReissuer`, t
 
 from pipeline import lazy_getattr
 
+from ._accounts import (
+    Account,
+    AccountError,
+    AccountStore,
+    LockedOut,
+    Role,
+    check_password,
+    normalize_name,
+    parse_role,
+    users_db_url,
+)
+from ._decisions import Action, ApplicantState, fold, needs_second_person
 from ._export import csv_safe, reviews_csv
 from ._reissue import NoticeReissuer, ReissueError, latest_reissue, reviewed_decision, served_notice
 from ._store import (
@@ -30,6 +45,8 @@ from ._store import (
     REVIEW_DIR,
     Outcome,
     Review,
+    ReviewConflict,
+    ReviewRefused,
     ReviewStore,
     ReviewValidationError,
     TrailKeyError,
@@ -44,6 +61,7 @@ from ._verify import VerifyReport, verify_run
 _LAZY = {
     "MSG_CHECKPOINT_NEEDS_KEY": "._verify",
     "create_app": "._app",
+    "current_user": "._auth",
     "ReviewRun": "._run",
     "load_review_run": "._run",
     "serve": "._server",
@@ -59,6 +77,22 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
+    "Account",
+    "AccountError",
+    "AccountStore",
+    "Action",
+    "ApplicantState",
+    "LockedOut",
+    "ReviewConflict",
+    "ReviewRefused",
+    "Role",
+    "check_password",
+    "current_user",
+    "normalize_name",
+    "parse_role",
+    "fold",
+    "needs_second_person",
+    "users_db_url",
     "MSG_CHECKPOINT_NEEDS_KEY",
     "MAX_BODY_BYTES",
     "OUTCOME_LABELS",

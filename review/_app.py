@@ -1,11 +1,15 @@
-"""The review web app: queue, applicant page, review form, CSV export and a small JSON API.
+"""The review web app: sign-in, queue, applicant page, review and approval forms, CSV export and a JSON API.
 
-`create_app(run_dir, token)` builds the FastAPI app over one run; `serve`
-(in _server.py) runs it on loopback. Pages are Jinja2 templates from
-review/templates/ (package data) with autoescape on; view dicts come from _views.py.
-Request bodies are capped (_body_limit.py) outside every other layer, and
-the signing key is resolved when the app is built: an app that could not
-sign a review refuses to start rather than to save.
+`create_app(run_dir, accounts)` builds the FastAPI app over one run; `serve`
+(in _server.py) runs it. Every page and every API call needs an identity
+(_auth.py: session cookie from /login, HTTP Basic, or the SSO header from a
+trusted proxy); the role decides what may be written (analysts propose,
+approvers also approve, auditors read) and the store enforces four eyes.
+Pages are Jinja2 templates from review/templates/ (package data) with
+autoescape on; view dicts come from _views.py. Request bodies are capped
+(_body_limit.py) outside every other layer, and the signing key is resolved
+when the app is built: an app that could not sign a review refuses to start
+rather than to save.
 """
 
 from __future__ import annotations
@@ -14,21 +18,24 @@ import secrets
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import jinja2
-from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from pipeline.flags import FLAG_LABELS
 from pipeline.signing import Signer
 
+from ._accounts import SESSION_TTL, Account, AccountError, AccountStore, LockedOut, users_db_url
+from ._auth import MSG_LOGIN, SESSION_COOKIE, Auth, LoginRequired, approver, current_user, parse_proxies, proposer
 from ._body_limit import MAX_BODY_BYTES, BodyLimit
 from ._export import reviews_csv
 from ._reissue import NoticeReissuer, ReissueError, current_review, reviewed_decision, served_notice
 from ._run import ReviewRun, load_review_run
-from ._security import AUTH_COOKIE, CSP, CSRF_COOKIE, MSG_CSRF, MSG_HOST, MSG_TOKEN, NOTICE_CSP, TOKEN_HEADER, Guard
-from ._store import Review, ReviewStore, ReviewValidationError
+from ._security import CSP, CSRF_COOKIE, MSG_CSRF, MSG_HOST, NOTICE_CSP, Guard
+from ._store import Review, ReviewConflict, ReviewRefused, ReviewStore, ReviewValidationError
 from ._views import DECISIONS, SORTS, STATES, QueueQuery, applicant_view, filter_queue, queue_frame, queue_view
 
 TEMPLATES = Path(resources.files(__package__).joinpath("templates"))  # package data, a folder once installed
@@ -47,11 +54,37 @@ class ReviewIn(BaseModel):
 
     outcome: str = Field(max_length=40)
     reason: str = Field(max_length=4000)
-    reviewer: str = Field(max_length=200)
+    seen_seq: int | None = Field(default=None, ge=0)
+
+
+class DecisionIn(BaseModel):
+    """An approval or a rejection posted to the JSON API."""
+
+    reason: str = Field(max_length=4000)
+
+
+def _local_path(target: str | None) -> str:
+    """Where to go after sign-in: a path of this app only (never `//host` or a full URL: no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):  # browsers drop tabs and newlines: "/\t/evil"
+        return "/"
+    return target
 
 
 def _review_json(r: Review) -> dict:
     return {**r.record(), "seq": r.seq, "entry_hash": r.entry_hash, "final_decision": r.final_decision}
+
+
+def _state_json(store: ReviewStore, applicant_id: int) -> dict:
+    state = store.state(applicant_id)
+    return {
+        "decision_in_effect": state.final_decision if state.in_effect else None,
+        "in_effect": state.in_effect.seq if state.in_effect else None,
+        "approved_by": state.approval.reviewer if state.approval else None,
+        "pending": sorted(state.pending),
+        "status": {str(k): v for k, v in sorted(state.status.items())},
+    }
 
 
 def _query(code: str, state: str, decision: str, sort: str, order: str, page: int) -> QueueQuery:
@@ -69,32 +102,47 @@ def _query(code: str, state: str, decision: str, sort: str, order: str, page: in
 
 def create_app(
     run_dir: str | Path,
-    token: str,
+    accounts: AccountStore | None = None,
     db_url: str | None = None,
     run: ReviewRun | None = None,
     signer: Signer | None = None,
     unsigned: bool = False,
     keystore: str | Path | None = None,
     max_body: int = MAX_BODY_BYTES,
+    users_db: str | None = None,
+    trusted_proxies: list[str] | tuple[str, ...] = (),
+    public_url: str | None = None,
 ) -> FastAPI:
-    """The app over one run directory; `token` authorises writes, `signer` (else the keystore's key) signs them."""
+    """The app over one run directory: `accounts` (else the users database) say who may sign in.
+
+    `signer` (else the keystore's key) signs every review. `trusted_proxies` turns the SSO
+    mode on (the X-Remote-User header is believed from those addresses only); `public_url`
+    is the address the proxy serves the app under (its Host and Origin are then accepted).
+    """
+    proxies = parse_proxies(trusted_proxies)
     run = run or load_review_run(run_dir)
     store = ReviewStore(run.path, db_url=db_url, run_id=run.run_id, signer=signer, unsigned=unsigned, keystore=keystore,
                         on_effect=NoticeReissuer(run.report_run()))  # a decision that takes effect re-issues the notice
     try:
         store.prepare_writes()  # NoSigningKey / TrailKeyError now, not at the first save
+        accounts = accounts or AccountStore(users_db_url(users_db, db_url, keystore))
     except BaseException:
         store.close()
         raise
-    guard = Guard(token)
+    guard = Guard(public_url)
+    auth = Auth(accounts, proxies)
     env = _env()
     app = FastAPI(title=f"credit-audit review: {run.run_id}", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.run, app.state.store = run, store
+    app.state.run, app.state.store, app.state.auth = run, store, auth
 
     @app.middleware("http")
     async def protect(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette middleware
         if not guard.host_ok(request):
             return PlainTextResponse(MSG_HOST.format(host=request.headers.get("host")), status_code=400)
+        try:
+            request.state.account = auth.identify(request)
+        except HTTPException as exc:
+            return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
         cookie = request.cookies.get(CSRF_COOKIE)
         request.state.csrf = cookie or secrets.token_urlsafe(24)
         response = await call_next(request)
@@ -104,12 +152,75 @@ def create_app(
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Cache-Control", "no-store")
         if not cookie:
-            response.set_cookie(CSRF_COOKIE, request.state.csrf, httponly=True, samesite="strict", path="/")
+            response.set_cookie(CSRF_COOKIE, request.state.csrf, httponly=True, samesite="strict", secure=True,
+                                path="/")
         return response
 
-    def page(name: str, status: int = 200, **ctx: object) -> HTMLResponse:
-        return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _exc: LoginRequired):  # noqa: ANN202 - Starlette handler
+        if request.method == "GET" and not request.url.path.startswith("/api/"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        return JSONResponse({"detail": MSG_LOGIN}, status_code=401)
 
+    def page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
+        user = getattr(request.state, "account", None)
+        html = env.get_template(name).render(user=user, csrf=request.state.csrf, **ctx)
+        return HTMLResponse(html, status_code=status)
+
+    def checked_form(request: Request, csrf_token: str) -> None:
+        """Same origin and a matching CSRF token, for every form post (sign-in and sign-out included)."""
+        problem = guard.origin_problem(request, required=True)
+        if problem:
+            raise HTTPException(403, problem)
+        if not guard.csrf_ok(request, csrf_token):
+            raise HTTPException(403, MSG_CSRF)
+
+    def checked_api(request: Request) -> None:
+        problem = guard.origin_problem(request, required=False)
+        if problem:
+            raise HTTPException(403, problem)
+
+    # ---- sign-in -------------------------------------------------------------------
+    def login_page(request: Request, next_path: str, status: int = 200, error: str | None = None) -> HTMLResponse:
+        return page(request, "login.html.j2", status=status, view={"run_id": run.run_id}, next=next_path, error=error)
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/"):  # noqa: A002 - the query parameter's name
+        if request.state.account is not None:
+            return RedirectResponse(_local_path(next), status_code=303)
+        return login_page(request, _local_path(next))
+
+    @app.post("/login")
+    def login(
+        request: Request,
+        name: Annotated[str, Form(max_length=200)] = "",
+        password: Annotated[str, Form(max_length=2000)] = "",
+        csrf_token: Annotated[str, Form(max_length=100)] = "",
+        next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002 - the form field's name
+    ):
+        checked_form(request, csrf_token)
+        target = _local_path(next)
+        try:
+            account = accounts.authenticate(name, password, auth.client_address(request))
+        except LockedOut as exc:
+            return login_page(request, target, status=429, error=str(exc))
+        except AccountError as exc:
+            return login_page(request, target, status=401, error=str(exc))
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(SESSION_COOKIE, accounts.open_session(account), max_age=int(SESSION_TTL.total_seconds()),
+                            httponly=True, secure=True, samesite="strict", path="/")
+        return response
+
+    @app.post("/logout")
+    def logout(request: Request, csrf_token: Annotated[str, Form(max_length=100)] = ""):
+        checked_form(request, csrf_token)
+        accounts.close_session(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
+
+    # ---- pages ---------------------------------------------------------------------
     def q_params(
         code: str = "all",
         state: str = "all",
@@ -123,6 +234,7 @@ def create_app(
     @app.get("/", response_class=HTMLResponse)
     def queue(
         request: Request,
+        user: Annotated[Account, Depends(current_user)],
         code: str = "all",
         state: str = "all",
         decision: str = "all",
@@ -131,7 +243,7 @@ def create_app(
         page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
     ):
         view = queue_view(run, store.latest(), q_params(code, state, decision, sort, order, page_no))
-        return page("queue.html.j2", view=view)
+        return page(request, "queue.html.j2", view=view)
 
     def known(applicant_id: int) -> None:
         if applicant_id not in run.applicants.index:
@@ -144,61 +256,91 @@ def create_app(
         errors: dict | None = None,
         entered: dict | None = None,
         saved: int | None = None,
-        concurrent: list | None = None,
     ):
-        view = applicant_view(run, applicant_id, store.history(applicant_id))
+        history = store.history(applicant_id)
+        view = applicant_view(run, applicant_id, history)
         return page(
+            request,
             "applicant.html.j2",
             status=status,
             view=view,
-            csrf=request.state.csrf,
+            state=store.state(applicant_id),
+            seen_seq=history[-1].seq if history else 0,
             errors=errors or {},
             entered=entered or {},
             saved=saved,
-            signed_in=guard.signed_in(request),
-            concurrent=concurrent or [],
         )
 
     @app.get("/applicants/{applicant_id}", response_class=HTMLResponse)
-    def applicant(request: Request, applicant_id: int, saved: int | None = None):
+    def applicant(
+        request: Request, applicant_id: int, user: Annotated[Account, Depends(current_user)], saved: int | None = None
+    ):
         known(applicant_id)
         return applicant_page(request, applicant_id, saved=saved)
+
+    def refused_page(request: Request, applicant_id: int, exc: Exception, entered: dict) -> HTMLResponse:
+        if isinstance(exc, ReviewValidationError):
+            return applicant_page(request, applicant_id, status=422, errors=exc.errors, entered=entered)
+        status, field = (403, "permission") if isinstance(exc, ReviewRefused) else (409, "conflict")
+        return applicant_page(request, applicant_id, status=status, errors={field: str(exc)}, entered=entered)
 
     @app.post("/applicants/{applicant_id}/reviews")
     def submit(
         request: Request,
         applicant_id: int,
+        user: Annotated[Account, Depends(current_user)],
         outcome: Annotated[str, Form(max_length=40)] = "",
         reason: Annotated[str, Form(max_length=4000)] = "",
-        reviewer: Annotated[str, Form(max_length=200)] = "",
         csrf_token: Annotated[str, Form(max_length=100)] = "",
-        token: Annotated[str, Form(max_length=200)] = "",
         seen_seq: Annotated[int, Form(ge=0)] = 0,
     ):
-        problem = guard.origin_problem(request, required=True)
-        if problem:
-            raise HTTPException(403, problem)
-        if not guard.csrf_ok(request, csrf_token):
-            raise HTTPException(403, MSG_CSRF)
+        checked_form(request, csrf_token)
         known(applicant_id)
-        entered = {"outcome": outcome, "reason": reason, "reviewer": reviewer}
-        authorised = guard.signed_in(request) or guard.token_ok(token)
-        if not authorised:
-            return applicant_page(request, applicant_id, status=401, errors={"token": MSG_TOKEN}, entered=entered)
+        entered = {"outcome": outcome, "reason": reason}
         decision = str(run.row(applicant_id)["decision"])
         try:
-            saved = store.save(applicant_id, decision, outcome, reason, reviewer)
-        except ReviewValidationError as exc:
-            return applicant_page(request, applicant_id, status=422, errors=exc.errors, entered=entered)
+            saved = store.save(applicant_id, decision, outcome, reason, user, seen_seq=seen_seq)
+        except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
+            return refused_page(request, applicant_id, exc, entered)
         except ReissueError as exc:
             raise HTTPException(503, f"the review was not saved: its notice could not be re-issued ({exc})") from exc
-        response = RedirectResponse(f"/applicants/{applicant_id}?saved={saved.seq}", status_code=303)
-        if not guard.signed_in(request):
-            response.set_cookie(AUTH_COOKIE, guard.session, httponly=True, samesite="strict", path="/")
-        return response
+        return RedirectResponse(f"/applicants/{applicant_id}?saved={saved.seq}", status_code=303)
+
+    def decision_form(request: Request, seq: int, user: Account, reason: str, csrf_token: str, approve: bool):
+        checked_form(request, csrf_token)
+        target = next((r for r in store.all() if r.seq == seq), None)
+        if target is None:
+            raise HTTPException(404, f"there is no review #{seq} in run {run.run_id}")
+        try:
+            saved = (store.approve if approve else store.reject)(seq, reason, user)
+        except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
+            return refused_page(request, target.applicant_id, exc, {"decision_reason": reason})
+        except ReissueError as exc:
+            raise HTTPException(503, f"the review was not saved: its notice could not be re-issued ({exc})") from exc
+        return RedirectResponse(f"/applicants/{target.applicant_id}?saved={saved.seq}", status_code=303)
+
+    @app.post("/reviews/{seq}/approve")
+    def approve_form(
+        request: Request,
+        seq: int,
+        user: Annotated[Account, Depends(current_user)],
+        reason: Annotated[str, Form(max_length=4000)] = "",
+        csrf_token: Annotated[str, Form(max_length=100)] = "",
+    ):
+        return decision_form(request, seq, user, reason, csrf_token, approve=True)
+
+    @app.post("/reviews/{seq}/reject")
+    def reject_form(
+        request: Request,
+        seq: int,
+        user: Annotated[Account, Depends(current_user)],
+        reason: Annotated[str, Form(max_length=4000)] = "",
+        csrf_token: Annotated[str, Form(max_length=100)] = "",
+    ):
+        return decision_form(request, seq, user, reason, csrf_token, approve=False)
 
     @app.get("/notices/{applicant_id}.pdf")
-    def notice_pdf(applicant_id: int):
+    def notice_pdf(applicant_id: int, user: Annotated[Account, Depends(current_user)]):
         known(applicant_id)
         path = served_notice(run.path, store.history(applicant_id)) or run.notice_pdf(applicant_id)  # the latest version
         if path is None:
@@ -206,7 +348,7 @@ def create_app(
         return FileResponse(path, media_type="application/pdf", filename=path.name)
 
     @app.get("/notices/{applicant_id}.html", response_class=HTMLResponse)
-    def notice_html(applicant_id: int):
+    def notice_html(applicant_id: int, user: Annotated[Account, Depends(current_user)]):
         known(applicant_id)
         current = current_review(store.history(applicant_id))  # re-issued after review: that version
         try:
@@ -219,14 +361,14 @@ def create_app(
         return HTMLResponse(html, headers={"Content-Security-Policy": NOTICE_CSP})
 
     @app.get("/report.pdf")
-    def report_pdf():
+    def report_pdf(user: Annotated[Account, Depends(current_user)]):
         path = run.report_pdf()
         if path is None:
             raise HTTPException(404, "this run has no global report yet")
         return FileResponse(path, media_type="application/pdf", filename=path.name)
 
     @app.get("/export/reviews.csv")
-    def export_csv():
+    def export_csv(user: Annotated[Account, Depends(current_user)]):
         probabilities = run.applicants["probability"].to_dict()
         body = reviews_csv(store.all(), probabilities)
         name = f"reviews_{run.run_id}.csv"
@@ -244,10 +386,19 @@ def create_app(
     def healthz():
         return {"ok": True, "run_id": run.run_id}
 
-    # ---- JSON API ------------------------------------------------------------
+    # ---- JSON API (the same accounts: HTTP Basic, the session, or SSO) -------------------
+    @app.get("/api/me")
+    def api_me(user: Annotated[Account, Depends(current_user)]):
+        return {"name": user.name, "role": str(user.role)}
+
     @app.get("/api/queue")
     def api_queue(
-        code: str = "all", state: str = "all", decision: str = "all", sort: str = "flags", order: str = "desc"
+        user: Annotated[Account, Depends(current_user)],
+        code: str = "all",
+        state: str = "all",
+        decision: str = "all",
+        sort: str = "flags",
+        order: str = "desc",
     ):
         q = _query(code, state, decision, sort, order, 1)
         frame = filter_queue(queue_frame(run, store.latest()), q)
@@ -263,7 +414,7 @@ def create_app(
         ]
 
     @app.get("/api/applicants/{applicant_id}")
-    def api_applicant(applicant_id: int):
+    def api_applicant(applicant_id: int, user: Annotated[Account, Depends(current_user)]):
         known(applicant_id)
         row = run.row(applicant_id)
         return {
@@ -272,28 +423,48 @@ def create_app(
             "decision": str(row["decision"]),
             "flags": [{"code": f.code, "reason": f.reason} for f in run.flags_of(applicant_id).itertuples()],
             "reviews": [_review_json(r) for r in store.history(applicant_id)],
+            **_state_json(store, applicant_id),
         }
 
     @app.get("/api/reviews")
-    def api_reviews():
+    def api_reviews(user: Annotated[Account, Depends(current_user)]):
         return [_review_json(r) for r in store.all()]
 
+    def api_refusal(exc: Exception) -> JSONResponse:
+        if isinstance(exc, ReviewValidationError):
+            return JSONResponse({"detail": exc.errors}, status_code=422)
+        return JSONResponse({"detail": str(exc)}, status_code=403 if isinstance(exc, ReviewRefused) else 409)
+
     @app.post("/api/applicants/{applicant_id}/reviews", status_code=201)
-    def api_submit(request: Request, applicant_id: int, body: ReviewIn):
-        problem = guard.origin_problem(request, required=False)
-        if problem:
-            raise HTTPException(403, problem)
-        if not guard.token_ok(request.headers.get(TOKEN_HEADER)):
-            raise HTTPException(401, MSG_TOKEN)
+    def api_submit(request: Request, applicant_id: int, body: ReviewIn, user: Annotated[Account, Depends(proposer)]):
+        checked_api(request)
         known(applicant_id)
         decision = str(run.row(applicant_id)["decision"])
         try:
-            saved = store.save(applicant_id, decision, body.outcome, body.reason, body.reviewer)
-        except ReviewValidationError as exc:
-            return JSONResponse({"detail": exc.errors}, status_code=422)
+            saved = store.save(applicant_id, decision, body.outcome, body.reason, user, seen_seq=body.seen_seq)
+        except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
+            return api_refusal(exc)
         except ReissueError as exc:
             raise HTTPException(503, f"the review was not saved: its notice could not be re-issued ({exc})") from exc
-        return _review_json(saved)
+        return _review_json(saved) | _state_json(store, applicant_id)
 
-    app.add_middleware(BodyLimit, max_bytes=max_body)  # added last: the outermost layer, before Host or token checks
+    @app.post("/api/reviews/{seq}/approve", status_code=201)
+    def api_approve(request: Request, seq: int, body: DecisionIn, user: Annotated[Account, Depends(approver)]):
+        checked_api(request)
+        try:
+            saved = store.approve(seq, body.reason, user)
+        except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
+            return api_refusal(exc)
+        return _review_json(saved) | _state_json(store, saved.applicant_id)
+
+    @app.post("/api/reviews/{seq}/reject", status_code=201)
+    def api_reject(request: Request, seq: int, body: DecisionIn, user: Annotated[Account, Depends(approver)]):
+        checked_api(request)
+        try:
+            saved = store.reject(seq, body.reason, user)
+        except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
+            return api_refusal(exc)
+        return _review_json(saved) | _state_json(store, saved.applicant_id)
+
+    app.add_middleware(BodyLimit, max_bytes=max_body)  # added last: the outermost layer, before Host or identity
     return app

@@ -1,13 +1,17 @@
 """Review decisions: validated, signed, and stored with their trail entry and checkpoint in one transaction.
 
 A review is never updated or deleted: every save is a new row (and a new
-trail entry), and an applicant's current state is their latest review. So
-two reviewers saving at once both land, and the history shows who decided
-what and when. The database defaults to SQLite beside the run
-(`<run>/review/reviews.sqlite`, WAL mode); a server database is given by its
-SQLAlchemy URL (`--db` or $CREDIT_AUDIT_REVIEW_DB), PostgreSQL through psycopg 3.
-What differs between the two (schemas, locks, isolation, integer widths) is in
-_database.py; the code here is the same for both.
+trail entry) naming the authenticated account and its role, and an
+applicant's state is derived from their entries (_decisions.py: a
+proposal, an approval by a second person, a rejection). So two reviewers
+saving at once both land, and the history shows who decided what and when.
+The store records the account it is given: the app and the commands
+authenticate (_auth.py, _accounts.py); the store enforces the roles and the
+four-eyes rule, inside the write's transaction. The database defaults to
+SQLite beside the run (`<run>/review/reviews.sqlite`, WAL mode); a server
+database is given by its SQLAlchemy URL (`--db` or $CREDIT_AUDIT_REVIEW_DB),
+PostgreSQL through psycopg 3. What differs between the two (schemas, locks,
+isolation, integer widths) is in _database.py; the code here is the same for both.
 
 The database row *is* the trail entry (seq, prev hash, entry hash,
 signature), and the signed checkpoint of the new chain head is inserted in
@@ -43,6 +47,7 @@ from pipeline.checkpoint import Checkpoint, genesis, manifest_digest
 from pipeline.run_record import load_record
 from pipeline.signing import PublicKey, Signer, b64, resolve_signer
 
+from ._accounts import Account
 from ._database import (
     BigId,
     ReviewDatabaseError,
@@ -54,6 +59,7 @@ from ._database import (
     schema_of,
     shown,
 )
+from ._decisions import Action, ApplicantState, fold
 from ._trail import Entry, Trail, seal
 
 REVIEW_DIR = "review"
@@ -61,10 +67,16 @@ DB_FILE = "reviews.sqlite"
 TRAIL_FILE = "trail.jsonl"
 DB_ENV = "CREDIT_AUDIT_REVIEW_DB"
 
-REVIEWER_MIN, REVIEWER_MAX = 2, 80
+REVIEWER_MAX = 80
 REASON_MIN, REASON_MAX = 10, 2000
 MSG_OUTCOME = "outcome must be one of {expected}, got {got!r}"
-MSG_REVIEWER = f"reviewer name must be {REVIEWER_MIN} to {REVIEWER_MAX} characters without control characters"
+MSG_NOT_ACCOUNT = "a review is recorded under an authenticated account (review._accounts.Account), got {got!r}"
+MSG_CANNOT_PROPOSE = "{name} has the role {role}: only analysts and approvers record reviews"
+MSG_CANNOT_APPROVE = "{name} has the role {role}: only approvers approve or reject a proposal"
+MSG_SELF_APPROVAL = "four eyes: review #{seq} was proposed by {name}; a second, different approver must approve it"
+MSG_NOT_PENDING = "review #{seq} is not a proposal awaiting approval (it is {status})"
+MSG_NO_REVIEW = "there is no review #{seq} in this run"
+MSG_NEWER = "{n} review(s) of applicant {applicant} were saved since you opened the page (#{seqs}): read them first"
 MSG_REASON = f"a written reason of {REASON_MIN} to {REASON_MAX} characters is required"
 MSG_OVERRIDE = "an override to {target} only applies when the model decided {opposite}; the model decided {got}"
 MSG_NOT_RUN = "{path}: not a run directory (audit.json is missing)"
@@ -107,6 +119,14 @@ class ReviewValidationError(ValueError):
         self.errors = errors
 
 
+class ReviewRefused(PermissionError):
+    """The account may not do this (its role, or the four-eyes rule); nothing was written."""
+
+
+class ReviewConflict(ValueError):
+    """The applicant's reviews changed under the writer (or the target is no longer pending); nothing was written."""
+
+
 class _Base(DeclarativeBase):
     pass
 
@@ -127,17 +147,13 @@ class ReviewRow(_Base):
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    action: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    target: Mapped[int | None] = mapped_column(BigId, nullable=True)
     notice: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: the notice re-issued by this review
 
-    def record(self) -> dict:
-        """The trail record: the fields, and `notice` only when this review re-issued one (older hashes hold)."""
-        record = {k: getattr(self, k) for k in RECORD_FIELDS}
-        if self.notice is not None:
-            record[NOTICE_FIELD] = json.loads(self.notice)
-        return record
-
     def entry(self) -> Entry:
-        return Entry(self.seq, self.prev_hash, self.record(), self.entry_hash, self.key_id, self.signature)
+        return Entry(self.seq, self.prev_hash, record_of(self), self.entry_hash, self.key_id, self.signature)
 
 
 class CheckpointRow(_Base):
@@ -173,11 +189,26 @@ class TrailKeyError(ValueError):
     """A write whose signing (or lack of it) does not match the key the trail is bound to."""
 
 
-RECORD_FIELDS = ("run_id", "applicant_id", "model_decision", "outcome", "reason", "reviewer", "created")
+BASE_FIELDS = ("run_id", "applicant_id", "model_decision", "outcome", "reason", "reviewer", "created")
+# Written since reviewers have accounts; absent (not null) from the hashed record of older entries and of
+# proposals (no target), so every entry's hash stays what it was when it was sealed.
+AUTH_FIELDS = ("role", "action", "target")
+RECORD_FIELDS = BASE_FIELDS + AUTH_FIELDS
 NOTICE_FIELD = "notice"  # optional: {version, path, sha256, previous_path, previous_sha256, replaces, addendum}
 # Called where a decision takes effect, under the trail's lock, before the commit:
 # (record, signer, the applicant's earlier reviews) -> the entry's `notice` field, or None.
 EffectHook = Callable[[dict, "Signer | None", "list[Review]"], "dict | None"]
+
+
+def record_of(obj: object) -> dict:
+    """The hashed record of a row or review: the base fields, the account fields that are set, and
+    `notice` only when the entry re-issued one (so older entries' hashes hold)."""
+    record = {k: getattr(obj, k) for k in BASE_FIELDS}
+    record |= {k: v for k in AUTH_FIELDS if (v := getattr(obj, k)) is not None}
+    notice = getattr(obj, NOTICE_FIELD)
+    if notice is not None:
+        record[NOTICE_FIELD] = json.loads(notice) if isinstance(notice, str) else notice
+    return record
 
 
 @dataclass(frozen=True)
@@ -193,11 +224,14 @@ class Review:
     reviewer: str
     created: str
     entry_hash: str
+    role: str | None = None
+    action: str | None = None  # propose / approve / reject (None: written before accounts, took effect)
+    target: int | None = None  # the proposal an approval or a rejection is about
     notice: dict | None = field(default=None, compare=False)
 
     @property
     def final_decision(self) -> str:
-        """approve / decline after the review, or `pending` while information is awaited."""
+        """approve / decline as proposed, or `pending` while information is awaited (in effect or not: fold)."""
         return {
             Outcome.OVERRIDE_APPROVE: "approve",
             Outcome.OVERRIDE_DECLINE: "decline",
@@ -209,8 +243,7 @@ class Review:
         return OUTCOME_LABELS.get(self.outcome, self.outcome)
 
     def record(self) -> dict:
-        record = {k: getattr(self, k) for k in RECORD_FIELDS}
-        return record if self.notice is None else {**record, NOTICE_FIELD: self.notice}
+        return record_of(self)
 
     @classmethod
     def from_row(cls, row: ReviewRow) -> Review:
@@ -226,7 +259,18 @@ def _clean(text: object, keep_newlines: bool) -> str:
     return s
 
 
-def validate_review(outcome: object, reason: object, reviewer: object, model_decision: str) -> dict[str, str]:
+def validate_reason(reason: object) -> str:
+    """The cleaned reason, or ReviewValidationError (every action carries a written reason)."""
+    try:
+        why = _clean(reason, keep_newlines=True)
+        if not REASON_MIN <= len(why) <= REASON_MAX:
+            raise ValueError("length")
+    except ValueError:
+        raise ReviewValidationError({"reason": MSG_REASON}) from None
+    return why
+
+
+def validate_review(outcome: object, reason: object, model_decision: str) -> dict[str, str]:
     """The cleaned fields, or ReviewValidationError naming every bad field."""
     errors: dict[str, str] = {}
     clean: dict[str, str] = {}
@@ -239,19 +283,9 @@ def validate_review(outcome: object, reason: object, reviewer: object, model_dec
             opposite = "decline" if target == "approve" else "approve"
             errors["outcome"] = MSG_OVERRIDE.format(target=target, opposite=opposite, got=model_decision)
     try:
-        name = _clean(reviewer, keep_newlines=False)
-        if not REVIEWER_MIN <= len(name) <= REVIEWER_MAX:
-            raise ValueError("length")
-        clean["reviewer"] = name
-    except ValueError:
-        errors["reviewer"] = MSG_REVIEWER
-    try:
-        why = _clean(reason, keep_newlines=True)
-        if not REASON_MIN <= len(why) <= REASON_MAX:
-            raise ValueError("length")
-        clean["reason"] = why
-    except ValueError:
-        errors["reason"] = MSG_REASON
+        clean["reason"] = validate_reason(reason)
+    except ReviewValidationError as exc:
+        errors |= exc.errors
     if errors:
         raise ReviewValidationError(errors)
     return clean
@@ -278,10 +312,11 @@ def given_db_url(db_url: str | None = None) -> str | None:
 
 
 def _upgrade(engine: Engine) -> None:
-    """Add the signature columns to a reviews table written before reviews were signed."""
+    """Add the signature, account and notice columns to a reviews table written before reviews had them."""
     have = {c["name"] for c in inspect(engine).get_columns(ReviewRow.__tablename__, schema=schema_of(engine))}
     with engine.begin() as conn:
-        for name, ddl in (("key_id", "VARCHAR(64)"), ("signature", "TEXT"), ("notice", "TEXT")):
+        for name, ddl in (("key_id", "VARCHAR(64)"), ("signature", "TEXT"), ("role", "VARCHAR(16)"),
+                          ("action", "VARCHAR(16)"), ("target", "INTEGER"), ("notice", "TEXT")):
             if name not in have:
                 conn.execute(text(f"ALTER TABLE {qualified(engine, ReviewRow.__tablename__)} ADD COLUMN {name} {ddl}"))
 
@@ -358,54 +393,143 @@ class ReviewStore:
         model_decision: str,
         outcome: object,
         reason: object,
-        reviewer: object,
+        by: Account,
+        seen_seq: int | None = None,
         now: datetime | None = None,
     ) -> Review:
-        """Validate; commit the signed entry row and its checkpoint in one transaction; export; return the review.
+        """Record `by`'s proposal for one applicant; it takes effect at once unless it needs a second person.
 
-        Writers of one run are ordered by the trail's lock on one host and, on PostgreSQL, by an
-        advisory lock across hosts; on any other server the primary key on `seq` decides (a lost
-        race is retried).
+        `seen_seq` is the newest entry of this applicant the writer has seen (the page it read):
+        if newer entries exist, ReviewConflict and nothing is written, so a review is never
+        saved blind over another one. ReviewRefused for an account that may not propose.
         """
-        clean = validate_review(outcome, reason, reviewer, model_decision)
+        _account(by)
+        if not by.can_propose:
+            raise ReviewRefused(MSG_CANNOT_PROPOSE.format(name=by.name, role=by.role))
+        clean = validate_review(outcome, reason, model_decision)
         record = {
             "run_id": self.run_id,
             "applicant_id": int(applicant_id),
             "model_decision": str(model_decision),
             "outcome": clean["outcome"],
             "reason": clean["reason"],
-            "reviewer": clean["reviewer"],
-            "created": (now or datetime.now(UTC)).isoformat(timespec="microseconds"),
+            "reviewer": by.name,
+            "created": _now(now),
+            "role": str(by.role),
+            "action": str(Action.PROPOSE),
         }
+
+        def checked(session: Session) -> dict:
+            if seen_seq is not None:
+                newer = _applicant_rows(session, record["applicant_id"], after=seen_seq)
+                if newer:
+                    raise ReviewConflict(MSG_NEWER.format(n=len(newer), applicant=record["applicant_id"],
+                                                          seqs=", #".join(str(r.seq) for r in newer)))
+            return record
+
+        return self._write(checked)
+
+    def approve(self, seq: int, reason: object, by: Account, now: datetime | None = None) -> Review:
+        """A second approver puts proposal `seq` in effect (ReviewRefused for the proposer or a non-approver)."""
+        return self._decide(Action.APPROVE, seq, reason, by, now)
+
+    def reject(self, seq: int, reason: object, by: Account, now: datetime | None = None) -> Review:
+        """An approver turns proposal `seq` down; what was in effect stays in effect."""
+        return self._decide(Action.REJECT, seq, reason, by, now)
+
+    def _decide(self, action: Action, seq: int, reason: object, by: Account, now: datetime | None) -> Review:
+        _account(by)
+        if not by.can_approve:
+            raise ReviewRefused(MSG_CANNOT_APPROVE.format(name=by.name, role=by.role))
+        why = validate_reason(reason)
+
+        def checked(session: Session) -> dict:
+            target = session.get(ReviewRow, int(seq))
+            if target is None:
+                raise ReviewConflict(MSG_NO_REVIEW.format(seq=seq))
+            state = fold(Review.from_row(r) for r in _applicant_rows(session, target.applicant_id))[target.applicant_id]
+            if target.seq not in state.pending:
+                status = state.status.get(target.seq, "not a proposal")
+                raise ReviewConflict(MSG_NOT_PENDING.format(seq=target.seq, status=status))
+            if action == Action.APPROVE and target.reviewer == by.name:
+                raise ReviewRefused(MSG_SELF_APPROVAL.format(seq=target.seq, name=target.reviewer))
+            return {
+                "run_id": self.run_id, "applicant_id": target.applicant_id, "model_decision": target.model_decision,
+                "outcome": target.outcome, "reason": why, "reviewer": by.name, "created": _now(now),
+                "role": str(by.role), "action": str(action), "target": target.seq,
+            }
+
+        return self._write(checked)
+
+    def _write(self, make_record: Callable[[Session], dict]) -> Review:
+        """Commit the signed entry row and its checkpoint in one transaction; export; report a decision in effect.
+
+        `make_record` builds (and checks) the record inside the transaction, against the
+        entries as they are then. Writers of one run are ordered by the trail's lock; on a
+        server database shared by several hosts the primary key on `seq` orders them (a
+        lost race is retried, the checks included).
+        """
         signer = self.signer()  # before anything is written: no key, no write (unless unsigned was asked for)
+        reissued: dict = {}  # the notice this entry re-issued: once, even when a commit is retried
         for _ in range(WRITE_TRIES):
             with self.trail.locked():
-                if self.on_effect is not None and NOTICE_FIELD not in record:  # once, even when a commit is retried
-                    notice = self.on_effect(record, signer, self.history(applicant_id))
-                    record = record if notice is None else {**record, NOTICE_FIELD: notice}
                 try:
-                    entry = self._commit(record, signer)
+                    entry = self._commit(make_record, signer, reissued)
                 except IntegrityError:  # another host's writer took this seq (a server database): next one
                     continue
                 self._export()
-            return Review(seq=entry.seq, entry_hash=entry.hash, **{k: record[k] for k in RECORD_FIELDS},
-                          notice=record.get(NOTICE_FIELD))
+                saved = Review(seq=entry.seq, entry_hash=entry.hash, **entry.record)
+                state = self.state(saved.applicant_id)  # as this entry left it, before any later writer
+            if state.took_effect_at is not None and state.took_effect_at.seq == saved.seq:
+                self.effective_decision_taken(state)
+            return saved
         raise RuntimeError(MSG_SEQ_TAKEN.format(tries=WRITE_TRIES))
 
-    def _commit(self, record: dict, signer: Signer | None) -> Entry:
+    def effective_decision_taken(self, state: ApplicantState) -> None:
+        """THE point where a reviewed decision takes effect (called once per such entry, after its commit).
+
+        `state.in_effect` is the proposal now in effect, `state.approval` the second person's
+        approval (None when it took effect directly), `state.final_decision` the decision.
+        Whatever must follow a decision in effect (re-issuing the applicant's notice) hangs here.
+        """
+        log.info("review #%s of applicant %s in effect: %s", state.took_effect_at.seq, state.applicant_id,
+                 state.final_decision)
+
+    def _with_notice(self, session: Session, record: dict, seq: int, signer: Signer | None,
+                     reissued: dict) -> dict:
+        """The record with its `notice` when entry `seq` puts a decision in effect (else as it is).
+
+        The notice is re-issued before the commit, inside the write's transaction, so the signed
+        entry binds the new file's hash; a proposal that waits for a second person re-issues
+        nothing, its approval does.
+        """
+        if self.on_effect is None:
+            return record
+        earlier = [Review.from_row(r) for r in _applicant_rows(session, record["applicant_id"])]
+        state = fold([*earlier, Review(seq=seq, entry_hash="", **record)])[record["applicant_id"]]
+        if state.took_effect_at is None or state.took_effect_at.seq != seq:
+            return record
+        if "notice" not in reissued:
+            reissued["notice"] = self.on_effect(record, signer, earlier)
+        notice = reissued["notice"]
+        return record if notice is None else {**record, NOTICE_FIELD: notice}
+
+    def _commit(self, make_record: Callable[[Session], dict], signer: Signer | None, reissued: dict) -> Entry:
         """One transaction: the next chained (signed) entry as a row, and the signed checkpoint of the new head."""
         with Session(self.engine) as session, session.begin():
             lock_writers(session)  # PostgreSQL: this run's writers on every host, one after the other
             self._check_key(session, signer)
+            record = make_record(session)
             last = self._last(session)
             self._check_run(last)
             seq, prev = (last.seq, last.entry_hash) if last else (0, genesis(self.run_id))
+            record = self._with_notice(session, record, seq + 1, signer, reissued)
             entry = seal(seq + 1, prev, record).signed(signer)
             notice = record.get(NOTICE_FIELD)
             session.add(
                 ReviewRow(seq=entry.seq, prev_hash=entry.prev, entry_hash=entry.hash, key_id=entry.key_id,
                           signature=entry.signature, notice=None if notice is None else json.dumps(notice),
-                          **{k: record[k] for k in RECORD_FIELDS})
+                          **{k: record.get(k) for k in RECORD_FIELDS})
             )
             if signer is not None:
                 cp = Checkpoint.sign(signer, self.run_id, manifest_digest(self.run_dir), entry.seq, entry.hash,
@@ -457,9 +581,14 @@ class ReviewStore:
     def history(self, applicant_id: int) -> list[Review]:
         return self._select(ReviewRow.applicant_id == int(applicant_id))
 
-    def latest(self) -> dict[int, Review]:
-        """Each reviewed applicant's current (newest) review."""
-        return {r.applicant_id: r for r in self.all()}
+    def latest(self) -> dict[int, ApplicantState]:
+        """Each reviewed applicant's state: the review in effect and the proposals awaiting approval."""
+        return fold(self.all())
+
+    def state(self, applicant_id: int) -> ApplicantState:
+        """One applicant's state (an empty one when never reviewed)."""
+        states = fold(self.history(applicant_id))
+        return states.get(int(applicant_id)) or ApplicantState(int(applicant_id), "")
 
     def rows(self) -> list[ReviewRow]:
         """Raw rows, with their stored prev/entry hashes, for verification."""
@@ -469,8 +598,19 @@ class ReviewStore:
             return list(rows)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+def _now(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).isoformat(timespec="microseconds")
+
+
+def _account(by: object) -> Account:
+    if not isinstance(by, Account):  # a typed name is not an identity
+        raise TypeError(MSG_NOT_ACCOUNT.format(got=by))
+    return by
+
+
+def _applicant_rows(session: Session, applicant_id: int, after: int = 0) -> list[ReviewRow]:
+    where = (ReviewRow.applicant_id == int(applicant_id), ReviewRow.seq > after)
+    return list(session.scalars(select(ReviewRow).where(*where).order_by(ReviewRow.seq)))
 
 
 def trail_head(run_dir: str | Path, db_url: str | None = None) -> tuple[int, str]:
@@ -492,10 +632,12 @@ def trail_head(run_dir: str | Path, db_url: str | None = None) -> tuple[int, str
 
 
 def review_overrides(run_dir: str | Path, db_url: str | None = None) -> list[dict]:
-    """Applicants whose current review overrides the model, for the next global report.
+    """Applicants whose override of the model is in effect (approved by a second person), for the next report.
 
     Each item: applicant_id, model_decision, final_decision, outcome, outcome_label,
-    reviewer, reason, created, seq. Empty when the run has no reviews yet.
+    reviewer ("proposer, approved by approver"), reason (the proposal's), created (when it
+    took effect), seq (the proposal). Pending and rejected overrides are not listed.
+    Empty when the run has no reviews yet.
     """
     url = given_db_url(db_url)
     if trail_head(run_dir, url)[0] == 0:  # no reviews: asked without creating a store (file, schema or folder)
@@ -508,16 +650,16 @@ def review_overrides(run_dir: str | Path, db_url: str | None = None) -> list[dic
     overrides = (Outcome.OVERRIDE_APPROVE, Outcome.OVERRIDE_DECLINE)
     return [
         {
-            "applicant_id": r.applicant_id,
-            "model_decision": r.model_decision,
-            "final_decision": r.final_decision,
-            "outcome": r.outcome,
-            "outcome_label": r.outcome_label,
-            "reviewer": r.reviewer,
-            "reason": r.reason,
-            "created": r.created,
-            "seq": r.seq,
+            "applicant_id": s.applicant_id,
+            "model_decision": s.in_effect.model_decision,
+            "final_decision": s.in_effect.final_decision,
+            "outcome": s.in_effect.outcome,
+            "outcome_label": s.in_effect.outcome_label,
+            "reviewer": s.reviewer,
+            "reason": s.in_effect.reason,
+            "created": s.took_effect_at.created,
+            "seq": s.in_effect.seq,
         }
-        for r in sorted(latest.values(), key=lambda r: r.applicant_id)
-        if r.outcome in overrides
+        for s in sorted(latest.values(), key=lambda s: s.applicant_id)
+        if s.in_effect is not None and s.in_effect.outcome in overrides
     ]

@@ -13,6 +13,7 @@ from pipeline import schema as S
 from pipeline.columns import LIME, SHAP, SHAP_BASE
 from pipeline.flags import FLAG_LABELS
 
+from ._decisions import PENDING_APPROVAL, ApplicantState
 from ._run import NOT_COMPUTED, ReviewRun, json_cell
 from ._store import OUTCOME_LABELS, Outcome, Review
 
@@ -28,6 +29,7 @@ STATES = {
     "all": "any state",
     "unreviewed": "not reviewed",
     "reviewed": "reviewed (any outcome)",
+    PENDING_APPROVAL: "awaiting a second person's approval",
     **{str(k): v for k, v in OUTCOME_LABELS.items()},
 }
 DECISIONS = {"all": "any decision", "approve": "approved by the model", "decline": "declined by the model"}
@@ -52,7 +54,7 @@ class QueueQuery:
     page: int = 1
 
 
-def queue_frame(run: ReviewRun, latest: Mapping[int, Review]) -> pd.DataFrame:
+def queue_frame(run: ReviewRun, latest: Mapping[int, ApplicantState]) -> pd.DataFrame:
     """One row per flagged applicant: id, probability, decision, codes, flag count, margin, review state."""
     flags = run.flags
     grouped = flags.groupby("id", sort=True)["code"].agg(list)
@@ -90,7 +92,7 @@ def filter_queue(frame: pd.DataFrame, q: QueueQuery) -> pd.DataFrame:
     return out.sort_values(keys, ascending=[ascending, True][: len(keys)], kind="stable")
 
 
-def queue_view(run: ReviewRun, latest: Mapping[int, Review], q: QueueQuery) -> dict:
+def queue_view(run: ReviewRun, latest: Mapping[int, ApplicantState], q: QueueQuery) -> dict:
     frame = queue_frame(run, latest)
     shown = filter_queue(frame, q)
     pages = max(1, math.ceil(len(shown) / PAGE_SIZE))

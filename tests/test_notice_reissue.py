@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from readability import GRADE_MAX, grade, prose
 from test_reports import _rows, build_run, pdf_pages, pdf_text
 
@@ -29,14 +30,15 @@ from flows.cli import main as cli_main
 from pipeline import addenda
 from pipeline.layout import ADDENDA_DIR
 from pipeline.run_record import NoticeSection, load_record, write_record
-from review import create_app, seal_run, verify_run
+from review import AccountStore, create_app, seal_run, verify_run
+from review._accounts import Account, Role
 
 pytestmark = pytest.mark.slow  # the real file, the PDF engine
 
-TOKEN = "test-token-0123456789abcdef"
-HEADERS = {"X-Review-Token": TOKEN}
+PASSWORD = "correct horse battery staple"
+ANALYST, APPROVER = "ann.example", "bo.approver"  # the second person four eyes ask for an override
 REASON = "Salary slips show a steady income; the late month was a bank error."
-REVIEWER = "Ann Example-Analyst"
+AGREED = "Checked the salary slips with the branch: agreed."
 NO_PERSON = ("No person looked at it first", "without a person")
 US_NOTICE = NoticeSection(
     regime="us", postal_contact="Credit Review, PO Box 7, Springfield, IL 62701", email_contact="review@bank.example",
@@ -81,27 +83,41 @@ def key(signing_keystore):  # noqa: ANN001, ANN201 - the session's public key, a
 
 
 class App:
-    """The review app over a run, driven in-process (FastAPI's TestClient) on the loopback host it accepts."""
+    """The review app over a run, driven in-process (FastAPI's TestClient) on the loopback host it accepts.
 
-    def __init__(self, run_dir: Path) -> None:
+    An analyst proposes through the JSON API; a proposal that waits for a second person (an
+    override) is approved by an approver, which is when the decision takes effect.
+    """
+
+    def __init__(self, run_dir: Path, tmp_path: Path) -> None:
         with warnings.catch_warnings():  # starlette asks for httpx2 on import; httpx is what the project pins
             warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
             from fastapi.testclient import TestClient
 
-        self.app = create_app(run_dir, token=TOKEN)
+        self.accounts = AccountStore(f"sqlite:///{tmp_path / 'users.sqlite'}",
+                                     hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        self.accounts.add(ANALYST, "analyst", PASSWORD)
+        self.accounts.add(APPROVER, "approver", PASSWORD)
+        self.app = create_app(run_dir, accounts=self.accounts)
         self.client = TestClient(self.app, base_url="http://127.0.0.1:8765")
 
     def review(self, applicant: int, outcome: str, reason: str = REASON):  # noqa: ANN201 - httpx.Response
-        return self.client.post(f"/api/applicants/{applicant}/reviews", headers=HEADERS,
-                                json={"outcome": outcome, "reason": reason, "reviewer": REVIEWER})
+        """The response of the entry that put the decision in effect (the proposal's, or its approval's)."""
+        proposed = self.client.post(f"/api/applicants/{applicant}/reviews", auth=(ANALYST, PASSWORD),
+                                    json={"outcome": outcome, "reason": reason})
+        if proposed.status_code != 201 or proposed.json()["seq"] not in proposed.json().get("pending", []):
+            return proposed
+        return self.client.post(f"/api/reviews/{proposed.json()['seq']}/approve", auth=(APPROVER, PASSWORD),
+                                json={"reason": AGREED})
 
     def close(self) -> None:
         self.app.state.store.close()
+        self.accounts.close()
 
 
 @pytest.fixture
-def app(run_dir: Path):
-    a = App(run_dir)
+def app(run_dir: Path, tmp_path: Path):
+    a = App(run_dir, tmp_path)
     yield a
     a.close()
 
@@ -159,7 +175,7 @@ def test_an_override_to_approve_reissues_the_notice_and_verify_passes(run_dir, a
     assert "This letter replaces our letter of 23 November 2026" in text  # the run's date (build_run)
     assert "you can contest it" in text and "review@example.com" in text
     assert not any(s in text for s in NO_PERSON)
-    assert REVIEWER not in text and REASON not in text  # a role, never the staff name or the internal note
+    assert ANALYST not in text and APPROVER not in text and REASON not in text  # a role, never the staff name or the internal note
     pages = pdf_pages(run_dir / notice["path"])
     assert len(pages) == 2
     # the approved applicant's own text on both pages, never the denial's
@@ -180,7 +196,7 @@ def test_an_override_to_approve_reissues_the_notice_and_verify_passes(run_dir, a
 
 def test_confirm_then_override_keeps_every_version_us_regime(unsealed, tmp_path, key):
     run_dir = _sealed_copy(unsealed, tmp_path, notice=US_NOTICE)
-    a = App(run_dir)
+    a = App(run_dir, tmp_path)
     try:
         applicant = _declined_with_notice(run_dir)
         v1 = run_dir / "reports" / "notices" / f"notice_{applicant}.pdf"
@@ -432,14 +448,19 @@ def test_a_save_that_fails_after_the_reissue_leaves_a_sealed_unserved_version(ru
     applicant = _declined_with_notice(run_dir)
     store = app.app.state.store
 
-    def crash(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+    proposed = app.client.post(f"/api/applicants/{applicant}/reviews", auth=(ANALYST, PASSWORD),
+                               json={"outcome": "override_approve", "reason": REASON}).json()["seq"]
+    reissue = store._with_notice
+
+    def crash_after_the_reissue(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        reissue(*args, **kwargs)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(store, "_commit", crash)
+    monkeypatch.setattr(store, "_with_notice", crash_after_the_reissue)
     with pytest.raises(RuntimeError, match="power cut"):
-        store.save(applicant, "decline", "override_approve", REASON, REVIEWER)
+        store.approve(proposed, AGREED, Account(APPROVER, Role.APPROVER))
     orphan = f"reports/notices/notice_{applicant}_v2.pdf"
-    assert (run_dir / orphan).is_file() and store.all() == []
+    assert (run_dir / orphan).is_file() and [r.seq for r in store.all()] == [proposed]  # the approval rolled back
     report = verify_run(run_dir, public_key=key)
     assert report.ok, report.problems
     assert any(orphan in n and "no review names it" in n for n in report.notes)

@@ -8,6 +8,7 @@ real HTTP (httpx) and, in the browser test, by headless Debian Chromium.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import select
@@ -37,12 +38,18 @@ from pipeline.flags import FlagConfig, compute_flags, flag_summary
 from pipeline.run_record import FlagsSection, write_record
 from pipeline.splitting import split_portfolio
 from pipeline.surrogate import Surrogate
-from review import create_app, verify_run
+from review import AccountStore, create_app, verify_run
+from review._auth import SESSION_COOKIE
 from review._body_limit import MAX_BODY_BYTES, MSG_BODY_TOO_LARGE
+from review._security import CSRF_COOKIE
 
 pytestmark = pytest.mark.slow  # needs the session's model fitted on the real data
 
-TOKEN = "test-token-0123456789abcdef"
+PASSWORD = "test-password-0123456789"
+ANA = ("ana.analyst", PASSWORD)  # httpx's HTTP Basic credentials: the API uses the same accounts as the pages
+ALI = ("ali", PASSWORD)
+BO = ("bo", PASSWORD)
+ACCOUNTS = {"ana.analyst": "analyst", "ali": "analyst", "bo": "approver"}
 HTTP_TIMEOUT = 120  # seconds: the CI machine may be busy
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -64,9 +71,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def accounts_for(run_dir: Path) -> AccountStore:
+    """The test accounts, in a users database beside the run (quick argon2 parameters: same algorithm)."""
+    from argon2 import PasswordHasher
+
+    store = AccountStore(f"sqlite:///{run_dir.parent / 'users.sqlite'}",
+                         hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    for name, role in ACCOUNTS.items():
+        if store.get(name) is None:
+            store.add(name, role, PASSWORD)
+    return store
+
+
+def set_cookie(response: httpx.Response, name: str) -> str | None:
+    """A cookie's value from Set-Cookie (httpx keeps Secure cookies for https; these tests speak http to loopback)."""
+    for header in response.headers.get_list("set-cookie"):
+        if header.startswith(name + "="):
+            return header.split(";", 1)[0].split("=", 1)[1]
+    return None
+
+
+def sign_in(c: httpx.Client, base: str, account: tuple[str, str] = ANA) -> None:
+    """Sign in through the form, as a browser does; the client then sends the session and CSRF cookies."""
+    login = c.get("/login")
+    csrf = set_cookie(login, CSRF_COOKIE)
+    c.headers["Cookie"] = f"{CSRF_COOKIE}={csrf}"
+    form = {"name": account[0], "password": account[1], "csrf_token": csrf, "next": "/"}
+    done = c.post("/login", data=form, headers={"Origin": base})
+    assert done.status_code == 303, done.text
+    c.headers["Cookie"] = f"{CSRF_COOKIE}={csrf}; {SESSION_COOKIE}={set_cookie(done, SESSION_COOKIE)}"
+
+
 @contextmanager
 def serving(run_dir: Path, **kw):  # noqa: ANN003 - passed to create_app
-    app = create_app(run_dir, token=TOKEN, **kw)
+    app = create_app(run_dir, accounts=accounts_for(run_dir), **kw)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -82,6 +120,7 @@ def serving(run_dir: Path, **kw):  # noqa: ANN003 - passed to create_app
         server.should_exit = True
         thread.join(timeout=30)
         app.state.store.close()
+        app.state.auth.accounts.close()
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +190,7 @@ def _csrf(client: httpx.Client, path: str) -> str:
 # ---- queue ---------------------------------------------------------------------
 def test_queue_lists_the_flagged_and_filters(url, run_dir):
     flags = _flags(run_dir)
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=ANA) as c:
         everything = c.get("/api/queue").json()
         assert {r["id"] for r in everything} == set(flags["id"])
         for code in flags["code"].unique():
@@ -170,8 +209,8 @@ def test_queue_lists_the_flagged_and_filters(url, run_dir):
 
 def test_review_state_filter(url, run_dir):
     target = int(_flags(run_dir)["id"].iloc[0])
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
-        body = {"outcome": "needs_information", "reason": "Need the last payslips.", "reviewer": "Ana Analyst"}
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=ANA) as c:
+        body = {"outcome": "needs_information", "reason": "Need the last payslips."}
         assert c.post(f"/api/applicants/{target}/reviews", json=body).status_code == 201
         pending = c.get("/api/queue", params={"state": "needs_information"}).json()
         assert [r["id"] for r in pending] == [target]
@@ -181,36 +220,34 @@ def test_review_state_filter(url, run_dir):
 
 # ---- security ------------------------------------------------------------------
 def test_foreign_host_is_refused(url):
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=ANA) as c:
         assert c.get("/", headers={"Host": "attacker.test"}).status_code == 400
         assert c.get("/", headers={"Host": "localhost"}).status_code == 200
 
 
-def test_form_post_needs_origin_csrf_and_token(url, run_dir):
+def test_form_post_needs_origin_csrf_and_a_sign_in(url, run_dir):
     target = int(_flags(run_dir)["id"].iloc[0])
     path = f"/applicants/{target}"
     with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+        sign_in(c, url)
         csrf = _csrf(c, path)
-        form = {"outcome": "confirm", "reason": REASON, "reviewer": "Ana Analyst", "csrf_token": csrf}
+        form = {"outcome": "confirm", "reason": REASON, "reviewer": "Bo Boss", "csrf_token": csrf}
         own = {"Origin": url}
         assert c.post(f"{path}/reviews", data=form).status_code == 403  # no Origin/Referer
         assert c.post(f"{path}/reviews", data=form, headers={"Origin": "http://attacker.test"}).status_code == 403
         assert c.post(f"{path}/reviews", data=form | {"csrf_token": "forged"}, headers=own).status_code == 403
-        no_token = c.post(f"{path}/reviews", data=form, headers=own)
-        assert no_token.status_code == 401 and "review token is required" in no_token.text
-        wrong = c.post(f"{path}/reviews", data=form | {"token": TOKEN + "x"}, headers=own)
-        assert wrong.status_code == 401
         assert c.get("/api/reviews").json() == []
-        ok = c.post(f"{path}/reviews", data=form | {"token": TOKEN}, headers=own)
+        ok = c.post(f"{path}/reviews", data=form, headers=own)
         assert ok.status_code == 303 and ok.headers["location"] == f"{path}?saved=1"
-        assert "samesite=strict" in ok.headers["set-cookie"].lower() and "httponly" in ok.headers["set-cookie"].lower()
-        again = c.post(f"{path}/reviews", data=form, headers={"Referer": url + path})  # signed in by cookie now
+        again = c.post(f"{path}/reviews", data=form | {"seen_seq": "1"}, headers={"Referer": url + path})
         assert again.status_code == 303
-        assert [r["reviewer"] for r in c.get("/api/reviews").json()] == ["Ana Analyst", "Ana Analyst"]
-    with httpx.Client(
-        timeout=HTTP_TIMEOUT, base_url=url
-    ) as other:  # another browser: no session cookie, no CSRF cookie
-        assert other.post(f"{path}/reviews", data=form | {"token": TOKEN}, headers={"Origin": url}).status_code == 403
+        assert [r["reviewer"] for r in c.get("/api/reviews").json()] == ["ana.analyst", "ana.analyst"]  # not typed
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as other:  # another browser: no session
+        page = other.get("/login")
+        csrf = set_cookie(page, CSRF_COOKIE)
+        other.headers["Cookie"] = f"{CSRF_COOKIE}={csrf}"
+        refused = other.post(f"{path}/reviews", data=form | {"csrf_token": csrf}, headers={"Origin": url})
+        assert refused.status_code == 401
 
 
 def test_form_validation_errors_are_shown_and_nothing_saved(url, run_dir):
@@ -218,73 +255,70 @@ def test_form_validation_errors_are_shown_and_nothing_saved(url, run_dir):
     approved = int(next(i for i in _flags(run_dir)["id"] if table.loc[i, "decision"] == "approve"))
     path = f"/applicants/{approved}"
     with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+        sign_in(c, url)
         csrf = _csrf(c, path)
-        bad = {"outcome": "override_approve", "reason": "short", "reviewer": "", "csrf_token": csrf, "token": TOKEN}
+        bad = {"outcome": "override_approve", "reason": "short", "csrf_token": csrf}
         page = c.post(f"{path}/reviews", data=bad, headers={"Origin": url})
         assert page.status_code == 422
-        assert "written reason" in page.text and "reviewer name" in page.text and "override to approve" in page.text
+        assert "written reason" in page.text and "override to approve" in page.text
         assert c.get("/api/reviews").json() == []
 
 
 def test_api_write_rules(url, run_dir):
     table = _table(run_dir)
     declined = int(next(i for i in _flags(run_dir)["id"] if table.loc[i, "decision"] == "decline"))
-    body = {"outcome": "override_approve", "reason": REASON, "reviewer": "Bo Boss"}
+    body = {"outcome": "override_approve", "reason": REASON}
+    path = f"/api/applicants/{declined}/reviews"
     with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
-        assert c.post(f"/api/applicants/{declined}/reviews", json=body).status_code == 401
-        hdr = {"X-Review-Token": TOKEN}
-        assert (
-            c.post(
-                f"/api/applicants/{declined}/reviews", json=body, headers=hdr | {"Origin": "http://attacker.test"}
-            ).status_code
-            == 403
-        )
-        assert c.post("/api/applicants/999999999/reviews", json=body, headers=hdr).status_code == 404
-        bad = c.post(f"/api/applicants/{declined}/reviews", json=body | {"outcome": "override_decline"}, headers=hdr)
+        assert c.post(path, json=body).status_code == 401
+        assert c.post(path, json=body, auth=("ana.analyst", "not the password")).status_code == 401
+        assert c.post(path, json=body, auth=ANA, headers={"Origin": "http://attacker.test"}).status_code == 403
+        assert c.post("/api/applicants/999999999/reviews", json=body, auth=ANA).status_code == 404
+        bad = c.post(path, json=body | {"outcome": "override_decline"}, auth=ANA)
         assert bad.status_code == 422 and "outcome" in bad.json()["detail"]
-        saved = c.post(f"/api/applicants/{declined}/reviews", json=body, headers=hdr)
+        saved = c.post(path, json=body, auth=ANA)
         assert saved.status_code == 201 and saved.json()["final_decision"] == "approve"
-        assert c.get(f"/api/applicants/{declined}").json()["reviews"][0]["entry_hash"] == saved.json()["entry_hash"]
+        assert saved.json()["decision_in_effect"] is None and saved.json()["pending"] == [saved.json()["seq"]]
+        got = c.get(f"/api/applicants/{declined}", auth=ANA).json()
+        assert got["reviews"][0]["entry_hash"] == saved.json()["entry_hash"]
+        approved = c.post(f"/api/reviews/{saved.json()['seq']}/approve", json={"reason": REASON}, auth=BO)
+        assert approved.status_code == 201 and approved.json()["decision_in_effect"] == "approve"
 
 
 def test_user_text_is_escaped(url, run_dir):
     target = int(_flags(run_dir)["id"].iloc[0])
-    body = {
-        "outcome": "confirm",
-        "reason": '<img src=x onerror="alert(1)"> looks fine',
-        "reviewer": "<script>x</script>",
-    }
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+    body = {"outcome": "confirm", "reason": '<img src=x onerror="alert(1)"> looks fine <script>x</script>'}
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=ANA) as c:
         assert c.post(f"/api/applicants/{target}/reviews", json=body).status_code == 201
         for path in (f"/applicants/{target}", "/?state=reviewed"):
             page = c.get(path)
             assert "<script>x</script>" not in page.text and "<img src=x" not in page.text
-            assert "&lt;script&gt;x&lt;/script&gt;" in page.text
             assert "default-src 'none'" in page.headers["content-security-policy"]
             assert page.headers["x-frame-options"] == "DENY"
+        assert "&lt;script&gt;x&lt;/script&gt;" in c.get(f"/applicants/{target}").text
 
 
 def test_two_reviewers_saving_at_once_lose_nothing(url, run_dir):
     ids = [int(i) for i in _flags(run_dir)["id"].unique()[:5]]
     errors: list[object] = []
 
-    def reviewer(name: str) -> None:
-        with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+    def reviewer(account: tuple[str, str]) -> None:
+        with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=account) as c:
             for k in range(10):
                 r = c.post(
                     f"/api/applicants/{ids[k % 5]}/reviews",
-                    json={"outcome": "needs_information", "reason": f"{REASON} {name} {k}", "reviewer": name},
+                    json={"outcome": "needs_information", "reason": f"{REASON} {account[0]} {k}"},
                 )
                 if r.status_code != 201:
                     errors.append(r.text)
 
-    threads = [threading.Thread(target=reviewer, args=(n,)) for n in ("Ana Analyst", "Bo Boss")]
+    threads = [threading.Thread(target=reviewer, args=(a,)) for a in (ANA, ALI)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=BO) as c:
         reviews = c.get("/api/reviews").json()
     assert len(reviews) == 20 and [r["seq"] for r in reviews] == list(range(1, 21))
     assert verify_run(run_dir).ok
@@ -292,23 +326,23 @@ def test_two_reviewers_saving_at_once_lose_nothing(url, run_dir):
 
 def test_csv_export(url, run_dir):
     target = int(_flags(run_dir)["id"].iloc[0])
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=ANA) as c:
         c.post(
             f"/api/applicants/{target}/reviews",
-            json={"outcome": "confirm", "reason": "=cmd|' /C calc'!A0 is not a reason", "reviewer": "+Eve"},
+            json={"outcome": "confirm", "reason": "=cmd|' /C calc'!A0 is not a reason"},
         )
         csv_text = c.get("/export/reviews.csv")
     assert csv_text.headers["content-type"].startswith("text/csv")
     assert "attachment" in csv_text.headers["content-disposition"]
     line = csv_text.text.splitlines()[1]
-    assert ",'=cmd|" in line and ",'+Eve," in line
+    assert ",'=cmd|" in line and ",ana.analyst,analyst," in line
 
 
 # ---- applicant page --------------------------------------------------------------
 def test_applicant_page_shows_decision_flags_and_degrades(url, run_dir):
     table, flags = _table(run_dir), _flags(run_dir)
     target = int(flags["id"].iloc[0])
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=ANA) as c:
         page = c.get(f"/applicants/{target}").text
         assert f"Applicant #{target}" in page
         assert f"{table.loc[target, 'probability'] * 100:.1f}%" in page
@@ -330,7 +364,7 @@ def test_surrogate_path_is_rebuilt_from_the_run(run_dir, fitted_model):
     target = int(table["id"].iloc[0])
     steps = reference.decision_path(table.iloc[[0]])
     assert steps
-    with serving(run_dir) as base, httpx.Client(timeout=HTTP_TIMEOUT, base_url=base) as c:
+    with serving(run_dir) as base, httpx.Client(timeout=HTTP_TIMEOUT, base_url=base, auth=ANA) as c:
         page = c.get(f"/applicants/{target}").text
     for step in steps:
         assert str(escape(step["condition"])) in page
@@ -340,14 +374,14 @@ def test_surrogate_path_is_rebuilt_from_the_run(run_dir, fitted_model):
     flipped = table.copy()
     flipped.loc[1, "surrogate_decision"] = "approve" if flipped.loc[1, "surrogate_decision"] == "decline" else "decline"
     O.write_parquet(run_dir / O.APPLICANTS, flipped)
-    with serving(run_dir) as base, httpx.Client(timeout=HTTP_TIMEOUT, base_url=base) as c:
+    with serving(run_dir) as base, httpx.Client(timeout=HTTP_TIMEOUT, base_url=base, auth=ANA) as c:
         assert "path through the tree was not recorded" in c.get(f"/applicants/{target}").text
 
 
 def test_notice_link_and_download(url, run_dir):
     notice = next((run_dir / "reports" / "notices").glob("notice_*.pdf"))
     applicant = int(notice.stem.split("_")[1])
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=ANA) as c:
         assert f'href="/notices/{applicant}.pdf"' in c.get(f"/applicants/{applicant}").text
         pdf = c.get(f"/notices/{applicant}.pdf")
         assert pdf.status_code == 200 and pdf.content == FAKE_PDF
@@ -363,7 +397,7 @@ def test_notice_html_from_the_reports_package(url, run_dir):
     table = _table(run_dir)
     declined = int(table.index[table["decision"] == "decline"][0])
     approved = int(table.index[table["decision"] == "approve"][0])
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=ANA) as c:
         assert f'href="/notices/{declined}.html"' in c.get(f"/applicants/{declined}").text
         page = c.get(f"/notices/{declined}.html")
         assert page.status_code == 200 and f"/{declined}" in page.text  # the notice reference <run>/<id>
@@ -405,7 +439,7 @@ def test_explanation_columns_are_rendered(run_dir):
         **extra, shap_base=0.22, reasons=reasons, counterfactual=cf, surrogate_path=path, stability=0.75
     )
     O.write_parquet(run_dir / O.APPLICANTS, table)
-    with serving(run_dir) as base, httpx.Client(timeout=HTTP_TIMEOUT, base_url=base) as c:
+    with serving(run_dir) as base, httpx.Client(timeout=HTTP_TIMEOUT, base_url=base, auth=ANA) as c:
         page = c.get(f"/applicants/{int(table['id'].iloc[i])}").text
     assert "Repayment status last month: 2 months late" in page
     assert "Pay NT$ 5,000 more last month" in page and "31.0%" in page
@@ -418,6 +452,7 @@ def test_review_command_refuses_to_start_without_a_key(run_dir, tmp_path, capsys
     assert cli_main(["review", "--run", str(run_dir), "--keystore", str(tmp_path / "no-keys")]) == 2
     err = capsys.readouterr().err
     assert "no signing key in" in err and "credit-audit keys init" in err and "--unsigned" in err
+    assert not (tmp_path / "no-keys").exists()  # refused before anything (a users database) is made there
 
 
 def test_review_command_refuses_non_loopback(run_dir, capsys):
@@ -440,6 +475,11 @@ def test_browser_walkthrough_and_tampered_log(run_dir, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 900})
             page.goto(base + "/")
+            page.wait_for_url(re.compile(r".*/login\?next=.*"))  # no page without a sign-in
+            page.fill("#name", ANA[0])
+            page.fill("#password", ANA[1])
+            page.click("#sign-in")
+            page.wait_for_selector("#signed-in-as")  # the Secure session cookie works on http://127.0.0.1
             page.select_option("#f-code", code)
             page.click("#apply")
             page.wait_for_url(re.compile(r".*code=undocumented_code.*"))
@@ -452,43 +492,42 @@ def test_browser_walkthrough_and_tampered_log(run_dir, tmp_path):
             assert page.locator("#no-history").is_visible()
             page.locator("input[name=outcome][value=needs_information]").check()
             page.fill("#reason", "Education code is undocumented; asking the branch to confirm it.")
-            page.fill("#reviewer", "Ana Analyst")
-            page.fill("#token", TOKEN)
             page.click("#save")
             page.wait_for_selector("#saved")
             page.reload()
             history = page.locator("#history").inner_text()
-            assert "Ana Analyst" in history and "Education code is undocumented" in history
+            assert "ana.analyst (analyst)" in history and "Education code is undocumented" in history
             assert "Needs more information" in history
-            assert page.locator("#token").count() == 0  # signed in for this browser session
             page.screenshot(path=str(tmp_path / "applicant.png"), full_page=True)
         finally:
             browser.close()
 
     assert verify_run(run_dir).ok
     trail = run_dir / "review" / "trail.jsonl"
-    trail.write_text(trail.read_text().replace("Ana Analyst", "Someone Else"))
+    trail.write_text(trail.read_text().replace("ana.analyst", "someone.else"))
     report = verify_run(run_dir)
     assert not report.ok and any("altered" in p for p in report.problems)
     assert cli_main(["verify", "--run", str(run_dir)]) == 1
 
 
-def test_review_command_prints_a_working_token(run_dir):
-    """`credit-audit review` starts on loopback, prints the URL and the token, and that token authorises a write."""
-    import subprocess
-    import sys
-
+def test_review_command_signs_in_with_the_users_database(run_dir, tmp_path, monkeypatch):
+    """`credit-audit review` reads the accounts of `credit-audit users`; SSO headers are not spoofable through it."""
+    users = f"sqlite:///{tmp_path / 'users.sqlite'}"
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli_main(["users", "add", "ana.analyst", "--role", "analyst", "--password-stdin", "--users-db", users]) == 0
     port = _free_port()
-    cmd = [sys.executable, "-m", "flows.cli", "review", "--run", str(run_dir), "--port", str(port)]
+    cmd = [sys.executable, "-m", "flows.cli", "review", "--run", str(run_dir), "--port", str(port),
+           "--users-db", users, "--trusted-proxy", "10.9.9.9"]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).resolve().parents[1]
     )
     try:
-        lines = [proc.stdout.readline() for _ in range(2)]
+        lines = [proc.stdout.readline() for _ in range(3)]
         assert lines[0].startswith("Review app for run") and f"http://127.0.0.1:{port}/" in lines[0]
-        token = lines[1].rsplit(" ", 1)[1].strip()
+        assert "Accounts (1 enabled)" in lines[1] and "users.sqlite" in lines[1]
+        assert "X-Remote-User is trusted from 10.9.9.9 only" in lines[2]
         target = int(_flags(run_dir)["id"].iloc[0])
-        body = {"outcome": "confirm", "reason": REASON, "reviewer": "Ana Analyst"}
+        body = {"outcome": "confirm", "reason": REASON}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT) as c:
             deadline = time.monotonic() + 60
             while True:
@@ -498,14 +537,12 @@ def test_review_command_prints_a_working_token(run_dir):
                 except httpx.TransportError:
                     assert time.monotonic() < deadline, "the review command did not start listening"
                     time.sleep(0.2)
-            assert (
-                c.post(f"/api/applicants/{target}/reviews", json=body, headers={"X-Review-Token": "x" * 32}).status_code
-                == 401
-            )
-            assert (
-                c.post(f"/api/applicants/{target}/reviews", json=body, headers={"X-Review-Token": token}).status_code
-                == 201
-            )
+            path = f"/api/applicants/{target}/reviews"
+            assert c.post(path, json=body, auth=("ana.analyst", "x" * 20)).status_code == 401
+            # uvicorn would believe X-Forwarded-For from loopback and report the proxy as the client: not here
+            spoof = {"X-Forwarded-For": "10.9.9.9", "X-Remote-User": "ana.analyst"}
+            assert c.post(path, json=body, headers=spoof).status_code == 403
+            assert c.post(path, json=body, auth=ANA).status_code == 201
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -552,7 +589,7 @@ def test_oversized_bodies_are_refused_before_reading_or_authentication(url, run_
     port = int(url.rsplit(":", 1)[1])
     path = f"/api/applicants/{target}/reviews"
     json_type = {"Content-Type": "application/json"}
-    # A declared length over the cap: 413 at once, with no body sent and no token given (not 401).
+    # A declared length over the cap: 413 at once, with no body sent and no account given (not 401).
     started = time.monotonic()
     assert _post_raw(port, path, json_type | {"Content-Length": str(BIG)}) == (413, 0)
     assert time.monotonic() - started < 10
@@ -563,10 +600,10 @@ def test_oversized_bodies_are_refused_before_reading_or_authentication(url, run_
     form = f"/applicants/{target}/reviews"
     assert _post_raw(port, form, {"Content-Type": "application/x-www-form-urlencoded",
                                   "Content-Length": str(MAX_BODY_BYTES + 1)})[0] == 413
-    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, headers={"X-Review-Token": TOKEN}) as c:
-        too_big = c.post(path, json={"outcome": "confirm", "reason": "x" * MAX_BODY_BYTES, "reviewer": "Ana"})
+    with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url, auth=ANA) as c:
+        too_big = c.post(path, json={"outcome": "confirm", "reason": "x" * MAX_BODY_BYTES})
         assert too_big.status_code == 413 and too_big.text == MSG_BODY_TOO_LARGE.format(limit=MAX_BODY_BYTES)
-        body = {"outcome": "confirm", "reason": "é" * 2000, "reviewer": "Ana Analyst"}  # the longest reason accepted
+        body = {"outcome": "confirm", "reason": "é" * 2000}  # the longest reason accepted
         assert c.post(path, json=body).status_code == 201
         assert len(c.get("/api/reviews").json()) == 1
 

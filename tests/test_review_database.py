@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-from test_review_store import GOOD_REASON, REPO, make_run
+from test_review_store import ANA, BO, GOOD_REASON, REPO, make_run
 
 from flows.cli import main as cli_main
 from pipeline.run_record import RunRecord
@@ -45,6 +45,7 @@ REVIEWS_EACH = 25
 WRITER = """
 import sys, time
 from pathlib import Path
+from review._accounts import Account, Role
 from review._store import ReviewStore
 run_dir, k, n, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 store = ReviewStore(run_dir)
@@ -52,7 +53,8 @@ store.prepare_writes()
 while not go.exists():  # every writer connected and ready: then all start at once
     time.sleep(0.01)
 for i in range(n):
-    store.save(100 + (k + i) % 20, "approve", "confirm", f"writer {k}, review {i}: checked the statements", f"Writer {k}")
+    store.save(100 + (k + i) % 20, "approve", "confirm", f"writer {k}, review {i}: checked the statements",
+               Account(f"writer{k}", Role.ANALYST))
 store.close()
 """
 
@@ -125,16 +127,16 @@ def test_the_store_reads_committed_whatever_the_server_default(tmp_path, slice_r
 def test_a_writer_stuck_holding_the_lock_times_out_and_writes_nothing(tmp_path, slice_record, pg_url, monkeypatch):
     """As SQLite gives up after its busy timeout, a PostgreSQL writer gives up waiting for the writers' lock."""
     store = ReviewStore(make_run(tmp_path / "run", slice_record))
-    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.save(101, "approve", "confirm", GOOD_REASON, ANA)
     monkeypatch.setattr(_database, "WRITER_LOCK_TIMEOUT_S", 0.5)
     with store.engine.connect() as stuck, stuck.begin():  # another host's writer, stuck mid-transaction
         lock_writers(stuck)
         start = time.monotonic()
         with pytest.raises(WriterLockTimeout, match="held the database's writer lock for more than 0.5 s"):
-            store.save(102, "approve", "confirm", GOOD_REASON, "Bo Boss")
+            store.save(102, "approve", "confirm", GOOD_REASON, BO)
         assert time.monotonic() - start < 10
     assert [r.applicant_id for r in store.all()] == [101]  # nothing half-written
-    store.save(102, "approve", "confirm", GOOD_REASON, "Bo Boss")  # the lock is free again
+    store.save(102, "approve", "confirm", GOOD_REASON, BO)  # the lock is free again
     assert [r.seq for r in store.all()] == [1, 2]
     store.close()
     assert verify_run(store.run_dir).ok
@@ -158,20 +160,20 @@ def test_app_servers_starting_at_once_do_not_collide(tmp_path, slice_record, pg_
         thread.join(timeout=20)
         assert not thread.is_alive(), "the app's start waited on another host's uncommitted write"
     assert done and done[0].key_id == signer.key_id
-    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.save(101, "approve", "confirm", GOOD_REASON, ANA)
     store.close()
 
 
 def test_runs_share_one_postgresql_database_each_in_its_own_schema(tmp_path, slice_record, pg_url):
     a = make_run(tmp_path / "run-a", slice_record)
     b = make_run(tmp_path / "run-b", slice_record)
-    for run, who in ((a, "Ana Analyst"), (b, "Bo Boss"), (a, "Ana Analyst")):
+    for run, who in ((a, ANA), (b, BO), (a, ANA)):
         store = ReviewStore(run)
         store.save(101, "approve", "confirm", GOOD_REASON, who)
         store.close()
-    for run, n, who in ((a, 2, "Ana Analyst"), (b, 1, "Bo Boss")):
+    for run, n, who in ((a, 2, ANA), (b, 1, BO)):
         store = ReviewStore(run)
-        assert [r.reviewer for r in store.all()] == [who] * n and schema_of(store.engine) == run_schema(store.run_id)
+        assert [r.reviewer for r in store.all()] == [who.name] * n and schema_of(store.engine) == run_schema(store.run_id)
         store.close()
         report = verify_run(run)
         assert report.ok and report.rows == n, report.problems
@@ -182,11 +184,11 @@ def test_one_sqlite_file_for_two_runs_is_refused(tmp_path, slice_record, monkeyp
     a = make_run(tmp_path / "run-a", slice_record)
     b = make_run(tmp_path / "run-b", slice_record)
     store = ReviewStore(a)
-    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.save(101, "approve", "confirm", GOOD_REASON, ANA)
     store.close()
     other = ReviewStore(b)
     with pytest.raises(ReviewDatabaseError, match="holds the reviews of run test-run-a, not of run test-run-b"):
-        other.save(101, "approve", "confirm", GOOD_REASON, "Bo Boss")
+        other.save(101, "approve", "confirm", GOOD_REASON, BO)
     with pytest.raises(ReviewDatabaseError, match=_head(MSG_OTHER_RUN)):
         other.prepare_writes()  # the app refuses to start, rather than to save
     other.close()
@@ -196,7 +198,7 @@ def test_one_sqlite_file_for_two_runs_is_refused(tmp_path, slice_record, monkeyp
 def test_applicant_ids_beyond_32_bits_are_stored(run_dir, review_db):  # noqa: ARG001 - both backends
     big = 3_000_000_000  # PostgreSQL's INTEGER stops at 2,147,483,647; SQLite's holds 64 bits
     store = ReviewStore(run_dir)
-    store.save(big, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.save(big, "approve", "confirm", GOOD_REASON, ANA)
     assert store.history(big)[0].applicant_id == big
     store.close()
     assert verify_run(run_dir).ok

@@ -19,6 +19,7 @@ from flows.cli import main as cli_main
 from pipeline import outputs as O
 from pipeline.run_record import RunRecord, load_record, write_record
 from review import (
+    Account,
     Outcome,
     ReviewStore,
     ReviewValidationError,
@@ -27,11 +28,14 @@ from review import (
     reviews_csv,
     verify_run,
 )
-from review._store import MSG_OVERRIDE, MSG_REASON, MSG_REVIEWER, ReviewRow
+from review._accounts import Role
+from review._store import MSG_OVERRIDE, MSG_REASON, ReviewRow
 from review._trail import genesis
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD_REASON = "Checked the statements; the decision stands."
+ANA = Account("ana.analyst", Role.ANALYST)  # the store records the account it is given (the app authenticates)
+BO = Account("bo.boss", Role.APPROVER)
 
 
 def make_run(path: Path, record: RunRecord, n: int = 20) -> Path:
@@ -79,10 +83,11 @@ def store(run_dir: Path):
 
 
 def test_save_history_latest(store):
-    a = store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
-    b = store.save(101, "approve", "override_decline", "New information: income proof was forged.", "Bo Boss")
-    c = store.save(115, "decline", "needs_information", "Ask for the last three payslips please.", "Ana Analyst")
-    assert [r.seq for r in store.history(101)] == [a.seq, b.seq] == [1, 2]
+    a = store.save(101, "approve", "confirm", GOOD_REASON, ANA)
+    b = store.save(101, "approve", "override_decline", "New information: income proof was forged.", ANA)
+    c = store.save(115, "decline", "needs_information", "Ask for the last three payslips please.", ANA)
+    d = store.approve(b.seq, "Forgery confirmed by the fraud team.", BO)
+    assert [r.seq for r in store.history(101)] == [a.seq, b.seq, d.seq] == [1, 2, 4]
     latest = store.latest()
     assert latest[101].outcome == "override_decline" and latest[101].final_decision == "decline"
     assert latest[115].final_decision == "pending" and c.seq == 3
@@ -90,34 +95,32 @@ def test_save_history_latest(store):
 
 
 @pytest.mark.parametrize(
-    ("outcome", "reason", "reviewer", "field", "msg"),
+    ("outcome", "reason", "field", "msg"),
     [
-        ("approve", GOOD_REASON, "Ana", "outcome", "outcome must be one of"),
-        ("confirm", "too short", "Ana", "reason", MSG_REASON),
-        ("confirm", "   " * 20, "Ana", "reason", MSG_REASON),
-        ("confirm", "x" * 2001, "Ana", "reason", MSG_REASON),
-        ("confirm", GOOD_REASON, "A", "reviewer", MSG_REVIEWER),
-        ("confirm", GOOD_REASON, "Ana\x00Analyst", "reviewer", MSG_REVIEWER),
-        ("confirm", GOOD_REASON, "Ana\u202eAnalyst", "reviewer", MSG_REVIEWER),
-        ("confirm", GOOD_REASON, "x" * 81, "reviewer", MSG_REVIEWER),
-        ("override_approve", GOOD_REASON, "Ana", "outcome", MSG_OVERRIDE.split("{")[0]),
+        ("approve", GOOD_REASON, "outcome", "outcome must be one of"),
+        ("confirm", "too short", "reason", MSG_REASON),
+        ("confirm", "   " * 20, "reason", MSG_REASON),
+        ("confirm", "x" * 2001, "reason", MSG_REASON),
+        ("confirm", "A reason with a \x00 control character", "reason", MSG_REASON),
+        ("confirm", "A reason with a \u202e direction override", "reason", MSG_REASON),
+        ("override_approve", GOOD_REASON, "outcome", MSG_OVERRIDE.split("{")[0]),
     ],
 )
-def test_validation(store, outcome, reason, reviewer, field, msg):
+def test_validation(store, outcome, reason, field, msg):
     with pytest.raises(ReviewValidationError) as err:
-        store.save(101, "approve", outcome, reason, reviewer)
+        store.save(101, "approve", outcome, reason, ANA)
     assert msg in err.value.errors[field]
     assert store.all() == [] and store.trail.lines() == []
 
 
 def test_reason_keeps_newlines_and_is_trimmed(store):
-    r = store.save(101, "approve", "confirm", "  Line one of the reason\r\nline two  ", "  Ana  ")
-    assert r.reason == "Line one of the reason\nline two" and r.reviewer == "Ana"
+    r = store.save(101, "approve", "confirm", "  Line one of the reason\r\nline two  ", ANA)
+    assert r.reason == "Line one of the reason\nline two" and r.reviewer == "ana.analyst"
 
 
 def test_trail_chain_and_verify_ok(store, run_dir):
     for i in range(5):
-        store.save(100 + i, "approve", "confirm", f"{GOOD_REASON} #{i}", "Ana Analyst")
+        store.save(100 + i, "approve", "confirm", f"{GOOD_REASON} #{i}", ANA)
     entries = store.trail.entries()
     assert entries[0].prev == genesis(store.run_id)
     assert all(e.prev == p.hash for p, e in zip(entries, entries[1:], strict=False))
@@ -134,7 +137,7 @@ def _rewrite_trail(store, change) -> None:  # noqa: ANN001
 
 def test_altered_trail_row_is_caught(store, run_dir):
     for i in range(3):
-        store.save(100 + i, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+        store.save(100 + i, "approve", "confirm", GOOD_REASON, ANA)
 
     def alter(lines: list[str]) -> None:
         entry = json.loads(lines[1])
@@ -153,7 +156,7 @@ def test_rehashed_forgery_breaks_the_chain(store, run_dir):
     from review._trail import Entry, entry_hash
 
     for i in range(3):
-        store.save(100 + i, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+        store.save(100 + i, "approve", "confirm", GOOD_REASON, ANA)
 
     def forge(lines: list[str]) -> None:
         e = json.loads(lines[0])
@@ -169,7 +172,7 @@ def test_rehashed_forgery_breaks_the_chain(store, run_dir):
 
 def test_missing_and_extra_records_are_caught(store, run_dir):
     for i in range(3):
-        store.save(100 + i, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+        store.save(100 + i, "approve", "confirm", GOOD_REASON, ANA)
     original = store.trail.lines()
     _rewrite_trail(store, lambda lines: lines.pop())
     report = verify_run(run_dir)  # the database is the source of truth: an export behind it loses nothing
@@ -187,7 +190,7 @@ def test_missing_and_extra_records_are_caught(store, run_dir):
 
 
 def test_manifest_problems_are_reported(store, run_dir):
-    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.save(101, "approve", "confirm", GOOD_REASON, ANA)
     record = load_record(run_dir)
     write_record(run_dir, record.model_copy(update={"seed": 99}))
     report = verify_run(run_dir)
@@ -196,10 +199,10 @@ def test_manifest_problems_are_reported(store, run_dir):
 
 
 def test_verify_command_exit_codes(store, run_dir, capsys):
-    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.save(101, "approve", "confirm", GOOD_REASON, ANA)
     assert cli_main(["verify", "--run", str(run_dir)]) == 0
     assert "verified" in capsys.readouterr().out
-    _rewrite_trail(store, lambda lines: lines.__setitem__(0, lines[0].replace("Ana Analyst", "Ana Analyzt")))
+    _rewrite_trail(store, lambda lines: lines.__setitem__(0, lines[0].replace("ana.analyst", "ana.analyzt")))
     assert cli_main(["verify", "--run", str(run_dir)]) == 1
     out = capsys.readouterr().out
     assert "PROBLEM" in out and "altered" in out
@@ -213,7 +216,8 @@ def test_concurrent_saves_from_threads_all_land(run_dir):
     def work(k: int) -> None:
         try:
             for i in range(8):
-                stores[k].save(100 + i, "approve", "confirm", f"{GOOD_REASON} t{k} i{i}", f"Reviewer {k}")
+                stores[k].save(100 + i, "approve", "confirm", f"{GOOD_REASON} t{k} i{i}",
+                              Account(f"reviewer{k}", Role.ANALYST))
         except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
 
@@ -232,10 +236,12 @@ def test_concurrent_saves_from_threads_all_land(run_dir):
 
 WRITER = """
 import sys
+from review._accounts import Account, Role
 from review._store import ReviewStore
 store = ReviewStore(sys.argv[1])
+me = Account(f"proc{sys.argv[2]}", Role.ANALYST)
 for i in range(int(sys.argv[3])):
-    store.save(100 + i % 10, "approve", "confirm", f"process {sys.argv[2]} review {i}", f"Proc {sys.argv[2]}")
+    store.save(100 + i % 10, "approve", "confirm", f"process {sys.argv[2]} review {i}", me)
 """
 
 
@@ -248,18 +254,21 @@ def test_concurrent_saves_from_two_processes_all_land(run_dir):
     assert report.rows == report.entries == 30
 
 
-def test_review_overrides_lists_current_overrides_only(run_dir):
+def test_review_overrides_lists_overrides_in_effect_only(run_dir):
     assert review_overrides(run_dir) == []
     assert not (run_dir / "review").exists()  # asking does not create a store
     store = ReviewStore(run_dir)
-    store.save(101, "approve", "override_decline", GOOD_REASON, "Ana Analyst")
-    store.save(102, "approve", "override_decline", GOOD_REASON, "Ana Analyst")
-    store.save(102, "approve", "confirm", "On second look the model was right.", "Bo Boss")
-    store.save(115, "decline", "override_approve", GOOD_REASON, "Bo Boss")
+    cy = Account("cy", Role.APPROVER)
+    for args in [(101, "approve", "override_decline"), (102, "approve", "override_decline"),
+                 (115, "decline", "override_approve")]:
+        store.approve(store.save(*args, GOOD_REASON, ANA).seq, "Agreed with the analyst.", BO)
+    store.save(116, "decline", "override_approve", GOOD_REASON, ANA)  # proposed, never approved
+    reversal = store.save(102, "approve", "confirm", "On second look the model was right.", ANA)
+    store.approve(reversal.seq, "Agreed: the model was right.", cy)
     store.close()
     got = review_overrides(run_dir)
     assert [(o["applicant_id"], o["final_decision"]) for o in got] == [(101, "decline"), (115, "approve")]
-    assert got[1]["model_decision"] == "decline" and got[1]["reviewer"] == "Bo Boss"
+    assert got[1]["model_decision"] == "decline" and got[1]["reviewer"] == "ana.analyst, approved by bo.boss"
 
 
 @pytest.mark.parametrize("text", ["=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("http://x","y")'])
@@ -269,13 +278,13 @@ def test_csv_safe_neutralises_formulas(text):
 
 
 def test_export_is_spreadsheet_safe(store):
-    store.save(101, "approve", "confirm", '=HYPERLINK("http://evil.test","click me")', "@Mallory")
-    store.save(102, "approve", "confirm", 'plain, with "quotes" and, commas', "Ana Analyst")
+    store.save(101, "approve", "confirm", '=HYPERLINK("http://evil.test","click me")', ANA)
+    store.save(102, "approve", "confirm", 'plain, with "quotes" and, commas', ANA)
     text = reviews_csv(store.all(), {101: 0.1, 102: 0.2})
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows[0]["reason"].startswith("'=HYPERLINK") and rows[0]["reviewer"] == "'@Mallory"
+    assert rows[0]["reason"].startswith("'=HYPERLINK") and rows[0]["reviewer"] == "ana.analyst"
     assert rows[1]["reason"] == 'plain, with "quotes" and, commas'
-    assert float(rows[0]["probability"]) == 0.1 and rows[0]["final_decision"] == "approve"
+    assert float(rows[0]["probability"]) == 0.1 and rows[0]["in_effect"] == "approve"
     for row in rows:
         assert not any(str(v).startswith(("=", "+", "-", "@", "\t", "\r")) for v in row.values())
 

@@ -131,7 +131,7 @@ def test_stale_report_is_rerendered_and_sealed(prefect_api, data_path, tmp_path)
     nothing changed re-renders nothing.
     """
     from flows.audit import audit_flow
-    from review import ReviewStore, verify_run
+    from review import Account, ReviewStore, Role, verify_run
 
     data = tmp_path / "slice.csv"
     with open(data_path) as src:
@@ -144,7 +144,7 @@ def test_stale_report_is_rerendered_and_sealed(prefect_api, data_path, tmp_path)
 
     a = run(tmp_path / "a")
     b = run(tmp_path / "b", previous=a)
-    assert "A. Analyst" not in _text(b / "reports" / "audit_report.pdf")
+    assert "approved by bo" not in _text(b / "reports" / "audit_report.pdf")
     before = _stamps(b)
 
     from reports import load_run
@@ -152,7 +152,9 @@ def test_stale_report_is_rerendered_and_sealed(prefect_api, data_path, tmp_path)
     first = int(load_run(a).declined_ids()[0])
     store = ReviewStore(a)
     try:
-        store.save(first, "decline", "override_approve", "Income proof received after the decision", "A. Analyst")
+        proposal = store.save(first, "decline", "override_approve", "Income proof received after the decision",
+                              Account("ana", Role.ANALYST))
+        store.approve(proposal.seq, "Checked the income proof: agreed.", Account("bo", Role.APPROVER))
     finally:
         store.close()
 
@@ -162,8 +164,8 @@ def test_stale_report_is_rerendered_and_sealed(prefect_api, data_path, tmp_path)
     assert {k: v for k, v in after.items() if k != "audit_report.pdf"} == \
         {k: v for k, v in before.items() if k != "audit_report.pdf"}, "notices were re-rendered needlessly"
     items = load_record(b).human_overrides.items
-    assert [(o.applicant_id, o.reviewer) for o in items] == [(first, "A. Analyst")]
-    assert "A. Analyst" in _text(b / "reports" / "audit_report.pdf")
+    assert [(o.applicant_id, o.reviewer) for o in items] == [(first, "ana, approved by bo")]
+    assert "ana, approved by bo" in _text(b / "reports" / "audit_report.pdf")
     assert verify_run(b).ok
 
     run(tmp_path / "b", previous=a)

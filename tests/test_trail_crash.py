@@ -26,7 +26,7 @@ from test_review_store import make_run
 
 from pipeline.run_record import RunRecord
 from pipeline.signing import load_public
-from review import ReviewStore, repair_run, seal_run, verify_run
+from review import Account, ReviewStore, Role, repair_run, seal_run, verify_run
 
 ROUNDS = 20
 WRITERS = 3
@@ -37,12 +37,13 @@ SEED = int(os.environ.get("CRASH_TEST_SEED", "15"))
 def _write_forever(run_dir: str, run_id: str, db_url: str | None, k: int, ready) -> None:  # noqa: ANN001 - Event
     """A child process: save reviews until killed (the database is passed: the forkserver keeps its first env)."""
     store = ReviewStore(run_dir, db_url=db_url, run_id=run_id)
-    store.save(100 + k, "approve", "confirm", f"writer {k} starts writing reviews", f"Writer {k}")
+    me = Account(f"writer{k}", Role.ANALYST)
+    store.save(100 + k, "approve", "confirm", f"writer {k} starts writing reviews", me)
     ready.set()
     i = 0
     while True:
         i += 1
-        store.save(100 + i % 10, "approve", "confirm", f"writer {k}, review {i}: checked the statements", f"Writer {k}")
+        store.save(100 + i % 10, "approve", "confirm", f"writer {k}, review {i}: checked the statements", me)
 
 
 @pytest.fixture

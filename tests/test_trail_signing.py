@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy import delete, insert, text, update
-from test_review_store import GOOD_REASON, make_run, tamper
+from test_review_store import ANA, BO, GOOD_REASON, make_run, tamper
 
 from flows.cli import main as cli_main
 from flows.cmd_verify import MSG_EXPORT_NEEDS_KEY
@@ -88,7 +88,7 @@ def run_dir(tmp_path: Path, slice_record: RunRecord, review_db: str | None) -> P
     seal_run(run)
     store = ReviewStore(run)
     for i in range(REVIEWS):
-        store.save(100 + i, "approve", "confirm", f"{GOOD_REASON} #{i}", "Ana Analyst")
+        store.save(100 + i, "approve", "confirm", f"{GOOD_REASON} #{i}", ANA)
     store.close()
     return run
 
@@ -170,7 +170,7 @@ def test_without_a_key_nothing_is_written_unless_unsigned_is_asked_for(tmp_path,
     assert not (run / O.MANIFEST).exists()  # refused before writing, not after
     store = ReviewStore(run, keystore=empty)
     with pytest.raises(NoSigningKey):
-        store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+        store.save(101, "approve", "confirm", GOOD_REASON, ANA)
     assert store.all() == [] and store.trail.lines() == []
     store.close()
 
@@ -178,7 +178,7 @@ def test_without_a_key_nothing_is_written_unless_unsigned_is_asked_for(tmp_path,
     assert (run / O.MANIFEST).exists() and not (run / O.MANIFEST_SIG).exists()
     monkeypatch.setenv(UNSIGNED_ENV, "1")
     store = ReviewStore(run, keystore=empty)
-    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.save(101, "approve", "confirm", GOOD_REASON, ANA)
     store.close()
     report = verify_run(run)
     assert report.ok and NOTE_RUN_UNSIGNED in report.notes and NOTE_NO_KEY in report.notes
@@ -188,7 +188,7 @@ def test_unsigned_run_fails_against_a_public_key(tmp_path, slice_record, key, re
     run = make_run(tmp_path / "run", slice_record)
     seal_run(run, unsigned=True)
     store = ReviewStore(run, unsigned=True)
-    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.save(101, "approve", "confirm", GOOD_REASON, ANA)
     store.close()
     problems = _problems(verify_run(run, public_key=key))
     assert O.MSG_SIG_MISSING in problems and MSG_TRAIL_UNSIGNED.format(n=1) in problems
@@ -206,7 +206,7 @@ def test_keystore_inside_the_run_is_refused(tmp_path, slice_record):
 def test_a_signed_trail_takes_no_unsigned_or_other_key(run_dir, key, forger):
     unsigned = ReviewStore(run_dir, unsigned=True)
     with pytest.raises(TrailKeyError) as err:
-        unsigned.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+        unsigned.save(101, "approve", "confirm", GOOD_REASON, ANA)
     assert str(err.value) == MSG_SIGNED_TRAIL.format(key_id=key.key_id)
     other = ReviewStore(run_dir, signer=forger)
     with pytest.raises(TrailKeyError, match=_head(MSG_OTHER_KEY)):
@@ -220,11 +220,11 @@ def test_a_legacy_unsigned_trail_is_adopted_by_the_first_signed_write(tmp_path, 
     run = make_run(tmp_path / "run", slice_record)
     seal_run(run)
     legacy = ReviewStore(run, unsigned=True)
-    legacy.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
-    legacy.save(102, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    legacy.save(101, "approve", "confirm", GOOD_REASON, ANA)
+    legacy.save(102, "approve", "confirm", GOOD_REASON, ANA)
     legacy.close()
     signed = ReviewStore(run)
-    signed.save(103, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    signed.save(103, "approve", "confirm", GOOD_REASON, ANA)
     signed.close()
     report = verify_run(run, public_key=key)
     assert report.ok, report.problems
@@ -243,7 +243,7 @@ def test_a_database_written_before_signing_is_upgraded(tmp_path, slice_record, k
     )
     db.close()
     store = ReviewStore(run)
-    store.save(101, "approve", "confirm", GOOD_REASON, "Ana Analyst")
+    store.save(101, "approve", "confirm", GOOD_REASON, ANA)
     store.close()
     assert verify_run(run, public_key=key).ok
 
@@ -282,7 +282,7 @@ def test_exported_checkpoint_is_the_head_and_verifies(run_dir, key, archived, tm
     assert cp.trail_count == REVIEWS and cp.key_id == key.key_id and cp.signature_ok(key)
     assert cp.manifest_sha256 == O.manifest_digest(run_dir)
     store = ReviewStore(run_dir)
-    store.save(105, "approve", "confirm", GOOD_REASON, "Bo Boss")  # the trail grows past the checkpoint
+    store.save(105, "approve", "confirm", GOOD_REASON, BO)  # the trail grows past the checkpoint
     store.close()
     assert cli_main(["verify", "--run", str(run_dir), "--public-key", str(_pub(key, tmp_path)),
                      "--checkpoint", name]) == 0

@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "flows", "reports", "review")
 SLICE_ROWS = 1000
 RUN_TIMEOUT_S = 480
-REVIEW_TOKEN = "wheel-test-token-0123456789abcdef"
+REVIEWER = ("wheel.analyst", "wheel-test-password-0123456789")
 # Prints where each project package and each template folder was imported from, and the code version.
 WHERE = """
 import json, flows, pipeline, reports, review
@@ -96,16 +96,15 @@ def installed(tmp_path_factory, data_path, prefect_api) -> dict:
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CREDIT_AUDIT"))}
     env.update(HOME=str(home), PREFECT_HOME=str(home / ".prefect"), PREFECT_API_URL=prefect_api,
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PATH=f"{venv / 'bin'}:{env.get('PATH', '')}",
-               CREDIT_AUDIT_REVIEW_TOKEN=REVIEW_TOKEN)
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", PATH=f"{venv / 'bin'}:{env.get('PATH', '')}")
     data = work / "slice.csv"  # a slice of the real file, written here only (never committed)
     pd.read_csv(data_path, nrows=SLICE_ROWS).to_csv(data, index=False)
     return {"work": work, "venv": venv, "env": env, "data": data}
 
 
-def _cli(installed: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _cli(installed: dict, *args: str, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
     done = subprocess.run([str(installed["venv"] / "bin" / "credit-audit"), *args], cwd=installed["work"],
-                          env=installed["env"], capture_output=True, text=True, timeout=timeout)
+                          env=installed["env"], capture_output=True, text=True, timeout=timeout, input=stdin)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return done
 
@@ -168,6 +167,8 @@ def _free_port() -> int:
 
 
 def test_review_app_answers_on_loopback(installed, run_dir):
+    """An account made by the installed `users add` (in the fresh HOME's keystore folder) signs in to the app."""
+    _cli(installed, "users", "add", REVIEWER[0], "--role", "analyst", "--password-stdin", stdin=REVIEWER[1] + "\n")
     port = _free_port()
     log_path = installed["work"] / "review.log"
     with log_path.open("w") as log:
@@ -182,7 +183,10 @@ def test_review_app_answers_on_loopback(installed, run_dir):
             except httpx.TransportError:
                 time.sleep(0.5)
         assert page is not None, f"the review app did not answer:\n{log_path.read_text()[-3000:]}"
+        assert page.status_code == 303 and page.headers["location"].startswith("/login")  # no page without a sign-in
+        page = httpx.get(f"http://127.0.0.1:{port}/", auth=REVIEWER, timeout=30)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert "wheel.analyst (analyst)" in page.text
         css = httpx.get(f"http://127.0.0.1:{port}/static/review.css", timeout=5)
         assert css.status_code == 200 and css.text == (REPO / "review" / "templates" / "review.css").read_text()
     finally:
