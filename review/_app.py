@@ -40,6 +40,7 @@ from ._views import DECISIONS, SORTS, STATES, QueueQuery, applicant_view, filter
 
 TEMPLATES = Path(resources.files(__package__).joinpath("templates"))  # package data, a folder once installed
 MSG_BAD_FILTER = "{name} must be one of {allowed}, got {got!r}"
+MSG_NOT_REISSUED = "the review was not saved: its notice could not be re-issued ({why})"
 
 
 def _env() -> jinja2.Environment:
@@ -155,6 +156,11 @@ def create_app(
             response.set_cookie(CSRF_COOKIE, request.state.csrf, httponly=True, samesite="strict", secure=True,
                                 path="/")
         return response
+
+    @app.exception_handler(ReissueError)
+    async def reissue_failed(_request: Request, exc: ReissueError):  # noqa: ANN202 - Starlette handler
+        """Any write whose decision took effect but whose notice could not be re-issued: nothing was saved."""
+        return JSONResponse({"detail": MSG_NOT_REISSUED.format(why=exc)}, status_code=503)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired):  # noqa: ANN202 - Starlette handler
@@ -302,8 +308,6 @@ def create_app(
             saved = store.save(applicant_id, decision, outcome, reason, user, seen_seq=seen_seq)
         except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
             return refused_page(request, applicant_id, exc, entered)
-        except ReissueError as exc:
-            raise HTTPException(503, f"the review was not saved: its notice could not be re-issued ({exc})") from exc
         return RedirectResponse(f"/applicants/{applicant_id}?saved={saved.seq}", status_code=303)
 
     def decision_form(request: Request, seq: int, user: Account, reason: str, csrf_token: str, approve: bool):
@@ -315,8 +319,6 @@ def create_app(
             saved = (store.approve if approve else store.reject)(seq, reason, user)
         except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
             return refused_page(request, target.applicant_id, exc, {"decision_reason": reason})
-        except ReissueError as exc:
-            raise HTTPException(503, f"the review was not saved: its notice could not be re-issued ({exc})") from exc
         return RedirectResponse(f"/applicants/{target.applicant_id}?saved={saved.seq}", status_code=303)
 
     @app.post("/reviews/{seq}/approve")
@@ -444,8 +446,6 @@ def create_app(
             saved = store.save(applicant_id, decision, body.outcome, body.reason, user, seen_seq=body.seen_seq)
         except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
             return api_refusal(exc)
-        except ReissueError as exc:
-            raise HTTPException(503, f"the review was not saved: its notice could not be re-issued ({exc})") from exc
         return _review_json(saved) | _state_json(store, applicant_id)
 
     @app.post("/api/reviews/{seq}/approve", status_code=201)

@@ -490,7 +490,9 @@ class ReviewStore:
 
         `state.in_effect` is the proposal now in effect, `state.approval` the second person's
         approval (None when it took effect directly), `state.final_decision` the decision.
-        Whatever must follow a decision in effect (re-issuing the applicant's notice) hangs here.
+        What must be bound into the entry itself (the re-issued notice's hashes) is done before
+        the commit, by `_with_notice` under the same rule (`took_effect_at` is this entry);
+        anything that may follow the commit hangs here.
         """
         log.info("review #%s of applicant %s in effect: %s", state.took_effect_at.seq, state.applicant_id,
                  state.final_decision)
