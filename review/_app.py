@@ -11,27 +11,28 @@ sign a review refuses to start rather than to save.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import jinja2
-from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from pipeline.flags import FLAG_LABELS
 from pipeline.signing import Signer
 
 from ._body_limit import MAX_BODY_BYTES, BodyLimit
 from ._export import reviews_csv
+from ._queue import QueueQuery
+from ._queue_routes import Query, QueueDesk, add_queue_routes, set_name_cookie
 from ._run import ReviewRun, load_review_run
 from ._security import AUTH_COOKIE, CSP, CSRF_COOKIE, MSG_CSRF, MSG_HOST, MSG_TOKEN, NOTICE_CSP, TOKEN_HEADER, Guard
 from ._store import Review, ReviewStore, ReviewValidationError
-from ._views import DECISIONS, SORTS, STATES, QueueQuery, applicant_view, filter_queue, queue_frame, queue_view
+from ._views import applicant_view
 
 TEMPLATES = Path(resources.files(__package__).joinpath("templates"))  # package data, a folder once installed
-MSG_BAD_FILTER = "{name} must be one of {allowed}, got {got!r}"
 
 
 def _env() -> jinja2.Environment:
@@ -53,19 +54,6 @@ def _review_json(r: Review) -> dict:
     return {**r.record(), "seq": r.seq, "entry_hash": r.entry_hash, "final_decision": r.final_decision}
 
 
-def _query(code: str, state: str, decision: str, sort: str, order: str, page: int) -> QueueQuery:
-    for name, value, allowed in (
-        ("code", code, ["all", *FLAG_LABELS]),
-        ("state", state, list(STATES)),
-        ("decision", decision, list(DECISIONS)),
-        ("sort", sort, list(SORTS)),
-        ("order", order, ["asc", "desc"]),
-    ):
-        if value not in allowed:
-            raise HTTPException(422, MSG_BAD_FILTER.format(name=name, allowed=allowed, got=value))
-    return QueueQuery(code=code, state=state, decision=decision, sort=sort, order=order, page=page)
-
-
 def create_app(
     run_dir: str | Path,
     token: str,
@@ -75,8 +63,12 @@ def create_app(
     unsigned: bool = False,
     keystore: str | Path | None = None,
     max_body: int = MAX_BODY_BYTES,
+    identity: Callable[[Request], str | None] | None = None,
 ) -> FastAPI:
-    """The app over one run directory; `token` authorises writes, `signer` (else the keystore's key) signs them."""
+    """The app over one run directory; `token` authorises writes, `signer` (else the keystore's key) signs them.
+
+    `identity` names the reviewer of a request (claims, save-and-next); without it, the typed name.
+    """
     run = run or load_review_run(run_dir)
     store = ReviewStore(run.path, db_url=db_url, run_id=run.run_id, signer=signer, unsigned=unsigned, keystore=keystore)
     try:
@@ -108,28 +100,9 @@ def create_app(
     def page(name: str, status: int = 200, **ctx: object) -> HTMLResponse:
         return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)
 
-    def q_params(
-        code: str = "all",
-        state: str = "all",
-        decision: str = "all",
-        sort: str = "flags",
-        order: str = "desc",
-        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    ) -> QueueQuery:
-        return _query(code, state, decision, sort, order, page)
-
-    @app.get("/", response_class=HTMLResponse)
-    def queue(
-        request: Request,
-        code: str = "all",
-        state: str = "all",
-        decision: str = "all",
-        sort: str = "flags",
-        order: str = "desc",
-        page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
-    ):
-        view = queue_view(run, store.latest(), q_params(code, state, decision, sort, order, page_no))
-        return page("queue.html.j2", view=view)
+    desk = QueueDesk(run, store, guard, TEMPLATES, identity=identity)
+    app.state.desk = desk
+    add_queue_routes(app, desk, page)
 
     def known(applicant_id: int) -> None:
         if applicant_id not in run.applicants.index:
@@ -143,8 +116,12 @@ def create_app(
         entered: dict | None = None,
         saved: int | None = None,
         concurrent: list | None = None,
+        q: QueueQuery | None = None,
+        done: int | None = None,
     ):
         view = applicant_view(run, applicant_id, store.history(applicant_id))
+        if not entered and desk.who(request):
+            entered = {"reviewer": desk.who(request)}
         return page(
             "applicant.html.j2",
             status=status,
@@ -155,23 +132,27 @@ def create_app(
             saved=saved,
             signed_in=guard.signed_in(request),
             concurrent=concurrent or [],
+            queue=desk.context(request, applicant_id, q or QueueQuery()),
+            done=done,
         )
 
     @app.get("/applicants/{applicant_id}", response_class=HTMLResponse)
-    def applicant(request: Request, applicant_id: int, saved: int | None = None):
+    def applicant(request: Request, applicant_id: int, q: Query, saved: int | None = None, done: int | None = None):
         known(applicant_id)
-        return applicant_page(request, applicant_id, saved=saved)
+        return applicant_page(request, applicant_id, saved=saved, q=q, done=done)
 
     @app.post("/applicants/{applicant_id}/reviews")
     def submit(
         request: Request,
         applicant_id: int,
+        q: Query,
         outcome: Annotated[str, Form(max_length=40)] = "",
         reason: Annotated[str, Form(max_length=4000)] = "",
         reviewer: Annotated[str, Form(max_length=200)] = "",
         csrf_token: Annotated[str, Form(max_length=100)] = "",
         token: Annotated[str, Form(max_length=200)] = "",
         seen_seq: Annotated[int, Form(ge=0)] = 0,
+        then: Annotated[str, Form(max_length=10)] = "stay",
     ):
         problem = guard.origin_problem(request, required=True)
         if problem:
@@ -182,13 +163,17 @@ def create_app(
         entered = {"outcome": outcome, "reason": reason, "reviewer": reviewer}
         authorised = guard.signed_in(request) or guard.token_ok(token)
         if not authorised:
-            return applicant_page(request, applicant_id, status=401, errors={"token": MSG_TOKEN}, entered=entered)
+            return applicant_page(request, applicant_id, status=401, errors={"token": MSG_TOKEN}, entered=entered, q=q)
+        held = desk.check_claim(applicant_id, desk.who(request, reviewer) or reviewer)
+        if held:
+            return applicant_page(request, applicant_id, status=409, errors={"claim": held}, entered=entered, q=q)
         decision = str(run.row(applicant_id)["decision"])
         try:
             saved = store.save(applicant_id, decision, outcome, reason, reviewer)
         except ReviewValidationError as exc:
-            return applicant_page(request, applicant_id, status=422, errors=exc.errors, entered=entered)
-        response = RedirectResponse(f"/applicants/{applicant_id}?saved={saved.seq}", status_code=303)
+            return applicant_page(request, applicant_id, status=422, errors=exc.errors, entered=entered, q=q)
+        response = RedirectResponse(desk.after_save(applicant_id, saved.reviewer, q, then, saved.seq), status_code=303)
+        set_name_cookie(response, saved.reviewer)
         if not guard.signed_in(request):
             response.set_cookie(AUTH_COOKIE, guard.session, httponly=True, samesite="strict", path="/")
         return response
@@ -239,23 +224,6 @@ def create_app(
         return {"ok": True, "run_id": run.run_id}
 
     # ---- JSON API ------------------------------------------------------------
-    @app.get("/api/queue")
-    def api_queue(
-        code: str = "all", state: str = "all", decision: str = "all", sort: str = "flags", order: str = "desc"
-    ):
-        q = _query(code, state, decision, sort, order, 1)
-        frame = filter_queue(queue_frame(run, store.latest()), q)
-        return [
-            {
-                "id": int(r.id),
-                "probability": float(r.probability),
-                "decision": r.decision,
-                "flags": list(r.codes),
-                "state": r.state,
-            }
-            for r in frame.itertuples(index=False)
-        ]
-
     @app.get("/api/applicants/{applicant_id}")
     def api_applicant(applicant_id: int):
         known(applicant_id)
@@ -280,11 +248,15 @@ def create_app(
         if not guard.token_ok(request.headers.get(TOKEN_HEADER)):
             raise HTTPException(401, MSG_TOKEN)
         known(applicant_id)
+        held = desk.check_claim(applicant_id, body.reviewer)
+        if held:
+            return JSONResponse({"detail": {"claim": held}}, status_code=409)
         decision = str(run.row(applicant_id)["decision"])
         try:
             saved = store.save(applicant_id, decision, body.outcome, body.reason, body.reviewer)
         except ReviewValidationError as exc:
             return JSONResponse({"detail": exc.errors}, status_code=422)
+        desk.claims.release(applicant_id, saved.reviewer)
         return _review_json(saved)
 
     app.add_middleware(BodyLimit, max_bytes=max_body)  # added last: the outermost layer, before Host or token checks
