@@ -8,7 +8,7 @@ updated incrementally from the store (the entries after the last one seen),
 and the matching positions of a query are cached until the states they
 depend on change. So a page request costs a database look-up of what is new
 plus the rows of its page, not a pass over 30,000 applicants
-(bench/queue.py measures it on a real run).
+(bench/review_queue.py measures it on a real run).
 
 Urgency, the default order: declined applicants near the threshold first,
 then the other declined ones, then approved ones near the threshold, then
