@@ -123,7 +123,7 @@ def parse_query(
             raise QueryError(MSG_BAD_FILTER.format(name=name, allowed=list(allowed), got=value))
     text = str(page)
     if not (text.isascii() and text.isdigit() and len(text) <= len(str(PAGE_MAX))) or not 1 <= int(text) <= PAGE_MAX:
-        raise QueryError(MSG_BAD_PAGE.format(got=page))
+        raise QueryError(MSG_BAD_PAGE.format(got=text[:40]))
     return QueueQuery(scope, code, state, decision, sort, order, int(text))
 
 
@@ -131,7 +131,7 @@ def parse_id(text: str) -> int:
     """An applicant id typed into the search box (spaces and a leading '#' allowed), or QueryError."""
     s = str(text).strip().removeprefix("#").strip()
     if not (s.isascii() and s.isdigit() and len(s) <= ID_DIGITS) or int(s) > np.iinfo(np.int64).max:
-        raise QueryError(MSG_BAD_ID.format(got=text))
+        raise QueryError(MSG_BAD_ID.format(got=str(text)[:40]))
     return int(s)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from ._claims import Claims, ClaimTaken, clean_holder
 from ._queue import QueryError, QueueIndex, QueueQuery, parse_id, parse_query, queue_view
 from ._run import ReviewRun
-from ._security import MSG_CSRF, MSG_TOKEN, Guard
+from ._security import AUTH_COOKIE, MSG_CSRF, MSG_TOKEN, Guard
 from ._store import ReviewStore
 from ._team import team_view
 
@@ -75,7 +75,7 @@ class QueueDesk:
         """The reviewer acting: the signed-in user when the app has accounts, else the typed (remembered) name."""
         if self.identity is not None:
             return self.identity(request)
-        for text in (typed, request.cookies.get(NAME_COOKIE, "")):
+        for text in (typed, unquote(request.cookies.get(NAME_COOKIE, ""))):
             try:
                 return clean_holder(text)
             except ValueError:
@@ -134,7 +134,8 @@ class QueueDesk:
 
 
 def set_name_cookie(response: Response, name: str) -> None:
-    response.set_cookie(NAME_COOKIE, name, httponly=True, samesite="strict", path="/")
+    """Remember the typed name between pages; percent-encoded, since a cookie carries ASCII only."""
+    response.set_cookie(NAME_COOKIE, quote(name, safe=""), httponly=True, samesite="strict", path="/")
 
 
 def add_queue_routes(app: FastAPI, desk: QueueDesk, page: Callable[..., HTMLResponse]) -> None:
@@ -192,6 +193,8 @@ def add_queue_routes(app: FastAPI, desk: QueueDesk, page: Callable[..., HTMLResp
             raise HTTPException(409, str(exc)) from None
         response = RedirectResponse(f"/applicants/{applicant_id}?{q.qs()}", status_code=303)
         set_name_cookie(response, me)
+        if not guard.signed_in(request):  # a correct token signs this browser in, as a saved review does
+            response.set_cookie(AUTH_COOKIE, guard.session, httponly=True, samesite="strict", path="/")
         return response
 
     @app.post("/applicants/{applicant_id}/release")
