@@ -21,6 +21,8 @@ from sqlalchemy import Engine, Integer, String, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from ._store import MSG_REVIEWER, REVIEWER_MAX, REVIEWER_MIN, _clean
+
 CLAIM_MINUTES = 30
 HOLDER_MAX = 80
 MSG_HELD = "applicant {id} is being reviewed by {holder} (claimed until {until} UTC)"
@@ -146,8 +148,6 @@ class Claims:
 
 def clean_holder(name: object) -> str:
     """A reviewer identity as a claim holder, by the store's rules for a reviewer name (ValueError otherwise)."""
-    from ._store import MSG_REVIEWER, REVIEWER_MAX, REVIEWER_MIN, _clean
-
     try:
         text = _clean(name, keep_newlines=False)
     except ValueError:
