@@ -7,9 +7,10 @@ the claim, then land on the next case of the same filtered order, claimed
 for the reviewer). Every route takes the queue's state from the URL
 (`queue_query`), so every link and redirect carries it on.
 
-Who the reviewer is comes from one function, `QueueDesk.who`: until
-accounts land it is the name the reviewer typed (kept in a cookie between
-pages); an app with a signed-in user passes its `current_user` instead.
+Who the reviewer is comes from one function, `QueueDesk.who`: the
+`identity` callable the app was given, else the signed-in account that a
+sign-in middleware put in `request.state.account`, else (an app without
+accounts) the name the reviewer typed, kept in a cookie between pages.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class QueueDesk:
         """The reviewer acting: the signed-in user when the app has accounts, else the typed (remembered) name."""
         if self.identity is not None:
             return self.identity(request)
+        account = getattr(request.state, "account", None)  # set by the sign-in middleware once accounts exist
+        if account is not None:
+            return str(account.name)  # a signed-in reviewer is never who they type
         for text in (typed, unquote(request.cookies.get(NAME_COOKIE, ""))):
             try:
                 return clean_holder(text)

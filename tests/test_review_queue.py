@@ -398,6 +398,27 @@ def test_a_name_in_any_script_is_remembered(url, run_dir):
         assert "You (" not in c.get(f"/applicants/{target}", cookies=forged).text
 
 
+def test_a_signed_in_account_is_the_claim_holder_whatever_is_typed(run_dir):
+    """Once a sign-in middleware sets request.state.account, claims use it; a typed name is ignored."""
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from review import create_app
+
+    app = create_app(run_dir, token=TOKEN)
+    try:
+        desk = app.state.desk
+        request = Request({"type": "http", "method": "POST", "path": "/", "headers": [], "state": {}})
+        assert desk.who(request, "Mallory Typed") == "Mallory Typed"  # no accounts: the typed name
+        request.state.account = SimpleNamespace(name="ana")
+        assert desk.who(request, "Mallory Typed") == "ana" and desk.who(request) == "ana"
+        desk.identity = lambda _request: "sso-user"
+        assert desk.who(request, "Mallory Typed") == "sso-user"
+    finally:
+        app.state.store.close()
+
+
 def test_save_and_next_at_the_end_of_the_queue(url, run_dir):
     table = _table(run_dir)
     with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:

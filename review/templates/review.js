@@ -61,7 +61,9 @@
       }
       case "j": handled = queue ? (mark(current + 1), true) : follow("next-case"); break;
       case "k": handled = queue ? (mark(current - 1), true) : follow("prev-case"); break;
-      case "Enter": handled = queue && openCurrent(); break;
+      case "Enter": // a focused link or button keeps its own Enter
+        handled = queue && !/^(A|BUTTON)$/.test(event.target.tagName) && openCurrent();
+        break;
       case "n": handled = follow("next-page"); break;
       case "p": handled = follow("prev-page"); break;
       case "t": handled = follow("team-link"); break;
