@@ -193,6 +193,10 @@ class QueueIndex:
             self.flags_by_pos.setdefault(pos, []).append(
                 {"code": code, "label": FLAG_LABELS.get(code, code), "reason": reason}
             )
+        counts = {c: int(m.sum()) for c, m in self.code_masks.items()}
+        self.codes = [{"code": "all", "label": "any flag", "count": int(self.flagged.sum())}] + [
+            {"code": c, "label": FLAG_LABELS.get(c, c), "count": counts[c]} for c in FLAG_LABELS if c in counts
+        ]
         self.orders = {(s, o): self._order(s, o) for s in SORTS for o in ORDERS}
         self.ranks = {key: _inverse(perm) for key, perm in self.orders.items()}
         self.state = np.full(len(self.ids), UNREVIEWED, np.int8)
@@ -200,6 +204,7 @@ class QueueIndex:
         self.seen_seq = 0
         self.version = 0
         self._cache: OrderedDict[tuple, Match] = OrderedDict()
+        self._reviewed = (0, 0)  # (version, count)
         self._lock = threading.Lock()
 
     @classmethod
@@ -348,11 +353,12 @@ class QueueIndex:
             )
         return out
 
-    def code_counts(self) -> list[dict]:
-        counts = {c: int(m.sum()) for c, m in self.code_masks.items()}
-        return [{"code": "all", "label": "any flag", "count": int(self.flagged.sum())}] + [
-            {"code": c, "label": FLAG_LABELS.get(c, c), "count": counts[c]} for c in FLAG_LABELS if c in counts
-        ]
+    def reviewed(self) -> int:
+        """Flagged applicants with a review: counted once per review version, not per request."""
+        with self._lock:
+            if self._reviewed[0] != self.version:
+                self._reviewed = (self.version, int(((self.state != UNREVIEWED) & self.flagged).sum()))
+            return self._reviewed[1]
 
     def api_rows(self, found: Match) -> list[dict]:
         """The JSON API's rows: every match (the API is for tools that want the whole list)."""
@@ -393,10 +399,10 @@ def queue_view(run: ReviewRun, index: QueueIndex, q: QueueQuery, claims: Mapping
         "threshold": pct(index.threshold),
         "borderline": f"{index.borderline_margin * 100:.1f} points",
         "rows": index.rows(index.page_positions(found, page), claims),
-        "total_flagged": int(index.flagged.sum()),
+        "total_flagged": index.codes[0]["count"],
         "applicants": len(index.ids),
         "matching": len(found.positions),
-        "reviewed": int(((index.state != UNREVIEWED) & index.flagged).sum()),
+        "reviewed": index.reviewed(),
         "claimed": len(claims),
         "page": page,
         "pages": pages,
@@ -404,7 +410,7 @@ def queue_view(run: ReviewRun, index: QueueIndex, q: QueueQuery, claims: Mapping
         "qs": shown.qs(),
         "prev_qs": shown.qs(page=page - 1) if page > 1 else None,
         "next_qs": shown.qs(page=page + 1) if page < pages else None,
-        "codes": index.code_counts(),
+        "codes": index.codes,
         "scopes": SCOPES,
         "states": STATES,
         "decisions": DECISIONS,
