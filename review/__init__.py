@@ -5,7 +5,10 @@ confirm the model, override to approve, override to decline, or ask for more
 information, always with a written reason, recorded under the signed-in
 account and its role (_accounts.py, _auth.py). An override, or the reversal
 of a decision in effect, takes effect only when a second, different person
-with the approver role approves it (_decisions.py). Reviews
+with the approver role approves it (_decisions.py). The queue (_queue.py)
+is ordered by urgency, keeps its filters in the URL and is indexed once per
+app; a reviewer claims a case (_claims.py) so that two do not work the same
+one, and saves and moves to the next. Reviews
 are append-only rows in a SQLAlchemy database (SQLite beside the run by
 default); each row is an entry of a hash chain, signed with the operator's
 Ed25519 key (pipeline.signing), and committed in one transaction with a
@@ -13,7 +16,7 @@ signed checkpoint of the chain head. `trail.jsonl` is exported from the
 database. `verify_run` checks the manifest and its signature, the chain,
 the signatures, the export and any checkpoint archived outside the run.
 
-    app = create_app(run_dir, accounts)          # FastAPI app (sign-in, queue, applicant page, forms, CSV, API)
+    app = create_app(run_dir, accounts)          # FastAPI app (sign-in, queue, applicant page, forms, team, CSV, API)
     serve(run_dir)                               # the same on 127.0.0.1 with uvicorn
     seal_run(run_dir)                            # manifest.json + manifest.json.sig (the run's first checkpoint)
     report = verify_run(run_dir, public_key=key, checkpoints=[(name, cp)])   # report.ok, .problems, .notes

@@ -21,25 +21,25 @@ from typing import Annotated
 from urllib.parse import quote
 
 import jinja2
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from pipeline.flags import FLAG_LABELS
 from pipeline.signing import Signer
 
 from ._accounts import SESSION_TTL, Account, AccountError, AccountStore, LockedOut, users_db_url
 from ._auth import MSG_LOGIN, SESSION_COOKIE, Auth, LoginRequired, approver, current_user, parse_proxies, proposer
 from ._body_limit import MAX_BODY_BYTES, BodyLimit
 from ._export import reviews_csv
+from ._queue import QueueQuery
+from ._queue_routes import Query, QueueDesk, add_queue_routes
 from ._reissue import NoticeReissuer, ReissueError, current_review, reviewed_decision, served_notice
 from ._run import ReviewRun, load_review_run
 from ._security import CSP, CSRF_COOKIE, MSG_CSRF, MSG_HOST, NOTICE_CSP, Guard
 from ._store import Review, ReviewConflict, ReviewRefused, ReviewStore, ReviewValidationError
-from ._views import DECISIONS, SORTS, STATES, QueueQuery, applicant_view, filter_queue, queue_frame, queue_view
+from ._views import applicant_view
 
 TEMPLATES = Path(resources.files(__package__).joinpath("templates"))  # package data, a folder once installed
-MSG_BAD_FILTER = "{name} must be one of {allowed}, got {got!r}"
 MSG_NOT_REISSUED = "the review was not saved: its notice could not be re-issued ({why})"
 
 
@@ -86,19 +86,6 @@ def _state_json(store: ReviewStore, applicant_id: int) -> dict:
         "pending": sorted(state.pending),
         "status": {str(k): v for k, v in sorted(state.status.items())},
     }
-
-
-def _query(code: str, state: str, decision: str, sort: str, order: str, page: int) -> QueueQuery:
-    for name, value, allowed in (
-        ("code", code, ["all", *FLAG_LABELS]),
-        ("state", state, list(STATES)),
-        ("decision", decision, list(DECISIONS)),
-        ("sort", sort, list(SORTS)),
-        ("order", order, ["asc", "desc"]),
-    ):
-        if value not in allowed:
-            raise HTTPException(422, MSG_BAD_FILTER.format(name=name, allowed=allowed, got=value))
-    return QueueQuery(code=code, state=state, decision=decision, sort=sort, order=order, page=page)
 
 
 def create_app(
@@ -227,29 +214,9 @@ def create_app(
         return response
 
     # ---- pages ---------------------------------------------------------------------
-    def q_params(
-        code: str = "all",
-        state: str = "all",
-        decision: str = "all",
-        sort: str = "flags",
-        order: str = "desc",
-        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    ) -> QueueQuery:
-        return _query(code, state, decision, sort, order, page)
-
-    @app.get("/", response_class=HTMLResponse)
-    def queue(
-        request: Request,
-        user: Annotated[Account, Depends(current_user)],
-        code: str = "all",
-        state: str = "all",
-        decision: str = "all",
-        sort: str = "flags",
-        order: str = "desc",
-        page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
-    ):
-        view = queue_view(run, store.latest(), q_params(code, state, decision, sort, order, page_no))
-        return page(request, "queue.html.j2", view=view)
+    desk = QueueDesk(run, store, guard, TEMPLATES)
+    app.state.desk = desk
+    add_queue_routes(app, desk, page)
 
     def known(applicant_id: int) -> None:
         if applicant_id not in run.applicants.index:
@@ -262,6 +229,9 @@ def create_app(
         errors: dict | None = None,
         entered: dict | None = None,
         saved: int | None = None,
+        concurrent: list | None = None,
+        q: QueueQuery | None = None,
+        done: int | None = None,
     ):
         history = store.history(applicant_id)
         view = applicant_view(run, applicant_id, history)
@@ -275,40 +245,54 @@ def create_app(
             errors=errors or {},
             entered=entered or {},
             saved=saved,
+            concurrent=concurrent or [],
+            queue=desk.context(request, applicant_id, q or QueueQuery()),
+            done=done,
         )
 
     @app.get("/applicants/{applicant_id}", response_class=HTMLResponse)
     def applicant(
-        request: Request, applicant_id: int, user: Annotated[Account, Depends(current_user)], saved: int | None = None
+        request: Request,
+        applicant_id: int,
+        q: Query,
+        user: Annotated[Account, Depends(current_user)],
+        saved: int | None = None,
+        done: int | None = None,
     ):
         known(applicant_id)
-        return applicant_page(request, applicant_id, saved=saved)
+        return applicant_page(request, applicant_id, saved=saved, q=q, done=done)
 
-    def refused_page(request: Request, applicant_id: int, exc: Exception, entered: dict) -> HTMLResponse:
+    def refused_page(request: Request, applicant_id: int, exc: Exception, entered: dict,
+                     q: QueueQuery | None = None) -> HTMLResponse:
         if isinstance(exc, ReviewValidationError):
-            return applicant_page(request, applicant_id, status=422, errors=exc.errors, entered=entered)
+            return applicant_page(request, applicant_id, status=422, errors=exc.errors, entered=entered, q=q)
         status, field = (403, "permission") if isinstance(exc, ReviewRefused) else (409, "conflict")
-        return applicant_page(request, applicant_id, status=status, errors={field: str(exc)}, entered=entered)
+        return applicant_page(request, applicant_id, status=status, errors={field: str(exc)}, entered=entered, q=q)
 
     @app.post("/applicants/{applicant_id}/reviews")
     def submit(
         request: Request,
         applicant_id: int,
+        q: Query,
         user: Annotated[Account, Depends(current_user)],
         outcome: Annotated[str, Form(max_length=40)] = "",
         reason: Annotated[str, Form(max_length=4000)] = "",
         csrf_token: Annotated[str, Form(max_length=100)] = "",
         seen_seq: Annotated[int, Form(ge=0)] = 0,
+        then: Annotated[str, Form(max_length=10)] = "stay",
     ):
         checked_form(request, csrf_token)
         known(applicant_id)
         entered = {"outcome": outcome, "reason": reason}
+        held = desk.check_claim(applicant_id, user.name)
+        if held:
+            return applicant_page(request, applicant_id, status=409, errors={"claim": held}, entered=entered, q=q)
         decision = str(run.row(applicant_id)["decision"])
         try:
             saved = store.save(applicant_id, decision, outcome, reason, user, seen_seq=seen_seq)
         except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
-            return refused_page(request, applicant_id, exc, entered)
-        return RedirectResponse(f"/applicants/{applicant_id}?saved={saved.seq}", status_code=303)
+            return refused_page(request, applicant_id, exc, entered, q)
+        return RedirectResponse(desk.after_save(applicant_id, user.name, q, then, saved.seq), status_code=303)
 
     def decision_form(request: Request, seq: int, user: Account, reason: str, csrf_token: str, approve: bool):
         checked_form(request, csrf_token)
@@ -393,28 +377,6 @@ def create_app(
     def api_me(user: Annotated[Account, Depends(current_user)]):
         return {"name": user.name, "role": str(user.role)}
 
-    @app.get("/api/queue")
-    def api_queue(
-        user: Annotated[Account, Depends(current_user)],
-        code: str = "all",
-        state: str = "all",
-        decision: str = "all",
-        sort: str = "flags",
-        order: str = "desc",
-    ):
-        q = _query(code, state, decision, sort, order, 1)
-        frame = filter_queue(queue_frame(run, store.latest()), q)
-        return [
-            {
-                "id": int(r.id),
-                "probability": float(r.probability),
-                "decision": r.decision,
-                "flags": list(r.codes),
-                "state": r.state,
-            }
-            for r in frame.itertuples(index=False)
-        ]
-
     @app.get("/api/applicants/{applicant_id}")
     def api_applicant(applicant_id: int, user: Annotated[Account, Depends(current_user)]):
         known(applicant_id)
@@ -441,11 +403,15 @@ def create_app(
     def api_submit(request: Request, applicant_id: int, body: ReviewIn, user: Annotated[Account, Depends(proposer)]):
         checked_api(request)
         known(applicant_id)
+        held = desk.check_claim(applicant_id, user.name)
+        if held:
+            return JSONResponse({"detail": {"claim": held}}, status_code=409)
         decision = str(run.row(applicant_id)["decision"])
         try:
             saved = store.save(applicant_id, decision, body.outcome, body.reason, user, seen_seq=body.seen_seq)
         except (ReviewValidationError, ReviewRefused, ReviewConflict) as exc:
             return api_refusal(exc)
+        desk.claims.release(applicant_id, user.name)
         return _review_json(saved) | _state_json(store, applicant_id)
 
     @app.post("/api/reviews/{seq}/approve", status_code=201)

@@ -24,7 +24,8 @@ MSG_ORIGIN = "refused: the request does not come from this app (origin {origin!r
 MSG_NO_ORIGIN = "refused: a form post must carry an Origin or Referer header"
 MSG_CSRF = "refused: the form's anti-forgery token is missing or does not match; reload the page and try again"
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
 )
 NOTICE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'none'"
 

@@ -1,144 +1,27 @@
-"""View builders: the finished strings and numbers the review templates print (templates hold no logic)."""
+"""View builders of the applicant page: the finished strings and numbers it prints (templates hold no logic).
+
+The queue's views are in _queue.py, the team page's in _team.py.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from pipeline import schema as S
 from pipeline.columns import LIME, SHAP, SHAP_BASE
-from pipeline.flags import FLAG_LABELS
 
-from ._decisions import PENDING_APPROVAL, ApplicantState
 from ._run import NOT_COMPUTED, ReviewRun, json_cell
 from ._store import OUTCOME_LABELS, Outcome, Review
 
-SORTS = {
-    "flags": "number of flags",
-    "probability": "probability of default",
-    "margin": "distance to threshold",
-    "id": "applicant id",
-    "state": "review state",
-}
-SORT_COLUMNS = {"flags": "n_flags", "probability": "probability", "margin": "margin", "id": "id", "state": "state"}
-STATES = {
-    "all": "any state",
-    "unreviewed": "not reviewed",
-    "reviewed": "reviewed (any outcome)",
-    PENDING_APPROVAL: "awaiting a second person's approval",
-    **{str(k): v for k, v in OUTCOME_LABELS.items()},
-}
-DECISIONS = {"all": "any decision", "approve": "approved by the model", "decline": "declined by the model"}
-PAGE_SIZE = 50
 CHART_TOP = 10
 CHART_WIDTH = 320
 
 
 def pct(p: float | None) -> str:
     return NOT_COMPUTED if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p * 100:.1f}%"
-
-
-@dataclass(frozen=True)
-class QueueQuery:
-    """The queue's filters and sort, already validated by the route."""
-
-    code: str = "all"
-    state: str = "all"
-    decision: str = "all"
-    sort: str = "flags"
-    order: str = "desc"
-    page: int = 1
-
-
-def queue_frame(run: ReviewRun, latest: Mapping[int, ApplicantState]) -> pd.DataFrame:
-    """One row per flagged applicant: id, probability, decision, codes, flag count, margin, review state."""
-    flags = run.flags
-    grouped = flags.groupby("id", sort=True)["code"].agg(list)
-    ids = grouped.index.to_numpy(np.int64)
-    rows = run.applicants.loc[ids]
-    p = rows["probability"].to_numpy(np.float64)
-    frame = pd.DataFrame(
-        {
-            "id": ids,
-            "probability": p,
-            "decision": rows["decision"].to_numpy(),
-            "codes": grouped.to_numpy(),
-            "n_flags": grouped.map(len).to_numpy(np.int64),
-            "margin": np.abs(p - run.threshold),
-        }
-    )
-    frame["state"] = [latest[i].outcome if i in latest else "unreviewed" for i in ids]
-    return frame
-
-
-def filter_queue(frame: pd.DataFrame, q: QueueQuery) -> pd.DataFrame:
-    keep = np.ones(len(frame), dtype=bool)
-    if q.code != "all":
-        keep &= frame["codes"].map(lambda codes: q.code in codes).to_numpy(bool)
-    if q.state == "reviewed":
-        keep &= (frame["state"] != "unreviewed").to_numpy()
-    elif q.state != "all":
-        keep &= (frame["state"] == q.state).to_numpy()
-    if q.decision != "all":
-        keep &= (frame["decision"] == q.decision).to_numpy()
-    out = frame[keep]
-    ascending = q.order == "asc"
-    column = SORT_COLUMNS[q.sort]
-    keys = [column] if column == "id" else [column, "id"]
-    return out.sort_values(keys, ascending=[ascending, True][: len(keys)], kind="stable")
-
-
-def queue_view(run: ReviewRun, latest: Mapping[int, ApplicantState], q: QueueQuery) -> dict:
-    frame = queue_frame(run, latest)
-    shown = filter_queue(frame, q)
-    pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
-    page = min(max(q.page, 1), pages)
-    part = shown.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    rows = []
-    for r in part.itertuples(index=False):
-        review = latest.get(int(r.id))
-        rows.append(
-            {
-                "id": int(r.id),
-                "probability": pct(r.probability),
-                "decision": r.decision,
-                "flags": [
-                    {"code": f.code, "label": FLAG_LABELS.get(f.code, f.code), "reason": f.reason}
-                    for f in run.flags_of(int(r.id)).itertuples(index=False)
-                ],
-                "state": r.state,
-                "state_label": "not reviewed" if review is None else review.outcome_label,
-                "reviewer": "" if review is None else review.reviewer,
-            }
-        )
-    counts = run.flags["code"].value_counts()
-    return {
-        "run_id": run.run_id,
-        "threshold": pct(run.threshold),
-        "rows": rows,
-        "total_flagged": len(frame),
-        "matching": len(shown),
-        "reviewed": int((frame["state"] != "unreviewed").sum()),
-        "page": page,
-        "pages": pages,
-        "query": q,
-        "codes": [{"code": "all", "label": "any flag", "count": len(frame)}]
-        + [
-            {"code": c, "label": FLAG_LABELS.get(c, c), "count": int(counts.get(c, 0))}
-            for c in FLAG_LABELS
-            if c in counts.index
-        ],
-        "states": STATES,
-        "decisions": DECISIONS,
-        "sorts": SORTS,
-        "flags_computed_here": run.flags_computed_here,
-        "applicants": len(run.applicants),
-        "has_report": run.report_pdf() is not None,
-    }
 
 
 def bar_chart(values: Mapping[str, float], row: pd.Series, unit: str) -> dict:

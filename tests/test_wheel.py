@@ -189,6 +189,8 @@ def test_review_app_answers_on_loopback(installed, run_dir):
         assert "wheel.analyst (analyst)" in page.text
         css = httpx.get(f"http://127.0.0.1:{port}/static/review.css", timeout=5)
         assert css.status_code == 200 and css.text == (REPO / "review" / "templates" / "review.css").read_text()
+        js = httpx.get(f"http://127.0.0.1:{port}/static/review.js", timeout=5)  # the keyboard script is package data
+        assert js.status_code == 200 and js.text == (REPO / "review" / "templates" / "review.js").read_text()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
