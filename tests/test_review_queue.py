@@ -302,6 +302,7 @@ def _query_of(location: str) -> dict[str, str]:
 def test_every_link_carries_the_queue_state(url, run_dir):
     q = {"scope": "all", "state": "unreviewed", "sort": "probability", "order": "asc", "page": "2"}
     with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+        sign_in(c, url, ANA)
         page = c.get("/", params=q)
         assert page.status_code == 200
         links = re.findall(r'href="(/(?:applicants/\d+)?\?[^"]*)"', page.text)
@@ -327,6 +328,7 @@ def test_search_jumps_to_the_case(url, run_dir):
     table = _table(run_dir)
     unflagged = int(next(i for i in table.index if i not in set(_flags(run_dir)["id"])))
     with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+        sign_in(c, url, ANA)
         jump = c.get("/", params={"find": f" #{unflagged} ", "decision": "decline"})
         assert jump.status_code == 303
         assert jump.headers["location"].startswith(f"/applicants/{unflagged}?")
@@ -464,6 +466,7 @@ def test_team_page_counts(url, run_dir):
 
 def test_keyboard_script_is_served_from_the_app_and_allowed_by_the_csp(url):
     with httpx.Client(timeout=HTTP_TIMEOUT, base_url=url) as c:
+        sign_in(c, url, ANA)
         page = c.get("/")
         assert '<script src="/static/review.js" defer></script>' in page.text
         csp = page.headers["content-security-policy"]
