@@ -35,7 +35,7 @@ from ._queue import QueueQuery
 from ._queue_routes import Query, QueueDesk, add_queue_routes
 from ._reissue import NoticeReissuer, ReissueError, current_review, reviewed_decision, served_notice
 from ._run import ReviewRun, load_review_run
-from ._security import CSP, CSRF_COOKIE, MSG_CSRF, MSG_HOST, NOTICE_CSP, Guard
+from ._security import CSP, CSRF_COOKIE, MSG_HOST, NOTICE_CSP, Guard
 from ._store import Review, ReviewConflict, ReviewRefused, ReviewStore, ReviewValidationError
 from ._views import applicant_view
 
@@ -161,13 +161,7 @@ def create_app(
         html = env.get_template(name).render(user=user, csrf=request.state.csrf, **ctx)
         return HTMLResponse(html, status_code=status)
 
-    def checked_form(request: Request, csrf_token: str) -> None:
-        """Same origin and a matching CSRF token, for every form post (sign-in and sign-out included)."""
-        problem = guard.origin_problem(request, required=True)
-        if problem:
-            raise HTTPException(403, problem)
-        if not guard.csrf_ok(request, csrf_token):
-            raise HTTPException(403, MSG_CSRF)
+    checked_form = guard.check_form
 
     def checked_api(request: Request) -> None:
         problem = guard.origin_problem(request, required=False)

@@ -30,7 +30,7 @@ from ._auth import current_user, proposer
 from ._claims import Claims, ClaimTaken
 from ._queue import QueryError, QueueIndex, QueueQuery, parse_id, parse_query, queue_view
 from ._run import ReviewRun
-from ._security import MSG_CSRF, Guard
+from ._security import Guard
 from ._store import ReviewStore
 from ._team import team_view
 
@@ -152,12 +152,6 @@ def add_queue_routes(app: FastAPI, desk: QueueDesk, page: Callable[..., HTMLResp
             return show(404, MSG_NOT_FOUND.format(id=wanted))
         return RedirectResponse(f"/applicants/{wanted}?{q.qs()}", status_code=303)
 
-    def write_allowed(request: Request, csrf_token: str) -> None:
-        problem = guard.origin_problem(request, required=True)
-        if problem:
-            raise HTTPException(403, problem)
-        if not guard.csrf_ok(request, csrf_token):
-            raise HTTPException(403, MSG_CSRF)
 
     def known(applicant_id: int) -> None:
         if index.position(applicant_id) is None:
@@ -171,7 +165,7 @@ def add_queue_routes(app: FastAPI, desk: QueueDesk, page: Callable[..., HTMLResp
         user: Annotated[Account, Depends(proposer)],
         csrf_token: Annotated[str, Form(max_length=100)] = "",
     ):
-        write_allowed(request, csrf_token)
+        guard.check_form(request, csrf_token)
         known(applicant_id)
         try:
             desk.claims.claim(applicant_id, user.name)
@@ -187,7 +181,7 @@ def add_queue_routes(app: FastAPI, desk: QueueDesk, page: Callable[..., HTMLResp
         user: Annotated[Account, Depends(proposer)],
         csrf_token: Annotated[str, Form(max_length=100)] = "",
     ):
-        write_allowed(request, csrf_token)
+        guard.check_form(request, csrf_token)
         known(applicant_id)
         desk.claims.release(applicant_id, user.name)
         return RedirectResponse(f"/applicants/{applicant_id}?{q.qs()}", status_code=303)

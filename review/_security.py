@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 from urllib.parse import urlsplit
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -62,3 +63,11 @@ class Guard:
     @staticmethod
     def csrf_ok(request: Request, form_value: str | None) -> bool:
         return same(request.cookies.get(CSRF_COOKIE), form_value)
+
+    def check_form(self, request: Request, csrf_token: str) -> None:
+        """Same origin and a matching CSRF token, for every form post (sign-in, reviews, claims): else 403."""
+        problem = self.origin_problem(request, required=True)
+        if problem:
+            raise HTTPException(403, problem)
+        if not self.csrf_ok(request, csrf_token):
+            raise HTTPException(403, MSG_CSRF)
