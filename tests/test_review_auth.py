@@ -37,6 +37,15 @@ PASSWORD = "correct horse battery staple"
 REASON = "Income proof received after the decision."
 OK = "Checked the proof with the branch: agreed."
 PROXY = "10.0.0.1"
+FORGED_APPROVAL = """seq => {
+  const form = Object.assign(document.createElement("form"), {method: "post", action: `/reviews/${seq}/approve`});
+  const fields = {reason: "Approving my own override.", csrf_token: document.querySelector("input[name=csrf_token]").value};
+  for (const [name, value] of Object.entries(fields)) {
+    form.appendChild(Object.assign(document.createElement("input"), {type: "hidden", name, value}));
+  }
+  document.body.appendChild(form);
+  form.submit();
+}"""
 
 
 @pytest.fixture
@@ -387,6 +396,12 @@ def test_browser_override_waits_for_a_second_approver(run_dir, tmp_path):
             assert page.locator("#pending-1").is_visible() and page.locator("#approve-1").count() == 0
             assert "another approver must decide it" in page.locator("#pending-1").inner_text()
             page.screenshot(path=str(tmp_path / "pending.png"), full_page=True)
+            # the self-approval the page does not offer, forged as a form post from this browser: refused
+            page.evaluate(FORGED_APPROVAL, 1)
+            page.wait_for_selector("#errors")
+            assert MSG_SELF_APPROVAL.format(seq=1, name="bo") in page.locator("#errors").inner_text()
+            page.goto(f"{base}/applicants/{target}")
+            assert page.locator("#pending-1").is_visible()  # still awaiting a second person
             sign_out()
 
             sign_in_as("cy", APP_PASSWORD)
