@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 import jinja2
@@ -290,7 +290,7 @@ def create_app(
 
     def decision_form(request: Request, seq: int, user: Account, reason: str, csrf_token: str, approve: bool):
         checked_form(request, csrf_token)
-        target = next((r for r in store.all() if r.seq == seq), None)
+        target = store.review(seq)  # one row, not the whole trail
         if target is None:
             raise HTTPException(404, f"there is no review #{seq} in run {run.run_id}")
         try:
@@ -299,25 +299,16 @@ def create_app(
             return refused_page(request, target.applicant_id, exc, {"decision_reason": reason})
         return RedirectResponse(f"/applicants/{target.applicant_id}?saved={saved.seq}", status_code=303)
 
-    @app.post("/reviews/{seq}/approve")
-    def approve_form(
+    @app.post("/reviews/{seq}/{verb}")
+    def decision_form_post(
         request: Request,
         seq: int,
+        verb: Literal["approve", "reject"],
         user: Annotated[Account, Depends(current_user)],
         reason: Annotated[str, Form(max_length=4000)] = "",
         csrf_token: Annotated[str, Form(max_length=100)] = "",
     ):
-        return decision_form(request, seq, user, reason, csrf_token, approve=True)
-
-    @app.post("/reviews/{seq}/reject")
-    def reject_form(
-        request: Request,
-        seq: int,
-        user: Annotated[Account, Depends(current_user)],
-        reason: Annotated[str, Form(max_length=4000)] = "",
-        csrf_token: Annotated[str, Form(max_length=100)] = "",
-    ):
-        return decision_form(request, seq, user, reason, csrf_token, approve=False)
+        return decision_form(request, seq, user, reason, csrf_token, approve=verb == "approve")
 
     @app.get("/notices/{applicant_id}.pdf")
     def notice_pdf(applicant_id: int, user: Annotated[Account, Depends(current_user)]):

@@ -157,24 +157,10 @@ def add_queue_routes(app: FastAPI, desk: QueueDesk, page: Callable[..., HTMLResp
         if index.position(applicant_id) is None:
             raise HTTPException(404, f"applicant {applicant_id} is not in run {run.run_id}")
 
+    # two fixed paths (a path parameter here would also catch the app's /applicants/{id}/reviews)
     @app.post("/applicants/{applicant_id}/claim")
-    def claim(
-        request: Request,
-        applicant_id: int,
-        q: Query,
-        user: Annotated[Account, Depends(proposer)],
-        csrf_token: Annotated[str, Form(max_length=100)] = "",
-    ):
-        guard.check_form(request, csrf_token)
-        known(applicant_id)
-        try:
-            desk.claims.claim(applicant_id, user.name)
-        except ClaimTaken as exc:
-            raise HTTPException(409, str(exc)) from None
-        return RedirectResponse(f"/applicants/{applicant_id}?{q.qs()}", status_code=303)
-
     @app.post("/applicants/{applicant_id}/release")
-    def release(
+    def claim_or_release(
         request: Request,
         applicant_id: int,
         q: Query,
@@ -183,7 +169,13 @@ def add_queue_routes(app: FastAPI, desk: QueueDesk, page: Callable[..., HTMLResp
     ):
         guard.check_form(request, csrf_token)
         known(applicant_id)
-        desk.claims.release(applicant_id, user.name)
+        if request.url.path.endswith("/release"):
+            desk.claims.release(applicant_id, user.name)
+        else:
+            try:
+                desk.claims.claim(applicant_id, user.name)
+            except ClaimTaken as exc:
+                raise HTTPException(409, str(exc)) from None
         return RedirectResponse(f"/applicants/{applicant_id}?{q.qs()}", status_code=303)
 
     @app.get("/team", response_class=HTMLResponse, dependencies=reader)

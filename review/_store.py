@@ -577,6 +577,11 @@ class ReviewStore:
             rows = session.scalars(select(ReviewRow).where(*where).order_by(ReviewRow.seq)).all()
             return [Review.from_row(r) for r in rows]
 
+    def review(self, seq: int) -> Review | None:
+        """One entry by its sequence number (an approval form names the proposal it decides)."""
+        found = self._select(ReviewRow.seq == int(seq))
+        return found[0] if found else None
+
     def all(self) -> list[Review]:
         return self._select()
 
