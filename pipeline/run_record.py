@@ -73,6 +73,14 @@ class Range(_Section):
     max: float
 
 
+class SchemaRecord(_Section):
+    """The schema file the data was read with: the shipped default, or the lender's (copied into the run)."""
+
+    name: str  # the file's [source] name
+    file: str  # "pipeline/schemas/uci_credit_card.toml", or the run's copy "schema.toml"
+    sha256: str
+
+
 class DataSection(_Section):
     source: str
     rows: int
@@ -589,6 +597,7 @@ class RunRecord(_Section):
     governance: Governance | None = None
     notice: NoticeSection = NoticeSection()
     data: DataSection
+    schema_file: SchemaRecord | None = None  # absent in runs of the default schema made before it was recorded
     split: SplitSection
     model: ModelSection
     performance: dict[str, Performance]

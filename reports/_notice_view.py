@@ -29,7 +29,6 @@ from datetime import datetime
 from pipeline import schema as S
 from pipeline.constants import MAX_REASONS
 from pipeline.run_record import RunRecord
-from pipeline.schema import PAID_MINIMUM
 
 from ._env import NOT_COMPUTED, distinct_pcts
 from ._run import Applicant, RunResult
@@ -155,7 +154,6 @@ def _probabilities(run: RunResult, applicant: Applicant) -> dict[str, str]:
 
 # Why a reason counts against the applicant, in words a person without training can read
 # (measured: the notice's prose is at Flesch-Kincaid grade 8 or below, tests/test_notices.py).
-_SUBJECT = S.REASON_SUBJECTS  # how a sentence names a feature group's value (the schema file's [groups])
 _LATE = "Late payments count against you in the model."
 _MINIMUM = "You paid only the minimum, not the whole bill. The model counts this against you."
 
@@ -166,13 +164,13 @@ def _why(feature: str, value: float, typical: float | None) -> str:
     if f.kind == "repayment_status":
         if int(value) >= 1:
             return _LATE
-        if int(value) == PAID_MINIMUM:
+        if int(value) == S.PAID_MINIMUM:
             return _MINIMUM
     if typical is None or value == typical:
         return "The model counts this against you."
     if f.is_categorical:
         return f'Most people had "{f.describe(typical)}" here. The model counts this against you.'
-    subject = _SUBJECT.get(f.group, f"Your {f.label.lower()}")
+    subject = S.REASON_SUBJECTS.get(f.group, f"Your {f.label.lower()}")  # the schema file's [groups]
     side = "higher" if value > typical else "lower"
     return f"{subject} is {side} than usual ({f.describe(typical)}). The model counts this against you."
 
@@ -261,7 +259,6 @@ def _counterfactual(applicant: Applicant, shown: dict[str, str], review: Reviewe
 
 
 # How the notice titles each feature group when it lists the applicant's data (the schema file's [groups]).
-DATA_GROUP_TITLES = S.GROUP_TITLES
 
 
 def _data_groups(run: RunResult, applicant: Applicant) -> list[dict]:
@@ -281,7 +278,7 @@ def _data_groups(run: RunResult, applicant: Applicant) -> list[dict]:
             marked = label + ("*" if name not in used else "")
             value = f.describe(applicant.features[name])
             items.append(f"{marked}: {value}" if marked else value)
-        groups.append({"title": DATA_GROUP_TITLES.get(group, group.capitalize()), "items": items})
+        groups.append({"title": S.GROUP_TITLES.get(group, group.capitalize()), "items": items})
     return groups
 
 
