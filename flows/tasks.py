@@ -26,6 +26,7 @@ from pipeline.acquire import locate_dataset
 
 from pipeline.audited_model import AuditedModel, decisions
 from pipeline.config import AuditConfig
+from pipeline.policy import policy_of
 from pipeline.run_record import (
     BenchmarksSection,
     ConclusionSection,
@@ -200,7 +201,7 @@ def benchmark_models(portfolio: Portfolio, split: SplitIndex, model: CreditModel
     test = table.iloc[split.test]  # the production scores the performance section reads
     return benchmark(portfolio.features.iloc[split.train], portfolio.labels.iloc[split.train].to_numpy(),
                      portfolio.features.iloc[split.test], portfolio.labels.iloc[split.test].to_numpy(),
-                     test["probability"].to_numpy(), model.threshold_, model.policy, model.features, seed=seed)
+                     test["probability"].to_numpy(), model.threshold_, policy_of(model), model.features, seed=seed)
 
 
 @plain

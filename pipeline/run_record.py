@@ -125,6 +125,9 @@ class ModelSection(_Section):
     calibration: JsonValue
     history: tuple[Epoch, ...]
     reused_from: str | None = None
+    # A lender's model audited as is (pipeline.adapters): its type, name, files and their SHA-256, the
+    # library that ran it, and the card's decision policy. None for the project's own MLP.
+    card: dict[str, JsonValue] | None = None
 
 
 class Confusion(_Section):

@@ -15,6 +15,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from markupsafe import Markup
 
@@ -150,6 +151,13 @@ def _data(run: RunResult) -> dict:
 
 
 # ---- model and performance -------------------------------------------------------------
+def _card(card: Mapping[str, Any]) -> dict:
+    """A lender's model as its card and files describe it (pipeline.adapters `describe`)."""
+    return {"file": str(card.get("file", DASH)), "sha256": str(card.get("sha256", DASH)),
+            "card": str(card.get("card", DASH)), "card_sha256": str(card.get("card_sha256", DASH)),
+            "runtime": f"{card.get('library', DASH)} {card.get('library_version', '')}".strip()}
+
+
 def _model(run: RunResult) -> dict:
     model = run.record.model
     history = [e.model_dump() for e in model.history]
@@ -160,6 +168,7 @@ def _model(run: RunResult) -> dict:
         "calibration": str(model.calibration),
         "best_epoch": str(model.best_epoch if model.best_epoch is not None else DASH),
         "training": [(str(k).replace("_", " "), str(v)) for k, v in model.training.items()],
+        "card": _card(model.card) if model.card else None,
         "history_chart": _svg(C.training_history(history, model.best_epoch),
                               f"Training loss and validation ROC AUC over {len(history)} epochs; the weights of epoch "
                               f"{model.best_epoch} were kept.") if history else None,
