@@ -214,7 +214,7 @@ def audit_flow(
     out: str | None = None,
     config: dict | None = None,
     model_dir: str | None = None,
-    schema: str | None = None,
+    schema_file: str | None = None,
     previous: str | None = None,
     explain_chunk_rows: int = EXPLAIN_CHUNK_ROWS,
     notice_workers: int = 2,
@@ -227,7 +227,7 @@ def audit_flow(
 
     `config` is `AuditConfig.to_dict()` (plain data, so deployments and schedules carry it);
     `model_dir` audits a saved model without retraining (a run's model/ folder, or a lender's model
-    file with its card); `schema` is the schema file of the data (None: the default UCI layout;
+    file with its card); `schema_file` is the schema file of the data (None: the default UCI layout;
     it is copied into the run); `previous` is the run to compare
     with (default: the newest other run beside this one). `notice_limit` renders only the
     first N declined applicants' notices (a dry run; None = all). A folder that holds another
@@ -237,7 +237,7 @@ def audit_flow(
     sealed with the operator's signing key; without one it is refused at the start unless
     `unsigned` (then `verify` can only check internal consistency).
     """
-    spec, schema_raw, schema_shown = S.read_schema(schema)
+    spec, schema_raw, schema_shown = S.read_schema(schema_file)
     S.activate(spec)  # before the configuration, which may name the schema's attributes
     config = AuditConfig.from_dict(config or {})
     device = str(resolve_device(config.device))
@@ -247,7 +247,7 @@ def audit_flow(
     fixed = fixed_time(located, reproducible)
     portfolio = T.load_data(located)
     reused_hash = T.load_given_model(model_dir).model_hash() if model_dir else None
-    run_id = run_id_for(portfolio.data_hash, config.identity(), reused_hash, T.schema_hash(schema, schema_raw))
+    run_id = run_id_for(portfolio.data_hash, config.identity(), reused_hash, T.schema_hash(schema_file, schema_raw))
     run_dir = Path(out) if out else Path("runs") / run_id
     resolve_signer(unsigned=unsigned, run_dir=run_dir)  # no key: refused now, not after the whole audit
     run_dir = O.claim_run_dir(run_dir, run_id, replace)
@@ -259,9 +259,9 @@ def audit_flow(
 
     split = T.split_data(portfolio, config)
     model, written = _model(portfolio, split, config, device, run_dir, key, model_dir)
-    if schema:  # the run is read with its own schema again (reports.load_run, the review app)
+    if schema_file:  # the run is read with its own schema again (reports.load_run, the review app)
         written.append(atomic_write_bytes(run_dir / O.SCHEMA_FILE, schema_raw))
-    schema_record = SchemaRecord(name=spec.source.name, file=O.SCHEMA_FILE if schema else schema_shown,
+    schema_record = SchemaRecord(name=spec.source.name, file=O.SCHEMA_FILE if schema_file else schema_shown,
                                  sha256=_sha256(schema_raw))
     timer.lap("model")
     surrogate = T.fit_surrogate(portfolio, split, model, config)

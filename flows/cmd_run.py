@@ -105,7 +105,7 @@ def audit_config(args: argparse.Namespace) -> AuditConfig:
 
 def flow_parameters(args: argparse.Namespace, config: AuditConfig, data: str | None) -> dict:
     """The audit flow's parameters from the shared options (plain data: deployments carry them too)."""
-    return {"data": data, "out": args.out, "config": config.to_dict(), "model_dir": args.model, "schema": args.schema,
+    return {"data": data, "out": args.out, "config": config.to_dict(), "model_dir": args.model, "schema_file": args.schema,
             "previous": args.previous, "notice_limit": args.notice_limit,
             "explain_chunk_rows": args.explain_chunk_rows, "replace": args.replace,
             "reproducible": args.reproducible, "unsigned": args.unsigned}

@@ -152,7 +152,7 @@ def explain_chunk(
 
     settings = {} if counterfactual_margin is None else {"counterfactual_margin": counterfactual_margin}
     result = explain_portfolio(
-        model.to(device), surrogate, frame, declined, background, device=device, seed=seed,
+        model.to(device) if isinstance(model, CreditModel) else model, surrogate, frame, declined, background, device=device, seed=seed,
         training_frame=training, labels=labels, max_limit_factor=max_limit_factor, **settings,
     )
     out = Path(run_dir) / WORK_DIR
