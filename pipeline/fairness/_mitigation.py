@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fairlearn.postprocessing import ThresholdOptimizer
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from .. import schema as S
@@ -53,10 +54,31 @@ def _variant(name: str, description: str, X_test: pd.DataFrame, y: np.ndarray, d
     }
 
 
+class _Scores(ClassifierMixin, BaseEstimator):
+    """Any audited model as the fitted scikit-learn classifier ThresholdOptimizer(prefit=True) expects
+    (a lender's model is not a scikit-learn estimator); it only forwards `predict_proba`."""
+
+    def __init__(self, model: object = None) -> None:
+        self.model = model
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> _Scores:  # noqa: ARG002 - prefit: never trained here
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(X)  # type: ignore[union-attr]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.array([0, 1])
+
+
 def _threshold_optimizer(model, X_train, y_train, X_test, constraints: str, attribute: str,
                          seed: int) -> np.ndarray:
     """Decisions (1 = decline) of group-specific thresholds on the production model's P(default)."""
-    opt = ThresholdOptimizer(estimator=model, constraints=constraints, prefit=True, predict_method="predict_proba",
+    opt = ThresholdOptimizer(estimator=_Scores(model), constraints=constraints, prefit=True, predict_method="predict_proba",
                              objective=MITIGATION_OBJECTIVE)
     with warnings.catch_warnings():
         # fairlearn warns that a prefit estimator is used as is: that is the point here.
