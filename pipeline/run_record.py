@@ -295,7 +295,7 @@ class ExplanationsSection(_Section):
     stability: StabilitySummary
     counterfactuals: CounterfactualSummary
     surrogate_vs_mlp: dict[str, JsonValue]
-    integrated_gradients: CompletenessSummary
+    integrated_gradients: CompletenessSummary | None = None  # None: the model is not differentiable
     limitations: dict[str, str]
     timings: dict[str, float]
     chunks: int = 1
