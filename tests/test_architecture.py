@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -270,3 +271,30 @@ def test_the_schema_copy_check_catches_both_forms(tmp_path):
     (pkg / "b.py").write_text("from .schema import FEATURES\n")
     (pkg / "c.py").write_text("from . import schema as S\nSEP = S.SEP\ndef names():\n    return S.FEATURES\n")
     assert sorted(schema_copies(tmp_path)) == ["a.py:2", "b.py:1"]
+
+
+def uci_names_in_code(root: Path) -> list[str]:
+    """`file:line name` of each string in the code (docstrings aside) that names a column of the UCI data.
+
+    Every other module reads columns through the active schema, so a lender's data with other columns
+    is audited by the same code; a name written in the code would audit the UCI layout only.
+    """
+    from pipeline.schema_file import shipped_schema
+
+    spec = shipped_schema()
+    names = {f.name for f in spec.features} | {a for f in spec.features for a in f.aliases} | {spec.label.column}
+    found = []
+    for _, (path, _) in project_modules(root).items():
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings:
+                words = set(re.split(r"[^A-Za-z0-9_.]+", n.value))
+                found += [f"{path.name}:{n.lineno} {name}" for name in sorted(names & words)]
+    return found
+
+
+def test_no_column_name_of_the_uci_data_is_written_in_the_code():
+    assert uci_names_in_code(REPO) == []
