@@ -90,8 +90,10 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
 
 def audit_config(args: argparse.Namespace) -> AuditConfig:
     """The configuration file with the command line's settings over it (validated: ConfigError names the key)."""
+    from pipeline import schema as S
     from pipeline.config import AuditConfig, load_config
 
+    S.activate(S.read_schema(args.schema)[0])  # first: the configuration may name the schema's attributes
     config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
     if args.check_shift is None and args.fail_on_degradation is None:
         return config
@@ -138,9 +140,8 @@ def preflight(args: argparse.Namespace) -> tuple[AuditConfig, str]:
 
     from .identity import run_id_for
 
-    spec, raw, _ = S.read_schema(args.schema)  # first: the configuration names the schema's attributes
-    S.activate(spec)
-    config = audit_config(args)
+    config = audit_config(args)  # activates the schema file
+    raw = S.read_schema(args.schema)[1]
     resolve_signer(unsigned=args.unsigned, run_dir=Path(args.out) if args.out else None)  # a key, or --unsigned
     data = locate_dataset(args.data)
     portfolio = load_portfolio(data)
