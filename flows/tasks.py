@@ -150,6 +150,7 @@ def explain_chunk(
     """Durable: explain one chunk of applicants; writes its summary (JSON) and columns (Parquet)."""
     from pipeline.explain import explain_portfolio
 
+    S.activate_for_run(run_dir)  # a Dask worker is another process: the run's schema, not the default
     settings = {} if counterfactual_margin is None else {"counterfactual_margin": counterfactual_margin}
     result = explain_portfolio(
         model.to(device) if isinstance(model, CreditModel) else model, surrogate, frame, declined, background, device=device, seed=seed,
