@@ -1,0 +1,93 @@
+"""What a model file is, read from its bytes before any library parses it: its hash and whether it is a pickle.
+
+A pickle runs code while it loads, so a pickled model is refused from its
+name and its first bytes alone; nothing here calls a loader. The other
+checks only tell a file that is plainly of another kind from the one the
+card declares, so the message can say so instead of a library's traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+from ._errors import MSG_NO_MODEL, MSG_PICKLE, MSG_UNREADABLE, WHY_PROTOCOL, WHY_SUFFIX, WHY_TORCH_SAVE, ModelFileError
+
+PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".pt", ".pth"})
+TORCH_SUFFIXES = frozenset({".pt", ".pth"})  # torch.jit.save's examples name TorchScript files .pt
+PICKLE_PROTOCOL_BYTE = 0x80  # pickle protocols 2 and later open with PROTO 0x80
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, or of a folder's files (names and bytes, sorted by relative name)."""
+    h = hashlib.sha256()
+    for file in _files(path):
+        if path.is_dir():
+            name = file.relative_to(path).as_posix().encode()
+            h.update(len(name).to_bytes(8, "big") + name + file.stat().st_size.to_bytes(8, "big"))
+        with file.open("rb") as fh:
+            while block := fh.read(_CHUNK):
+                h.update(block)
+    return h.hexdigest()
+
+
+def identity_sha256(model_sha256: str, card_bytes: bytes) -> str:
+    """One hash for model and card together: changing the file, or how the card reads it, changes the audit."""
+    h = hashlib.sha256(b"credit-audit model and card\n")
+    h.update(bytes.fromhex(model_sha256))
+    h.update(hashlib.sha256(card_bytes).digest())
+    return h.hexdigest()
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted((f for f in path.rglob("*") if f.is_file()), key=lambda f: f.relative_to(path).as_posix())
+    return [path]
+
+
+def head(path: Path, size: int = 64) -> bytes:
+    """The first bytes of a model file (ModelFileError naming it when it is missing or unreadable)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(size)
+    except FileNotFoundError:
+        raise ModelFileError(MSG_NO_MODEL.format(file=path)) from None
+    except OSError as exc:
+        raise ModelFileError(MSG_UNREADABLE.format(file=path, reason=exc.strerror or exc)) from None
+
+
+def zip_names(path: Path) -> list[str] | None:
+    """The member names of a zip archive, or None when the file is not one."""
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def is_torchscript(names: list[str] | None) -> bool:
+    """A TorchScript archive holds its module's code (`<root>/code/...`); a torch.save archive does not."""
+    return bool(names) and any(n.split("/")[1:2] == ["code"] for n in names)  # type: ignore[union-attr]
+
+
+def refuse_pickle(path: Path, kind: str) -> None:
+    """ModelFileError when the file is a pickle by its suffix or its bytes; nothing is loaded to find out.
+
+    A `.pt` / `.pth` file is accepted only when the card declares TorchScript and the
+    file is a TorchScript archive (torch.jit.load reads no Python pickle globals).
+    """
+    first = head(path, 1)
+    names = zip_names(path)
+    suffix = path.suffix.lower()
+    torchscript = kind == "torchscript" and is_torchscript(names)
+    if suffix in PICKLE_SUFFIXES and not (suffix in TORCH_SUFFIXES and torchscript):
+        raise ModelFileError(MSG_PICKLE.format(file=path, why=WHY_SUFFIX.format(suffix=suffix)))
+    if first and first[0] == PICKLE_PROTOCOL_BYTE:
+        raise ModelFileError(MSG_PICKLE.format(file=path, why=WHY_PROTOCOL))
+    pickled = [n for n in names or () if n.rsplit("/", 1)[-1] == "data.pkl"]
+    if pickled and not torchscript:
+        raise ModelFileError(MSG_PICKLE.format(file=path, why=WHY_TORCH_SAVE.format(member=pickled[0])))
