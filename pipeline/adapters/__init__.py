@@ -62,7 +62,7 @@ def load_audited_model(path: str | Path) -> FileModel:
         raise ModelFileError(MSG_NO_MODEL.format(file=path))
     kind = card_file.card.model.type
     if kind != "credit-audit-mlp" or not path.is_dir():
-        refuse_pickle(path, kind)
+        refuse_pickle(path)
     sha256 = file_sha256(path)
     expected = card_file.card.model.sha256
     if expected is not None and expected != sha256:

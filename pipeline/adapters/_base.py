@@ -86,7 +86,7 @@ class FileModel:
             if not pd.api.types.is_numeric_dtype(block[column]) or pd.api.types.is_bool_dtype(block[column]):
                 raise ModelMismatchError(MSG_NOT_NUMERIC.format(file=self.path, column=column,
                                                                 dtype=block[column].dtype))
-        return block.to_numpy(dtype=np.float32)
+        return block.to_numpy(dtype=np.float32, copy=True)  # writable: torch refuses to wrap a read-only array
 
     def _adverse(self, raw: np.ndarray, rows: int) -> np.ndarray:
         """P(adverse) (n,) from an output of shape (n,), (n, 1) or (n, 2) (the card's adverse_column)."""

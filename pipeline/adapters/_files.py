@@ -74,16 +74,17 @@ def is_torchscript(names: list[str] | None) -> bool:
     return bool(names) and any(n.split("/")[1:2] == ["code"] for n in names)  # type: ignore[union-attr]
 
 
-def refuse_pickle(path: Path, kind: str) -> None:
+def refuse_pickle(path: Path) -> None:
     """ModelFileError when the file is a pickle by its suffix or its bytes; nothing is loaded to find out.
 
-    A `.pt` / `.pth` file is accepted only when the card declares TorchScript and the
-    file is a TorchScript archive (torch.jit.load reads no Python pickle globals).
+    A TorchScript archive (a `.pt` / `.pth` one too) is not refused here: torch.jit.load
+    reads no Python pickle globals, and no other adapter unpickles anything, so a
+    TorchScript file under another card type fails as "not that format" instead.
     """
     first = head(path, 1)
     names = zip_names(path)
     suffix = path.suffix.lower()
-    torchscript = kind == "torchscript" and is_torchscript(names)
+    torchscript = is_torchscript(names)
     if suffix in PICKLE_SUFFIXES and not (suffix in TORCH_SUFFIXES and torchscript):
         raise ModelFileError(MSG_PICKLE.format(file=path, why=WHY_SUFFIX.format(suffix=suffix)))
     if first and first[0] == PICKLE_PROTOCOL_BYTE:
