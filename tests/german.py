@@ -90,10 +90,9 @@ def card_text(kind: str, name: str, columns: list[str], *, sha256: str | None = 
 
 def write_card(model_path: Path, kind: str, name: str, columns: list[str], **keys) -> Path:
     """The card beside `model_path`, its sha256 the file's own (a folder: pipeline.adapters' folder hash)."""
-    from pipeline.adapters import card_path
-    from pipeline.adapters._files import file_sha256  # noqa: the tests' helper may reach the package's hash
+    from pipeline.adapters import card_path, model_sha256
 
-    keys.setdefault("sha256", file_sha256(model_path))
+    keys.setdefault("sha256", model_sha256(model_path))
     path = card_path(model_path)
     path.write_text(card_text(kind, name, columns, **keys), encoding="utf-8")
     return path

@@ -24,12 +24,12 @@ from ._base import CHUNK_ROWS, FileModel
 from ._card import CARD_SUFFIX, MODEL_TYPES, CardFile, ModelCard, card_path, parse_card, read_card
 from ._checks import check_inputs, check_outputs
 from ._errors import MSG_NO_MODEL, MSG_SHA256, AdapterError, ModelCardError, ModelFileError, ModelMismatchError
-from ._files import file_sha256, refuse_pickle
+from ._files import bytes_sha256, folder_sha256, read_model, refuse_pickle
 
 __all__ = [
     "CARD_SUFFIX", "CHUNK_ROWS", "MODEL_TYPES", "AdapterError", "CardFile", "FileModel", "ModelCard",
     "ModelCardError", "ModelFileError", "ModelMismatchError", "card_path", "check_inputs", "check_outputs",
-    "load_audited_model", "parse_card", "read_card",
+    "load_audited_model", "model_sha256", "parse_card", "read_card",
 ]
 
 
@@ -50,21 +50,31 @@ def _adapter(kind: str) -> type[FileModel]:
     return found
 
 
+def model_sha256(path: str | Path) -> str:
+    """The value a card's `sha256` must hold: a file's SHA-256, or a CreditModel folder's (pipeline.adapters._files)."""
+    path = Path(path)
+    return folder_sha256(path) if path.is_dir() else bytes_sha256(read_model(path))
+
+
 def load_audited_model(path: str | Path) -> FileModel:
     """The model at `path` (a file, or a CreditModel folder) read through the card beside it.
 
     Order matters for safety: the card is read and the pickle checks run
     before any library sees the file, and the hash is checked before loading.
+    The file is read once; its bytes are what is hashed, checked and loaded.
     """
     path = Path(path)
     card_file = read_card(path)
     if not path.exists():
         raise ModelFileError(MSG_NO_MODEL.format(file=path))
     kind = card_file.card.model.type
-    if kind != "credit-audit-mlp" or not path.is_dir():
-        refuse_pickle(path)
-    sha256 = file_sha256(path)
+    if kind == "credit-audit-mlp" and path.is_dir():
+        data, sha256 = b"", folder_sha256(path)  # CreditModel.load reads its own files (weights_only)
+    else:
+        data = read_model(path)
+        refuse_pickle(path, data)
+        sha256 = bytes_sha256(data)
     expected = card_file.card.model.sha256
     if expected is not None and expected != sha256:
         raise ModelFileError(MSG_SHA256.format(file=path, actual=sha256, card=card_file.path, expected=expected))
-    return _adapter(kind)(path, card_file, sha256)
+    return _adapter(kind)(path, card_file, sha256, data)

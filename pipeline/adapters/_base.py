@@ -32,15 +32,17 @@ class FileModel:
     """A lender's model read from a file and its card: the `AuditedModel` contract over `_raw`.
 
     Subclasses set `library` (the distribution name, for the version in the
-    record) and implement `_raw(block)` for a frame of the card's columns.
+    record), load `data` (the file's bytes, already hashed and checked) and
+    implement `_raw(block)` for a frame of the card's columns.
     """
 
     library = ""
     input_width: int | None = None  # the model's own input width, where its format records it
     input_names: tuple[str, ...] | None = None  # the model's own input names, where its format records them
 
-    def __init__(self, path: Path, card_file: CardFile, sha256: str) -> None:
+    def __init__(self, path: Path, card_file: CardFile, sha256: str, data: bytes) -> None:
         self.path = path
+        self.data = data  # the bytes hashed and checked; formats load these, never the file again
         self.card_file = card_file
         self.sha256 = sha256
         self.features: tuple[str, ...] = tuple(card_file.card.inputs.columns)

@@ -34,6 +34,7 @@ WHY_PROTOCOL = "the file starts with a pickle protocol byte (0x80)"
 WHY_TORCH_SAVE = "the file is a torch.save archive (it holds {member}), not a TorchScript module"
 
 MSG_NO_MODEL = "{file}: no such model file"
+MSG_TOO_LARGE = "{file}: the model file is {size:,} bytes; expected at most {limit:,}"
 MSG_UNREADABLE = "{file}: cannot read the model file ({reason})"
 MSG_NOT_FORMAT = "{file}: the card {card} says type = {kind!r}, but the file is not {expected} ({reason})"
 MSG_SHA256 = ("{file}: the file's SHA-256 is {actual}, but its card {card} says sha256 = {expected}: the model is "

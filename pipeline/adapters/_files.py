@@ -9,27 +9,52 @@ card declares, so the message can say so instead of a library's traceback.
 from __future__ import annotations
 
 import hashlib
+import io
 import zipfile
 from pathlib import Path
 
-from ._errors import MSG_NO_MODEL, MSG_PICKLE, MSG_UNREADABLE, WHY_PROTOCOL, WHY_SUFFIX, WHY_TORCH_SAVE, ModelFileError
+from ._errors import (
+    MSG_NO_MODEL,
+    MSG_PICKLE,
+    MSG_TOO_LARGE,
+    MSG_UNREADABLE,
+    WHY_PROTOCOL,
+    WHY_SUFFIX,
+    WHY_TORCH_SAVE,
+    ModelFileError,
+)
 
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".pt", ".pth"})
 TORCH_SUFFIXES = frozenset({".pt", ".pth"})  # torch.jit.save's examples name TorchScript files .pt
 PICKLE_PROTOCOL_BYTE = 0x80  # pickle protocols 2 and later open with PROTO 0x80
-_CHUNK = 1 << 20
+MAX_MODEL_BYTES = 1 << 30  # credit models are kilobytes to megabytes; the file is held in memory once
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, or of a folder's files (names and bytes, sorted by relative name)."""
+def read_model(path: Path) -> bytes:
+    """The model file's bytes, read once: they are hashed, sniffed and loaded, so what was checked is what runs."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise ModelFileError(MSG_TOO_LARGE.format(file=path, size=size, limit=MAX_MODEL_BYTES))
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(MSG_NO_MODEL.format(file=path)) from None
+    except OSError as exc:
+        raise ModelFileError(MSG_UNREADABLE.format(file=path, reason=exc.strerror or exc)) from None
+
+
+def bytes_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """SHA-256 over a model folder's files: each relative name and length, then its bytes, sorted by name."""
     h = hashlib.sha256()
-    for file in _files(path):
-        if path.is_dir():
-            name = file.relative_to(path).as_posix().encode()
-            h.update(len(name).to_bytes(8, "big") + name + file.stat().st_size.to_bytes(8, "big"))
-        with file.open("rb") as fh:
-            while block := fh.read(_CHUNK):
-                h.update(block)
+    files = sorted((f for f in folder.rglob("*") if f.is_file()), key=lambda f: f.relative_to(folder).as_posix())
+    for file in files:
+        name = file.relative_to(folder).as_posix().encode()
+        data = file.read_bytes()
+        h.update(len(name).to_bytes(8, "big") + name + len(data).to_bytes(8, "big") + data)
     return h.hexdigest()
 
 
@@ -41,31 +66,12 @@ def identity_sha256(model_sha256: str, card_bytes: bytes) -> str:
     return h.hexdigest()
 
 
-def _files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted((f for f in path.rglob("*") if f.is_file()), key=lambda f: f.relative_to(path).as_posix())
-    return [path]
-
-
-def head(path: Path, size: int = 64) -> bytes:
-    """The first bytes of a model file (ModelFileError naming it when it is missing or unreadable)."""
+def zip_names(data: bytes) -> list[str] | None:
+    """The member names of a zip archive, or None when the bytes are not one."""
     try:
-        with path.open("rb") as fh:
-            return fh.read(size)
-    except FileNotFoundError:
-        raise ModelFileError(MSG_NO_MODEL.format(file=path)) from None
-    except OSError as exc:
-        raise ModelFileError(MSG_UNREADABLE.format(file=path, reason=exc.strerror or exc)) from None
-
-
-def zip_names(path: Path) -> list[str] | None:
-    """The member names of a zip archive, or None when the file is not one."""
-    if not zipfile.is_zipfile(path):
-        return None
-    try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return archive.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, ValueError):
         return None
 
 
@@ -74,20 +80,19 @@ def is_torchscript(names: list[str] | None) -> bool:
     return bool(names) and any(n.split("/")[1:2] == ["code"] for n in names)  # type: ignore[union-attr]
 
 
-def refuse_pickle(path: Path) -> None:
+def refuse_pickle(path: Path, data: bytes) -> None:
     """ModelFileError when the file is a pickle by its suffix or its bytes; nothing is loaded to find out.
 
     A TorchScript archive (a `.pt` / `.pth` one too) is not refused here: torch.jit.load
     reads no Python pickle globals, and no other adapter unpickles anything, so a
     TorchScript file under another card type fails as "not that format" instead.
     """
-    first = head(path, 1)
-    names = zip_names(path)
+    names = zip_names(data)
     suffix = path.suffix.lower()
     torchscript = is_torchscript(names)
     if suffix in PICKLE_SUFFIXES and not (suffix in TORCH_SUFFIXES and torchscript):
         raise ModelFileError(MSG_PICKLE.format(file=path, why=WHY_SUFFIX.format(suffix=suffix)))
-    if first and first[0] == PICKLE_PROTOCOL_BYTE:
+    if data[:1] == bytes([PICKLE_PROTOCOL_BYTE]):
         raise ModelFileError(MSG_PICKLE.format(file=path, why=WHY_PROTOCOL))
     pickled = [n for n in names or () if n.rsplit("/", 1)[-1] == "data.pkl"]
     if pickled and not torchscript:

@@ -23,8 +23,8 @@ _THRESHOLD_TOLERANCE = 1e-12  # the card writes the threshold as TOML text; a fl
 class CreditMLP(FileModel):
     library = "torch"
 
-    def __init__(self, path: Path, card_file: CardFile, sha256: str) -> None:
-        super().__init__(path, card_file, sha256)
+    def __init__(self, path: Path, card_file: CardFile, sha256: str, data: bytes) -> None:
+        super().__init__(path, card_file, sha256, data)
         from pipeline.model import META_FILE, WEIGHTS_FILE, CreditModel
 
         if not path.is_dir() or not (path / META_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():

@@ -23,14 +23,14 @@ _INPUT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 class OnnxModel(FileModel):
     library = "onnxruntime"
 
-    def __init__(self, path: Path, card_file: CardFile, sha256: str) -> None:
-        super().__init__(path, card_file, sha256)
+    def __init__(self, path: Path, card_file: CardFile, sha256: str, data: bytes) -> None:
+        super().__init__(path, card_file, sha256, data)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: a model's warnings would otherwise reach the run's stderr
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own pybind types for a file that is not ONNX
             raise ModelFileError(MSG_NOT_FORMAT.format(file=path, card=card_file.path, kind=self.kind,
                                                        expected="an ONNX model",

@@ -27,21 +27,21 @@ SKOPS_SCHEMA_MEMBER = "schema.json"
 class SkopsModel(FileModel):
     library = "skops"
 
-    def __init__(self, path: Path, card_file: CardFile, sha256: str) -> None:
-        super().__init__(path, card_file, sha256)
+    def __init__(self, path: Path, card_file: CardFile, sha256: str, data: bytes) -> None:
+        super().__init__(path, card_file, sha256, data)
         import skops.io as sio
 
-        if SKOPS_SCHEMA_MEMBER not in (zip_names(path) or ()):
+        if SKOPS_SCHEMA_MEMBER not in (zip_names(data) or ()):
             raise self._not_skops(f"no {SKOPS_SCHEMA_MEMBER} in it: not a skops archive")
         try:
-            names = sio.get_untrusted_types(file=path)
+            names = sio.get_untrusted_types(data=data)
         except Exception as exc:  # a damaged schema.json surfaces as several exception types
             raise self._not_skops(str(exc).splitlines()[0][:200]) from None
         refused = [name for name in names if not trusted(name)]
         if refused:
             raise ModelFileError(MSG_UNTRUSTED.format(file=path, types=", ".join(refused)))
         try:
-            self._estimator = sio.load(path, trusted=list(names))
+            self._estimator = sio.loads(data, trusted=list(names))
         except Exception as exc:
             raise self._not_skops(str(exc).splitlines()[0][:200]) from None
         if not hasattr(self._estimator, "predict_proba"):

@@ -7,6 +7,7 @@ file is refused.
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -22,9 +23,9 @@ from ._files import is_torchscript, zip_names
 class TorchScriptModel(FileModel):
     library = "torch"
 
-    def __init__(self, path: Path, card_file: CardFile, sha256: str) -> None:
-        super().__init__(path, card_file, sha256)
-        if not is_torchscript(zip_names(path)):
+    def __init__(self, path: Path, card_file: CardFile, sha256: str, data: bytes) -> None:
+        super().__init__(path, card_file, sha256, data)
+        if not is_torchscript(zip_names(data)):
             raise self._not_torchscript("not a TorchScript archive (a zip holding the module's code)")
         self._module = self._load("cpu")
 
@@ -38,7 +39,7 @@ class TorchScriptModel(FileModel):
         try:
             with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; lenders' files are still read
                 warnings.simplefilter("ignore", DeprecationWarning)
-                return torch.jit.load(str(self.path), map_location=device).eval()
+                return torch.jit.load(io.BytesIO(self.data), map_location=device).eval()
         except Exception as exc:  # torch raises RuntimeError and others for a damaged archive
             raise self._not_torchscript(str(exc).splitlines()[0][:200]) from None
 

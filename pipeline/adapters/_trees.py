@@ -18,7 +18,6 @@ import pandas as pd
 from ._base import FileModel
 from ._card import CardFile
 from ._errors import MSG_NOT_FORMAT, MSG_OBJECTIVE, ModelFileError
-from ._files import head
 
 XGBOOST_OBJECTIVES = ("binary:logistic",)
 LIGHTGBM_OBJECTIVES = ("binary", "cross_entropy")
@@ -42,15 +41,15 @@ class XGBoostModel(_Trees):
     library = "xgboost"
     expected = "an XGBoost model saved as JSON or UBJ (booster.save_model)"
 
-    def __init__(self, path: Path, card_file: CardFile, sha256: str) -> None:
-        super().__init__(path, card_file, sha256)
+    def __init__(self, path: Path, card_file: CardFile, sha256: str, data: bytes) -> None:
+        super().__init__(path, card_file, sha256, data)
         import xgboost
 
-        if head(path, 1) != b"{":  # both JSON and UBJ open with an object marker
+        if data[:1] != b"{":  # both JSON and UBJ open with an object marker
             raise self._not_format("it does not start with '{' as JSON and UBJ models do")
         booster = xgboost.Booster()
         try:
-            booster.load_model(str(path))
+            booster.load_model(bytearray(data))
         except xgboost.core.XGBoostError as exc:
             raise self._not_format(_first_line(exc)) from None
         objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
@@ -73,17 +72,17 @@ class LightGBMModel(_Trees):
     library = "lightgbm"
     expected = "a LightGBM model saved as text (booster.save_model)"
 
-    def __init__(self, path: Path, card_file: CardFile, sha256: str) -> None:
-        super().__init__(path, card_file, sha256)
+    def __init__(self, path: Path, card_file: CardFile, sha256: str, data: bytes) -> None:
+        super().__init__(path, card_file, sha256, data)
         import lightgbm
 
-        if head(path, len(LIGHTGBM_HEADER)) != LIGHTGBM_HEADER:
+        if not data.startswith(LIGHTGBM_HEADER):
             raise self._not_format("it does not start with the line 'tree' as LightGBM text models do")
         try:
-            booster = lightgbm.Booster(model_file=str(path))
-        except lightgbm.basic.LightGBMError as exc:
+            booster = lightgbm.Booster(model_str=data.decode("utf-8"))
+        except (lightgbm.basic.LightGBMError, UnicodeDecodeError) as exc:
             raise self._not_format(_first_line(exc)) from None
-        objective = _lightgbm_objective(head(path, 1 << 16))
+        objective = _lightgbm_objective(data[: 1 << 16])
         if objective not in LIGHTGBM_OBJECTIVES:
             raise ModelFileError(MSG_OBJECTIVE.format(file=path, objective=objective,
                                                       expected=" or ".join(LIGHTGBM_OBJECTIVES)))
