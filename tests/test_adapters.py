@@ -280,7 +280,8 @@ def test_a_missing_card_names_the_path_expected(models, tmp_path):
     ('columns = ["status_of_existing_checking_account", ', 'columns = ["purpose", ',
      r"inputs.columns: expected each column once, got 'purpose' twice"),
     ('sha256 = "', 'sha256 = "zz', r"model.sha256: expected 64 hexadecimal digits"),
-    ('[policy]', '[output]\nadverse_column = 2\n[policy]', r"output.adverse_column: expected 0 or 1, got 2"),
+    ('[policy]', '[output]\nadverse_column = 2\n[policy]', r"output.adverse_column: expected less than or equal to 1"),
+    ('[policy]', '[output]\nadverse_column = true\n[policy]', r"output.adverse_column: expected a valid integer, got True"),
     ('name = "German credit XGBoost (JSON)"\n', '', r"model.name: missing; expected this key"),
     ('format = 1', 'format = 1\n[[', r"not a valid TOML file"),
 ])
@@ -395,6 +396,15 @@ def test_a_model_returning_logits_is_refused_naming_the_applicant(german, tmp_pa
     first = int(np.flatnonzero((p < 0) | (p > 1))[0])
     with pytest.raises(ModelMismatchError, match=rf"gave applicant {ids[first]} the probability .* needs a sigmoid"):
         check_outputs(model, german.X, ids)
+
+
+def test_a_model_that_cannot_read_the_cards_columns_fails_as_bad_input(models, german, tmp_path, schema_names):
+    path = copy_model(models["torchscript"], tmp_path)  # TorchScript records no input width: scoring finds out
+    edit_card(path, '"foreign_worker"]', "]")
+    model = load_audited_model(path)
+    check_inputs(model, schema_names)
+    with pytest.raises(ModelMismatchError, match=r"failed to score rows 1 to 1000 \(RuntimeError: .*shape \(rows, 19\)"):
+        check_outputs(model, german.X, ids_of(german.X))
 
 
 def test_nan_scores_are_refused_naming_the_applicant(models, german):

@@ -20,6 +20,8 @@ from ._errors import (
     MSG_NO_ADVERSE_COLUMN,
     MSG_NOT_NUMERIC,
     MSG_OUTPUT_SHAPE,
+    MSG_SCORING,
+    AdapterError,
     ModelFileError,
     ModelMismatchError,
 )
@@ -65,10 +67,21 @@ class FileModel:
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """(n, 2) float64: P(favourable), P(adverse) for each row, scored in chunks of CHUNK_ROWS."""
         block = self.columns(frame)
-        parts = [self._adverse(self._raw(block.iloc[i:i + CHUNK_ROWS]), min(CHUNK_ROWS, len(block) - i))
+        parts = [self._adverse(self._scored(block.iloc[i:i + CHUNK_ROWS], i), min(CHUNK_ROWS, len(block) - i))
                  for i in range(0, len(block), CHUNK_ROWS)]
         p = np.concatenate(parts) if parts else np.empty(0)
         return np.column_stack([1 - p, p])
+
+    def _scored(self, chunk: pd.DataFrame, start: int) -> np.ndarray:
+        """`_raw(chunk)`; a library's failure (a wrong width, a type it cannot read) named as bad input, not a traceback."""
+        try:
+            return self._raw(chunk)
+        except AdapterError:
+            raise
+        except Exception as exc:  # each library raises its own types (RuntimeError, XGBoostError, ...)
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
+            raise ModelMismatchError(MSG_SCORING.format(file=self.path, first=start + 1, last=start + len(chunk),
+                                                        reason=reason, count=len(self.features))) from None
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """1 = decline (P(adverse) at or above the card's threshold), 0 = approve."""

@@ -80,7 +80,7 @@ class InputsSection(_Strict):
 
 
 class OutputSection(_Strict):
-    adverse_column: Literal[0, 1] | None = None
+    adverse_column: Annotated[int, Field(ge=0, le=1)] | None = None  # strict int: `true` is not column 1
 
 
 class PolicySection(_Strict):

@@ -51,6 +51,8 @@ MSG_NO_ONNX_OUTPUT = ("{file}: none of the ONNX outputs {outputs} is a float pro
                       "maps (ZipMap); expected the model's probabilities among its outputs")
 MSG_ONNX_INPUTS = ("{file}: the ONNX model's inputs are {inputs}; credit-audit feeds one float tensor of shape "
                    "(rows, columns), the card's [inputs] columns in order")
+MSG_SCORING = ("the model {file} failed to score rows {first} to {last} ({reason}); expected it to read the card's "
+               "{count} [inputs] columns as a float array of shape (rows, {count})")
 MSG_FRAME_COLUMNS = "the model {file} reads the columns {missing}, which the data does not have (it has {have})"
 MSG_NOT_NUMERIC = "the model {file} reads column {column!r} as numbers, but it holds {dtype} values"
 MSG_MLP_FOLDER = ("{file}: a credit-audit-mlp model is the folder CreditModel.save writes (model.json and model.pt); "

@@ -46,7 +46,7 @@ class OnnxModel(FileModel):
 
     def _raw(self, block: pd.DataFrame) -> np.ndarray:
         (out,) = self._session.run([self._output], {self._input: self.floats(block).astype(self._dtype)})
-        if isinstance(out, list):  # ZipMap: one {class: probability} map per row, classes in the model's order
+        if isinstance(out, list):  # ZipMap: one {class: probability} map per row; columns = classes sorted, as classes_
             keys = sorted(out[0]) if out else []
             return np.array([[row[k] for k in keys] for row in out], dtype=np.float64).reshape(len(out), -1)
         return np.asarray(out)

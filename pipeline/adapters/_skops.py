@@ -68,6 +68,6 @@ def trusted(name: str) -> bool:
         return False
     try:
         found = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError):
+    except Exception:  # any name that does not resolve cleanly (ImportError, ValueError for "sklearn..x") is untrusted
         return False
     return isinstance(found, type) or isinstance(found, np.ufunc)
