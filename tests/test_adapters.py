@@ -154,6 +154,14 @@ def test_torchscript_is_differentiable_and_agrees_with_predict_proba(models, ger
     assert capability(load_audited_model(models["xgboost_json"]), Differentiable) is None
 
 
+@pytest.mark.gpu
+def test_torchscript_function_runs_on_cuda_like_on_cpu(models, german):
+    model = load_audited_model(models["torchscript"])
+    x = torch.tensor(german.X.to_numpy(np.float32))
+    on_gpu = model.torch_function("cuda")(x.cuda()).cpu().detach().numpy()
+    np.testing.assert_allclose(on_gpu, model.predict_proba(german.X)[:, 1], atol=1e-5)
+
+
 def test_describe_names_the_files_hashes_library_and_threshold(models):
     model = load_audited_model(models["skops"])
     info = model.describe()

@@ -95,13 +95,13 @@ class FileModel:
                                                               have=list(frame.columns)))
         return frame[list(self.features)]
 
-    def floats(self, block: pd.DataFrame) -> np.ndarray:
-        """The block as float32 (n, F), the input tensor ONNX and TorchScript models read."""
+    def floats(self, block: pd.DataFrame, dtype: type = np.float32) -> np.ndarray:
+        """The block as floats (n, F): float32 for ONNX, TorchScript and XGBoost, float64 where a library keeps it."""
         for column in block.columns:
             if not pd.api.types.is_numeric_dtype(block[column]) or pd.api.types.is_bool_dtype(block[column]):
                 raise ModelMismatchError(MSG_NOT_NUMERIC.format(file=self.path, column=column,
                                                                 dtype=block[column].dtype))
-        return block.to_numpy(dtype=np.float32, copy=True)  # writable: torch refuses to wrap a read-only array
+        return block.to_numpy(dtype=dtype, copy=True)  # writable: torch refuses to wrap a read-only array
 
     def _adverse(self, raw: np.ndarray, rows: int) -> np.ndarray:
         """P(adverse) (n,) from an output of shape (n,), (n, 1) or (n, 2) (the card's adverse_column)."""

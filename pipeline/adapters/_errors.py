@@ -24,7 +24,7 @@ class ModelMismatchError(AdapterError):
     """The model does not fit the schema or the data: unknown columns, a wrong width, probabilities outside [0, 1]."""
 
 
-HOW_TO_SAVE = ("save it instead with skops (scikit-learn: skops.io.dump), as native JSON (XGBoost: "
+HOW_TO_SAVE = ("Save it instead with skops (scikit-learn: skops.io.dump), as native JSON (XGBoost: "
                "booster.save_model('model.json')), as text (LightGBM: booster.save_model('model.txt')), "
                "or as ONNX or TorchScript (torch.jit.save) for other models")
 MSG_PICKLE = ("{file}: {why}; a pickle can run arbitrary code when it is loaded, so credit-audit never loads one. "

@@ -45,7 +45,7 @@ class OnnxModel(FileModel):
         self._output = _probability_output(self._session.get_outputs(), path)
 
     def _raw(self, block: pd.DataFrame) -> np.ndarray:
-        (out,) = self._session.run([self._output], {self._input: self.floats(block).astype(self._dtype)})
+        (out,) = self._session.run([self._output], {self._input: self.floats(block, self._dtype)})
         if isinstance(out, list):  # ZipMap: one {class: probability} map per row; columns = classes sorted, as classes_
             keys = sorted(out[0]) if out else []
             return np.array([[row[k] for k in keys] for row in out], dtype=np.float64).reshape(len(out), -1)

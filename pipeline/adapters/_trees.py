@@ -93,7 +93,7 @@ class LightGBMModel(_Trees):
         self.input_names = None if unnamed else names
 
     def _raw(self, block: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self._booster.predict(self.floats(block)))
+        return np.asarray(self._booster.predict(self.floats(block, np.float64)))  # LightGBM splits on doubles
 
 
 def _lightgbm_objective(header: bytes) -> str:
