@@ -354,6 +354,14 @@ def test_what_is_loaded_is_what_was_hashed(models, german, tmp_path):
     np.testing.assert_allclose(model.torch_function("cpu")(x).detach().numpy(), before, atol=1e-6)
 
 
+def test_a_missing_format_library_is_named_not_a_traceback(models, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if lightgbm were not installed
+    with pytest.raises(ModelFileError, match="type = 'lightgbm', which needs the Python package lightgbm; it is not"):
+        load_audited_model(models["lightgbm"])
+
+
 def test_a_missing_model_file_is_named(models, tmp_path):
     path = copy_model(models["onnx"], tmp_path)
     path.unlink()

@@ -18,12 +18,21 @@ Every error is a ValueError naming the file and what was expected.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from ._base import CHUNK_ROWS, FileModel
 from ._card import CARD_SUFFIX, MODEL_TYPES, CardFile, ModelCard, card_path, parse_card, read_card
 from ._checks import check_inputs, check_outputs
-from ._errors import MSG_NO_MODEL, MSG_SHA256, AdapterError, ModelCardError, ModelFileError, ModelMismatchError
+from ._errors import (
+    MSG_NO_LIBRARY,
+    MSG_NO_MODEL,
+    MSG_SHA256,
+    AdapterError,
+    ModelCardError,
+    ModelFileError,
+    ModelMismatchError,
+)
 from ._files import bytes_sha256, folder_sha256, read_model, refuse_pickle
 
 __all__ = [
@@ -31,6 +40,22 @@ __all__ = [
     "ModelCardError", "ModelFileError", "ModelMismatchError", "card_path", "check_inputs", "check_outputs",
     "load_audited_model", "model_sha256", "parse_card", "read_card",
 ]
+
+
+# The package each card type needs at run time: (module imported, distribution to install).
+LIBRARIES = {"onnx": ("onnxruntime", "onnxruntime"), "torchscript": ("torch", "torch"), "skops": ("skops.io", "skops"),
+             "xgboost": ("xgboost", "xgboost"), "lightgbm": ("lightgbm", "lightgbm"),
+             "credit-audit-mlp": ("torch", "torch")}
+
+
+def _require_library(kind: str, path: Path, card: Path) -> None:
+    """A clear error when the format's library is missing (the runtime wheel need not carry every format's)."""
+    module, package = LIBRARIES[kind]
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelFileError(MSG_NO_LIBRARY.format(file=path, card=card, kind=kind, package=package,
+                                                   reason=exc)) from None
 
 
 def _adapter(kind: str) -> type[FileModel]:
@@ -77,4 +102,5 @@ def load_audited_model(path: str | Path) -> FileModel:
     expected = card_file.card.model.sha256
     if expected is not None and expected != sha256:
         raise ModelFileError(MSG_SHA256.format(file=path, actual=sha256, card=card_file.path, expected=expected))
+    _require_library(kind, path, card_file.path)
     return _adapter(kind)(path, card_file, sha256, data)

@@ -37,6 +37,8 @@ MSG_NO_MODEL = "{file}: no such model file"
 MSG_TOO_LARGE = "{file}: the model file is {size:,} bytes; expected at most {limit:,}"
 MSG_UNREADABLE = "{file}: cannot read the model file ({reason})"
 MSG_NOT_FORMAT = "{file}: the card {card} says type = {kind!r}, but the file is not {expected} ({reason})"
+MSG_NO_LIBRARY = ("{file}: the card {card} says type = {kind!r}, which needs the Python package {package}; it is not "
+                  "installed here ({reason}): install {package} in credit-audit's environment")
 MSG_SHA256 = ("{file}: the file's SHA-256 is {actual}, but its card {card} says sha256 = {expected}: the model is "
               "not the one the card describes (replaced or altered)")
 MSG_OBJECTIVE = ("{file}: the model's objective is {objective!r}; credit-audit audits a binary classifier whose "
