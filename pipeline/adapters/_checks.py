@@ -20,7 +20,7 @@ from ._errors import MSG_BAD_OUTPUT, MSG_NAMES, MSG_ROWS, MSG_UNKNOWN_COLUMNS, M
 def check_inputs(model: FileModel, schema_feature_names: Sequence[str]) -> None:
     """Every card column is a schema feature; the model's own width and names, where recorded, match the card."""
     known = list(schema_feature_names)
-    unknown = [c for c in model.features if c not in set(known)]
+    unknown = sorted(set(model.features) - set(known), key=model.features.index)
     if unknown:
         raise ModelMismatchError(MSG_UNKNOWN_COLUMNS.format(card=model.card_file.path, unknown=unknown, known=known))
     if model.input_width is not None and model.input_width != len(model.features):
