@@ -22,9 +22,9 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import CreditModel, atomic_write_bytes, remove_temporaries, resolve_device, scoring
+from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.audited_model import AuditedModel
-from pipeline import outputs as O
 from pipeline.config import AuditConfig
 from pipeline.constants import EXPLAIN_CHUNK_ROWS
 from pipeline.drift import compare_runs

@@ -132,11 +132,10 @@ def preflight(args: argparse.Namespace) -> tuple[AuditConfig, str]:
     waits for torch to import.
     """
     from pipeline import check_audit_size, load_portfolio
+    from pipeline import schema as S
     from pipeline.acquire import locate_dataset
     from pipeline.outputs import check_run_dir
     from pipeline.signing import resolve_signer
-
-    from pipeline import schema as S
 
     from .identity import run_id_for
 

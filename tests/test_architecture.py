@@ -231,10 +231,11 @@ SCHEMA_MODULE = "pipeline.schema"
 
 
 def _active_names(modules: dict[str, tuple[Path, bool]]) -> set[str]:
-    """The names `activate` rebinds: those `pipeline/schema.py` declares with a type and no value."""
+    """The names `activate` rebinds: those `pipeline/schema.py` declares as `NAME: type = _DEFAULT["NAME"]`."""
     tree = ast.parse(modules[SCHEMA_MODULE][0].read_text())
     return {n.target.id for n in tree.body
-            if isinstance(n, ast.AnnAssign) and n.value is None and isinstance(n.target, ast.Name)}
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and isinstance(n.value, ast.Subscript)
+            and isinstance(n.value.value, ast.Name) and n.value.value.id == "_DEFAULT"}
 
 
 def schema_copies(root: Path) -> list[str]:
@@ -266,7 +267,7 @@ def test_the_schema_copy_check_catches_both_forms(tmp_path):
     pkg = tmp_path / "pipeline"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "schema.py").write_text("SEP = ' x '\nFEATURES: tuple\n")
+    (pkg / "schema.py").write_text("SEP = ' x '\n_DEFAULT = {'FEATURES': ()}\nFEATURES: tuple = _DEFAULT['FEATURES']\n")
     (pkg / "a.py").write_text("from . import schema as S\nNAMES = tuple(f for f in S.FEATURES)\n")
     (pkg / "b.py").write_text("from .schema import FEATURES\n")
     (pkg / "c.py").write_text("from . import schema as S\nSEP = S.SEP\ndef names():\n    return S.FEATURES\n")
