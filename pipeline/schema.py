@@ -229,6 +229,15 @@ def derive(spec: SchemaSpec) -> dict[str, object]:
         "DEFAULT_MODEL_FEATURES": tuple(n for n in names if n not in protected),
         "BANDED": banded.name if banded else None,  # the attribute audited in bands (age)
         "AGE_BANDS": tuple((b.low, b.high, b.label) for b in banded.bands) if banded else (),
+        # How notices and the report speak of the data and its outcome: the schema file's words, so a
+        # lender's data never reads as another data set's ([label] outcome and [source]; README).
+        "OUTCOME": spec.label.outcome or f'the outcome "{spec.label.values[str(spec.label.adverse)]}"',
+        "SUBJECTS": spec.source.subjects,
+        "RECORDS": spec.source.records,
+        "GRANTED": spec.source.granted,
+        "DATA_DESCRIPTION": spec.source.description,
+        "POPULATION": spec.source.population,
+        "DATA_WINDOW": spec.source.window,
     }
 
 
@@ -292,6 +301,13 @@ EXCLUDED_FROM_MODEL: tuple[str, ...]
 DEFAULT_MODEL_FEATURES: tuple[str, ...]
 BANDED: str | None
 AGE_BANDS: tuple[tuple[int, int, str], ...]
+OUTCOME: str
+SUBJECTS: str
+RECORDS: str
+GRANTED: str
+DATA_DESCRIPTION: str
+POPULATION: str
+DATA_WINDOW: str
 activate(shipped_schema())
 
 
