@@ -73,7 +73,8 @@ def about_data(run) -> dict:  # noqa: ANN001 - reports._run.RunResult
     """Every sentence of the report that is about the data, the people in it and its outcome (schema words)."""
     used = run.model_features
     protected = [S.BY_NAME[n].label.lower() for n in S.PROTECTED]
-    groups = list(S.feature_groups([n for n in S.FEATURE_NAMES if n in used]))
+    groups = [("personal details" if g == "personal" else g) for g in S.feature_groups([n for n in S.FEATURE_NAMES
+                                                                                        if n in used])]
     return {
         "description": S.DATA_DESCRIPTION or f"the {S.SPEC.source.name} data",
         "granted": S.GRANTED,
