@@ -228,6 +228,15 @@ def derive(spec: SchemaSpec) -> dict[str, object]:
         "DEFAULT_MODEL_FEATURES": tuple(n for n in names if n not in protected),
         "BANDED": banded.name if banded else None,  # the attribute audited in bands (age)
         "AGE_BANDS": tuple((b.low, b.high, b.label) for b in banded.bands) if banded else (),
+        # How notices and the report speak of the data and its outcome: the schema file's words, so a
+        # lender's data never reads as another data set's ([label] outcome and [source]; README).
+        "OUTCOME": spec.label.outcome or f'the outcome "{spec.label.values[str(spec.label.adverse)]}"',
+        "SUBJECTS": spec.source.subjects,
+        "RECORDS": spec.source.records,
+        "GRANTED": spec.source.granted,
+        "DATA_DESCRIPTION": spec.source.description,
+        "POPULATION": spec.source.population,
+        "DATA_WINDOW": spec.source.window,
     }
 
 
@@ -293,6 +302,13 @@ EXCLUDED_FROM_MODEL: tuple[str, ...] = _DEFAULT["EXCLUDED_FROM_MODEL"]  # type: 
 DEFAULT_MODEL_FEATURES: tuple[str, ...] = _DEFAULT["DEFAULT_MODEL_FEATURES"]  # type: ignore[assignment]
 BANDED: str | None = _DEFAULT["BANDED"]  # type: ignore[assignment]
 AGE_BANDS: tuple[tuple[int, int, str], ...] = _DEFAULT["AGE_BANDS"]  # type: ignore[assignment]
+OUTCOME: str = _DEFAULT["OUTCOME"]  # type: ignore[assignment]
+SUBJECTS: str = _DEFAULT["SUBJECTS"]  # type: ignore[assignment]
+RECORDS: str = _DEFAULT["RECORDS"]  # type: ignore[assignment]
+GRANTED: str = _DEFAULT["GRANTED"]  # type: ignore[assignment]
+DATA_DESCRIPTION: str = _DEFAULT["DATA_DESCRIPTION"]  # type: ignore[assignment]
+POPULATION: str = _DEFAULT["POPULATION"]  # type: ignore[assignment]
+DATA_WINDOW: str = _DEFAULT["DATA_WINDOW"]  # type: ignore[assignment]
 
 
 def feature_groups(names: tuple[str, ...] | list[str] | None = None) -> dict[str, list[str]]:

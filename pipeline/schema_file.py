@@ -171,12 +171,18 @@ class FeatureSpec(_Strict):
 
 
 class Label(_Strict):
-    """The outcome column and which of its values is the adverse outcome (the one the model predicts)."""
+    """The outcome column and which of its values is the adverse outcome (the one the model predicts).
+
+    `outcome` is the adverse outcome as a notice and the report phrase it, completing "a 70% chance
+    of ...": "missing next month's payment", "being a bad credit risk". Without it they fall back on
+    the adverse value's meaning (`pipeline.schema.OUTCOME`), never on another data set's wording.
+    """
 
     column: ColumnName
     text: str = Field(min_length=1)
     adverse: int | str
     values: dict[str, str]  # every label value -> its meaning
+    outcome: str = Field(default="", max_length=120)
     aliases: list[ColumnName] = Field(default_factory=list)  # the column's other names in real copies of the data
 
     @model_validator(mode="after")
@@ -206,11 +212,27 @@ class Group(_Strict):
 
 
 class Source(_Strict):
-    """Where the data comes from: printed in reports, never used to find the file."""
+    """Where the data comes from and whom it is about: printed in notices and reports, never used to find the file.
+
+    Every sentence a notice or the report says about the data is written here, so a lender's own
+    data never reads as another data set's (README, "Your own data: the schema file"):
+    `subjects` (who the records are about, plural: "card holders", "borrowers"; notices say "past
+    card holders"), `records` (what the model learned from: "payment records"), `granted` (what
+    everyone in the data had already been granted: "a card", "credit"), `description` (the report's
+    provenance sentence: which data, whom, which facts, which outcome), `population` (the people and
+    period, for the report's risk table) and `window` (how the records are spread in time, the
+    heading of the report's note that no out-of-time test is possible).
+    """
 
     name: str
     citation: str = ""
     licence: str = ""
+    subjects: str = Field(default="customers", min_length=1, max_length=60)
+    records: str = Field(default="records", min_length=1, max_length=60)
+    granted: str = Field(default="credit", min_length=1, max_length=60)
+    description: str = Field(default="", max_length=1000)
+    population: str = Field(default="", max_length=300)
+    window: str = Field(default="", max_length=80)
 
 
 class Fairness(_Strict):

@@ -28,6 +28,7 @@ from . import _charts as C
 from ._env import DASH, NOT_COMPUTED, num, pct, points
 from ._notice_view import long_date
 from ._run import RunResult
+from ._schema_prose import about_data
 
 TOP_AGREEMENT = 5
 # The method the principal reasons are computed with (pipeline.explain): the importance headline uses it.
@@ -742,6 +743,7 @@ def _risks(run: RunResult, benchmarks: dict | None) -> list[dict]:
     strongest = max(proxies, key=lambda p: p["roc_auc"], default=None)
     held_out = r.held_out()
     best = benchmarks["best"] if benchmarks else None
+    about = about_data(run)
     return [
         {"risk": "Different treatment of protected groups",
          "evidence": ", ".join(f"{n} {v}" for v, n in counts.most_common()) + f" of {len(verdicts)} attributes"
@@ -750,10 +752,11 @@ def _risks(run: RunResult, benchmarks: dict | None) -> list[dict]:
         {"risk": "Discrimination through proxies of a protected attribute",
          "evidence": (f"{_label(str(strongest.get('attribute', '')))} is predictable from the inputs with ROC AUC "
                       f"{num(strongest['roc_auc'])} ({strongest.get('strength', DASH)})") if strongest else NOT_COMPUTED,
-         "control": "Sex and marital status are not inputs; proxy strength and group outcomes are measured every run."},
+         "control": (f"{about['excluded']} {'is' if ' and ' not in about['excluded'] else 'are'} not inputs; "
+                     if about["excluded"] else "Every protected attribute is an input; ")
+                    + "proxy strength and group outcomes are measured every run."},
         {"risk": "Population and period unlike those of use",
-         "evidence": "Existing card holders of one bank, April to September 2005; the test split is random within that "
-                     "window, so no out-of-time test is possible",
+         "evidence": f"{about['population']}; the test split is random within that window, so no out-of-time test is possible",
          "control": "Validate on the lender's own recent applicants before use; the monitoring plan's triggers below."},
         {"risk": "Probabilities read as chances of default",
          "evidence": f"Expected calibration error {num(held_out.ece)} on held-out data",
@@ -815,6 +818,7 @@ def audit_view(run: RunResult, previous: RunResult | None = None) -> dict:
     fairness, flags, benchmarks = _fairness(run), _flags(run), _benchmarks(run)
     return {
         "id": _identity(run),
+        "about": about_data(run),  # what the report says of the data and its outcome: the schema's words
         "conclusion": _conclusion(run),
         "governance": _governance(run),
         "headline": _headline(run, benchmarks),
