@@ -159,10 +159,19 @@ def model_probabilities(model: Path, features: pd.DataFrame) -> np.ndarray | Non
     return booster.predict(xgb.DMatrix(features))
 
 
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+def same_model(figures: GlassAlphaFigures, y: np.ndarray, p: np.ndarray) -> str:
+    """How close GlassAlpha's model is to the model file: its printed Brier score and accuracy (at the Youden
+    threshold it picks) against the model file's on the same rows, to the digits it prints."""
+    from sklearn.metrics import brier_score_loss, roc_curve
 
-    return float(roc_auc_score(y, p))
+    fpr, tpr, cut = roc_curve(y, p)
+    threshold = cut[int(np.argmax(tpr - fpr))]
+    ours = GlassAlphaFigures(float(brier_score_loss(y, p)), float(np.mean((p >= threshold) == y)))
+    equal = (figures.brier is not None and round(ours.brier, 4) == figures.brier
+             and figures.accuracy is not None and round(ours.accuracy, 3) == figures.accuracy)
+    return (f"same model? on all {len(y)} rows GlassAlpha prints Brier {figures.brier}, accuracy {figures.accuracy}; "
+            f"the model file gives Brier {ours.brier:.4f}, accuracy {ours.accuracy:.3f} at Youden threshold "
+            f"{threshold:.3f}: {'equal to the printed digits' if equal else 'DIFFERENT'}")
 
 
 # ---------------------------------------------------------------- running a tool
@@ -216,8 +225,9 @@ def read_credit_audit(m: Measured, out: Path, probabilities: np.ndarray | None) 
     reports = int((out / REPORT_PDF).is_file())
     notices = len(list((out / NOTICES_DIR).glob("*.pdf")))
     declined = audit.get("decisions", {}).get("decline", 0)
-    m.wrote = f"{reports} PDF report"
+    m.wrote = f"{reports} PDF"
     m.notices = f"{notices} PDF / {declined} declined"
+    m.covers["per-applicant notices"] = f"yes: {notices} PDF notices" if notices else "no"
     methods = audit.get("explanations", {}).get("methods", {})
     shap = methods.get("tree_shap") if "exact" in str(methods.get("tree_shap", "")) else methods.get("shap", "none")
     m.covers["SHAP"] = str(shap).split(":")[0]
@@ -227,7 +237,7 @@ def read_credit_audit(m: Measured, out: Path, probabilities: np.ndarray | None) 
     m.covers["fairness intervals"] = f"yes: {len(intervals)} over {attributes} attributes" if intervals else "no"
     test = audit.get("performance", {}).get("test", {})
     if test:
-        m.covers["ROC AUC"] = f"{test['roc_auc']:.4f} held out, {test['rows']} rows"
+        m.covers["performance"] = f"ROC AUC {test['roc_auc']:.4f} held out, {test['rows']} rows"
     m.covers["verdict"] = str(audit.get("conclusion", {}).get("outcome", "?"))
     if probabilities is not None:
         recorded = pd.read_parquet(out / "applicants.parquet", columns=["probability"])["probability"].to_numpy()
@@ -264,7 +274,7 @@ def run_glassalpha(binary: Path, config: Path, out: Path) -> Measured:
 
 
 class _Tables(HTMLParser):
-    """Every table row of an HTML report with the heading it sits under, and the report's plain text."""
+    """Every data row (<td> cells) of an HTML report with the heading it sits under, and the report's plain text."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -274,6 +284,7 @@ class _Tables(HTMLParser):
         self._section = ""
         self._cell: str | None = None
         self._row: list[str] | None = None
+        self._data_row = False
         self._skip = 0
 
     def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: ARG002
@@ -282,9 +293,10 @@ class _Tables(HTMLParser):
         elif re.fullmatch(r"h[1-4]", tag):
             self._heading = ""
         elif tag == "tr":
-            self._row = []
+            self._row, self._data_row = [], False
         elif tag in ("td", "th"):
             self._cell = ""
+            self._data_row |= tag == "td"
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style"):
@@ -295,7 +307,8 @@ class _Tables(HTMLParser):
             self._row.append(" ".join(self._cell.split()))
             self._cell = None
         elif tag == "tr" and self._row is not None:
-            self.rows.append((self._section, self._row))
+            if self._data_row:
+                self.rows.append((self._section, self._row))
             self._row = None
 
     def handle_data(self, data: str) -> None:
@@ -310,6 +323,10 @@ class _Tables(HTMLParser):
     def plain(self) -> str:
         return " ".join(" ".join(self.text).split())
 
+    def cells(self, section: str, first: str) -> list[str] | None:
+        """The first data row under `section` whose first cell starts with `first`."""
+        return next((row for sec, row in self.rows if sec == section and row and row[0].startswith(first)), None)
+
 
 def _number(cell: str) -> float | None:
     try:
@@ -318,11 +335,21 @@ def _number(cell: str) -> float | None:
         return None
 
 
-def read_glassalpha(m: Measured, out: Path) -> float | None:
-    """What `glassalpha audit` wrote and covers, read from its HTML report and manifest. Returns its ROC AUC."""
+@dataclass
+class GlassAlphaFigures:
+    """The figures GlassAlpha's report prints that identify its model (its report shows no ROC AUC)."""
+
+    brier: float | None
+    accuracy: float | None
+
+
+def read_glassalpha(m: Measured, out: Path) -> GlassAlphaFigures | None:
+    """What `glassalpha audit` wrote and covers, read from its HTML report and its manifest."""
     files = sorted(p.name for p in out.iterdir())
-    m.wrote = f"{sum(n.endswith(('.html', '.pdf')) for n in files)} HTML report ({', '.join(files)})"
-    m.notices = "0 (none written)"
+    m.wrote = f"{sum(n.endswith('.html') for n in files)} HTML, {sum(n.endswith('.pdf') for n in files)} PDF"
+    m.notices = "0"
+    m.covers["per-applicant notices"] = "no (`glassalpha reasons` explains one row per call, from a pickled model)"
+    m.notes.append(f"files written: {', '.join(files) or 'none'}")
     report = out / "report.html"
     if not report.is_file():
         return None
@@ -331,44 +358,44 @@ def read_glassalpha(m: Measured, out: Path) -> float | None:
     text = page.plain()
     manifest = out / "report.manifest.json"
     explainer = json.loads(manifest.read_text()).get("components", {}).get("explainer") if manifest.is_file() else None
-    shap = [_number(row[1]) for section, row in page.rows if section == "Feature Importance" and len(row) > 1]
-    shap = [v for v in shap if v is not None]
-    nonzero = sum(v != 0 for v in shap)
-    m.covers["SHAP"] = f"{explainer or '?'}: {nonzero} of {len(shap)} shown values non-zero"
-    ci_rows = [row for section, row in page.rows if re.search(r"\bCi\b|Confidence Interval", section)]
-    fairness_ci = [row for section, row in page.rows if re.search(r"\bCi Analysis$", section)]
+    shap = [v for sec, row in page.rows if sec == "Feature Importance" and len(row) > 1
+            if (v := _number(row[1])) is not None]
+    m.covers["SHAP"] = f"{explainer or '?'}: {sum(v != 0 for v in shap)} of {len(shap)} shown values non-zero"
+    if shap and not any(shap):
+        m.notes.append("all SHAP values shown are 0: GlassAlpha 0.2.0's TreeSHAP returns a zero matrix when shap "
+                       "cannot take the model, and the model its `audit` trains is a native xgboost Booster")
+    fairness_ci = [row for sec, row in page.rows if sec.endswith("Ci Analysis")]
+    calibration_ci = [row for sec, row in page.rows if sec == "Calibration Metrics" and len(row) > 2
+                      and row[2].startswith("[")]
     m.covers["fairness intervals"] = (f"yes: {len(fairness_ci)} rows" if fairness_ci else
-                                      f"no (fairness CI table empty; {len(ci_rows)} calibration CI rows)")
-    auc = next((_number(row[1]) for section, row in page.rows
-                if section == "Performance Metrics" and row and re.search(r"auc|roc", row[0], re.I)), None)
+                                      f"no (its fairness CI table has no rows; {len(calibration_ci)} calibration CIs)")
+    brier, accuracy = page.cells("Calibration Metrics", "Brier"), page.cells("Performance Metrics", "Accuracy")
+    figures = GlassAlphaFigures(_number(brier[1]) if brier else None, _number(accuracy[1]) if accuracy else None)
     rows = re.search(r"Total Samples ([\d,]+)", text)
-    if auc is not None:
-        m.covers["ROC AUC"] = f"{auc:.4f} in-sample (trained and audited on the same {rows.group(1) if rows else '?'} rows)"
+    m.covers["performance"] = (f"no ROC AUC in its report; accuracy {figures.accuracy} at a threshold it picks (Youden) on the "
+                           f"same {rows.group(1) if rows else '?'} rows it trained on")
     verdict = re.search(r"Regulatory Compliance Status: (\w+)", text)
     bias = re.search(r"Bias Detection: ([\w ]+?) Explainability", text)
-    unfair = [row[0] for section, row in page.rows if section.endswith("Parity Analysis")
-              and row[0].endswith("Is Fair") and _number(row[1]) == 0.0]
-    m.covers["verdict"] = f"{verdict.group(1) if verdict else '?'}"
-    m.notes.append(f"GlassAlpha summary says bias: {bias.group(1) if bias else '?'!r}, compliance "
-                   f"{verdict.group(1) if verdict else '?'}; its own parity table marks {len(unfair)} attribute(s) "
-                   f"'Is Fair 0.0': {', '.join(u.removesuffix(' Is Fair') for u in unfair) or 'none'}")
-    return auc
+    unfair = [row[0].removesuffix(" Is Fair") for sec, row in page.rows if sec.endswith("parity Analysis")
+              and row[0].endswith("Is Fair") and len(row) > 1 and _number(row[1]) == 0.0]
+    m.covers["verdict"] = f"compliance {verdict.group(1) if verdict else '?'}, bias: {bias.group(1) if bias else '?'}"
+    m.notes.append(f"its own demographic parity table marks {len(unfair)} attribute(s) 'Is Fair 0.0': "
+                   f"{', '.join(unfair) or 'none'}")
+    return figures
 
 
 # ---------------------------------------------------------------- the table
 
 
 def print_table(results: list[Measured]) -> None:
-    keys = ["SHAP", "fairness intervals", "ROC AUC", "verdict"]
-    print(f"\n{'tool':<14}{'exit':>5}{'wall s':>9}{'peak RSS MiB':>14}  {'reports':<22}notices")
+    keys = ["per-applicant notices", "SHAP", "fairness intervals", "performance", "verdict"]
+    print(f"\n{'tool':<14}{'exit':>5}{'wall s':>9}{'peak RSS MiB':>14}  {'reports':<16}notices")
     for m in results:
-        print(f"{m.tool:<14}{m.rc:>5}{m.wall_s:>9.1f}{m.peak_mib:>14.0f}  {m.wrote[:22]:<22}{m.notices}")
+        print(f"{m.tool:<14}{m.rc:>5}{m.wall_s:>9.1f}{m.peak_mib:>14.0f}  {m.wrote:<16}{m.notices}")
     for m in results:
         print(f"\n{m.tool} covers (read from its outputs):")
-        per_applicant = "yes" if m.notices[:1].isdigit() and not m.notices.startswith("0") else "no"
-        print(f"  {'per-applicant notices':<22}{per_applicant}")
         for k in keys:
-            print(f"  {k:<22}{m.covers.get(k, '-')}")
+            print(f"  {k:<23}{m.covers.get(k, '-')}")
         for note in m.notes:
             print(f"  note: {note}")
 
@@ -405,6 +432,9 @@ def main() -> int:
 
     results = []
     ours = run_credit_audit(data, args.schema, model, work / "credit-audit")
+    if args.model is None:
+        ours.notes.append(f"the bench's model saw all {len(raw)} rows in training (as GlassAlpha's does), so "
+                          "credit-audit's held-out rows are not unseen by it")
     if ours.rc == 0:
         read_credit_audit(ours, work / "credit-audit", probabilities)
     else:
@@ -420,13 +450,11 @@ def main() -> int:
         config = write_glassalpha_input(work, features, y, protected_groups(raw, spec), settings,
                                         settings["data"]["target_column"])
         theirs = run_glassalpha(binary, config, work / "glassalpha")
-        auc = read_glassalpha(theirs, work / "glassalpha")
+        figures = read_glassalpha(theirs, work / "glassalpha")
         if theirs.rc != 0:
             print(theirs.failure())
-        if auc is not None and probabilities is not None:
-            own = roc_auc(y.to_numpy(), probabilities)
-            theirs.notes.append(f"same model? ROC AUC on all {len(y)} rows: GlassAlpha's {auc:.4f}, the model file's "
-                                f"{own:.4f} ({'equal to the shown digits' if round(own, 3) == round(auc, 3) else 'DIFFERENT'})")
+        if figures is not None and probabilities is not None:
+            theirs.notes.append(same_model(figures, y.to_numpy(), probabilities))
         results.append(theirs)
 
     print_table(results)
