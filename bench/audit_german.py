@@ -205,7 +205,9 @@ def run_measured(tool: str, cmd: list[str], log: Path, cwd: Path, env: dict[str,
         with TreeMemory(proc.pid) as mem:
             rc = proc.wait()
     wall = time.perf_counter() - start
-    print(f"  exit {rc}, {wall:.1f} s, peak RSS {mem.peak_total / MIB:.0f} MiB", flush=True)
+    print(f"  exit {rc}, {wall:.1f} s, peak RSS {mem.peak_total / MIB:.0f} MiB (main process "
+          f"{mem.peak_root / MIB:.0f} MiB, up to {mem.peak_processes} processes), load average after "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
     return Measured(tool, rc, wall, mem.peak_total / MIB, log)
 
 
@@ -239,6 +241,8 @@ def read_credit_audit(m: Measured, out: Path, probabilities: np.ndarray | None) 
     if test:
         m.covers["performance"] = f"ROC AUC {test['roc_auc']:.4f} held out, {test['rows']} rows"
     m.covers["verdict"] = str(audit.get("conclusion", {}).get("outcome", "?"))
+    steps = sorted(audit.get("timings", {}).items(), key=lambda kv: -kv[1])[:3]
+    m.notes.append("largest steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps))
     if probabilities is not None:
         recorded = pd.read_parquet(out / "applicants.parquet", columns=["probability"])["probability"].to_numpy()
         gap = float(np.max(np.abs(recorded - probabilities))) if len(recorded) == len(probabilities) else float("nan")
@@ -379,6 +383,14 @@ def read_glassalpha(m: Measured, out: Path) -> GlassAlphaFigures | None:
     unfair = [row[0].removesuffix(" Is Fair") for sec, row in page.rows if sec.endswith("parity Analysis")
               and row[0].endswith("Is Fair") and len(row) > 1 and _number(row[1]) == 0.0]
     m.covers["verdict"] = f"compliance {verdict.group(1) if verdict else '?'}, bias: {bias.group(1) if bias else '?'}"
+    flips = page.cells("Counterfactual Flip Test", "Flip Test Violations")
+    if flips:
+        m.notes.append(f"its counterfactual flip test reports {flips[1]} violations, but it flips the "
+                       f"`*{GROUP_SUFFIX}` columns, which the model does not read")
+    pipeline = re.search(r"Pipeline: ([\d.]+)s", m.log.read_text(errors="replace"))
+    html = re.search(r"HTML generation: ([\d.]+)s", m.log.read_text(errors="replace"))
+    if pipeline and html:
+        m.notes.append(f"its own timing: pipeline {pipeline.group(1)} s, HTML {html.group(1)} s")
     m.notes.append(f"its own demographic parity table marks {len(unfair)} attribute(s) 'Is Fair 0.0': "
                    f"{', '.join(unfair) or 'none'}")
     return figures
@@ -463,4 +475,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (ValueError, OSError, KeyError) as exc:  # bad --model, card, data or settings: say which, no traceback
+        print(f"audit_german: {exc}", file=sys.stderr)
+        sys.exit(2)
