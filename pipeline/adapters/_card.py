@@ -39,7 +39,7 @@ ModelType = Literal["onnx", "torchscript", "skops", "xgboost", "lightgbm", "cred
 MODEL_TYPES: tuple[str, ...] = ModelType.__args__  # type: ignore[attr-defined]
 
 MSG_NO_CARD = ("{model}: no model card; expected {card} beside the model (a TOML file that says the model's type, "
-               "input columns and decision threshold; README, \"Auditing your own model\")")
+               "input columns and decision threshold; README, \"Your own data and model\"; docs/model-card.md)")
 MSG_CARD_UNREADABLE = "{card}: cannot read the model card ({reason})"
 MSG_CARD_TOO_LARGE = "{card}: the model card is {size:,} bytes; expected at most {limit:,}"
 MSG_CARD_NOT_TOML = "{card}: not a valid TOML file ({reason})"
