@@ -44,7 +44,10 @@ from ._values import Attributions
 # Libraries give P(adverse) in float32 arithmetic (XGBoost: 2e-7 from shap's float64 sums on the German data);
 # a calibration or preprocessing outside the trees moves it by far more.
 TREE_OUTPUT_TOLERANCE = 1e-5
-MSG_NAMES = "the booster's input names {names} are not the model's features {features} in that order"
+MSG_NAMES = (
+    "the booster's inputs are not the model's features in that order: its input {i} is {name!r},"
+    " the model's feature {i} is {feature!r}"
+)
 MSG_UNREADABLE = "shap {version} TreeExplainer cannot explain {kind} as a probability ({error})"
 MSG_NOT_ADDITIVE = (
     "the {kind}'s trees add up {output}, not P(adverse): shap's TreeExplainer would rescale their exact values"
@@ -113,7 +116,9 @@ def tree_ensemble_shap(model, frame: pd.DataFrame, background: pd.DataFrame) -> 
     features = list(model.features)
     names = booster_input_names(booster)
     if names is not None and names != features:
-        raise TreeShapUnavailable(MSG_NAMES.format(names=names, features=features))
+        i = next(i for i, pair in enumerate(zip(names + [None], features + [None], strict=False)) if len(set(pair)) > 1)
+        name, feature = (n[i] if i < len(n) else "(none)" for n in (names, features))
+        raise TreeShapUnavailable(MSG_NAMES.format(i=i, name=name, feature=feature))
     bg = background[features].to_numpy(np.float64)
     x = frame[features].to_numpy(np.float64)
     p = np.asarray(model.predict_proba(frame), dtype=np.float64)[:, 1]
