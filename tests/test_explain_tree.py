@@ -82,6 +82,25 @@ class Calibrated(TreeModel):
         return np.column_stack([1 - p, p])
 
 
+class OffSample(TreeModel):
+    """Its trees on the rows it was shown, something else on any other row (e.g. the hybrids of the SHAP game)."""
+
+    def __init__(self, *args, shown: pd.DataFrame, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.shown = {tuple(r) for r in shown[list(self.features)].to_numpy(np.float64)}
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        out = super().predict_proba(frame)
+        seen = np.array([tuple(r) in self.shown for r in frame[list(self.features)].to_numpy(np.float64)])
+        out[~seen] = out[~seen] ** 0.8
+        return out
+
+
+class Broken(TreeModel):
+    def tree_booster(self) -> object:
+        raise OSError("the booster file went missing")
+
+
 class LogOdds(TreeModel):
     """A booster's log-odds in column 1: the game shap's raw TreeSHAP explains exactly."""
 
@@ -212,6 +231,13 @@ def test_a_booster_that_is_not_the_whole_model_falls_back_and_says_why(data):
     assert run.variant == BATCHED_KERNEL and "not the whole model" in run.why_not_tree
     np.testing.assert_allclose(run.result.base + run.result.values.sum(1), calibrated.predict_proba(rows)[:, 1],
                                atol=1e-9)  # Kernel SHAP explains the calibrated model itself
+    forest = calibrated.estimator
+    off_sample = OffSample(forest, calibrated.features, shown=pd.concat([rows, bg]))
+    np.testing.assert_array_equal(off_sample.predict_proba(rows), forest.predict_proba(rows.to_numpy()))
+    with pytest.raises(TreeShapUnavailable, match="on the hybrid rows"):
+        tree_ensemble_shap(off_sample, rows, bg)
+    run = shap_variant(Broken(forest, calibrated.features), rows, bg.iloc[:20], n_coalitions=128)
+    assert run.variant == BATCHED_KERNEL and "tree_booster() failed (OSError: the booster file" in run.why_not_tree
     features = list(X.columns)
     swapped = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=SEED)
     swapped.fit(X[features[::-1]].iloc[TRAIN], y[TRAIN])  # booster fitted with its columns reversed

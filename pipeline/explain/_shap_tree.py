@@ -21,8 +21,10 @@ pins this). So such a booster is refused with the reason, and the caller
 keeps Kernel SHAP of the probability, the reason recorded.
 
 The booster is also the adapter's claim about the model, checked on every
-call on the very rows explained: the trees must reproduce `predict_proba`'s
-column 1 (base + sum of values) within `TREE_OUTPUT_TOLERANCE`, and named
+call: the trees must reproduce `predict_proba`'s column 1 within
+`TREE_OUTPUT_TOLERANCE` on the rows explained (base + sum of values), on the
+background, and on `HYBRID_CHECKS` random hybrid rows (the rows the game is
+made of, where a model could differ from its trees unseen elsewhere); named
 booster inputs must be the model's features in order. When a check fails (a
 calibration or preprocessing outside the trees, another column order, a
 booster shap cannot read) `TreeShapUnavailable` says why: a wrong booster
@@ -38,12 +40,14 @@ import numpy as np
 import pandas as pd
 import shap
 
-from ..audited_model import TreeEnsemble, require
+from ..audited_model import MissingCapability, TreeEnsemble, require
 from ._values import Attributions
 
 # Libraries give P(adverse) in float32 arithmetic (XGBoost: 2e-7 from shap's float64 sums on the German data);
 # a calibration or preprocessing outside the trees moves it by far more.
 TREE_OUTPUT_TOLERANCE = 1e-5
+HYBRID_CHECKS = 256  # random hybrid rows on which the trees must give the model's P(adverse)
+MSG_NO_BOOSTER = "the model's tree_booster() failed ({error})"
 MSG_NAMES = (
     "the booster's inputs are not the model's features in that order: its input {i} is {name!r},"
     " the model's feature {i} is {feature!r}"
@@ -55,7 +59,7 @@ MSG_NOT_ADDITIVE = (
 )
 MSG_NOT_BINARY = "the booster has {classes} outputs per row; TreeSHAP of P(adverse) needs a binary classifier"
 MSG_OUTPUT = (
-    "the trees give a P(adverse) up to {gap:.3g} away from predict_proba (tolerance {tol:g}):"
+    "the trees give a P(adverse) up to {gap:.3g} away from predict_proba on the {where} (tolerance {tol:g}):"
     " the booster is not the whole model"
 )
 _GENERATED_NAME = re.compile(r"(f|Column_|x)\d+")  # names a library makes up when it was given none
@@ -106,13 +110,34 @@ def _positive_class(values: np.ndarray, expected: object) -> tuple[np.ndarray, f
     return values, float(base[0])
 
 
+def _hybrids(x: np.ndarray, bg: np.ndarray, n: int = HYBRID_CHECKS) -> np.ndarray:
+    """`n` rows taking each feature from a random applicant or a random background row (seeded: reproducible)."""
+    rng = np.random.default_rng(0)
+    source = x if len(x) else bg
+    mask = rng.random((n, bg.shape[1])) < 0.5
+    return np.where(mask, source[rng.integers(len(source), size=n)], bg[rng.integers(len(bg), size=n)])
+
+
+def _largest_gap(explainer: shap.TreeExplainer, model, rows: np.ndarray, features: list[str]) -> float:
+    """max |P(adverse) of the trees - the model's predict_proba| over `rows`."""
+    trees = np.asarray(explainer.model.predict(rows), dtype=np.float64)
+    trees = trees[:, 1] if trees.ndim == 2 else trees
+    p = np.asarray(model.predict_proba(pd.DataFrame(rows, columns=features)), dtype=np.float64)[:, 1]
+    return float(np.abs(trees - p).max())
+
+
 def tree_ensemble_shap(model, frame: pd.DataFrame, background: pd.DataFrame) -> Attributions:
     """Exact interventional SHAP values (n, F) of P(adverse) of a `TreeEnsemble` model; base + sum == P(adverse).
 
     Raises TreeShapUnavailable (the reason in its message) when the booster
     does not reproduce the model (see the module docstring).
     """
-    booster = require(model, TreeEnsemble, "TreeSHAP").tree_booster()
+    try:
+        booster = require(model, TreeEnsemble, "TreeSHAP").tree_booster()
+    except MissingCapability:
+        raise
+    except Exception as exc:  # an adapter's bug: explain without its trees rather than fail the run
+        raise TreeShapUnavailable(MSG_NO_BOOSTER.format(error=f"{type(exc).__name__}: {exc}")) from None
     features = list(model.features)
     names = booster_input_names(booster)
     if names is not None and names != features:
@@ -129,9 +154,14 @@ def tree_ensemble_shap(model, frame: pd.DataFrame, background: pd.DataFrame) -> 
         rows = x if len(x) else bg[:1]  # an empty frame: the shapes of one row, none kept
         raw = np.asarray(explainer.shap_values(rows, check_additivity=False), dtype=np.float64)[: len(x)]
     values, base = _positive_class(raw, explainer.expected_value)
-    gap = max(abs(base - float(p_bg.mean())), float(np.abs(base + values.sum(1) - p).max(initial=0.0)))
-    if not gap <= TREE_OUTPUT_TOLERANCE:  # `not <=`: a NaN gap fails too
-        raise TreeShapUnavailable(MSG_OUTPUT.format(gap=gap, tol=TREE_OUTPUT_TOLERANCE))
+    gaps = {
+        "applicants explained": float(np.abs(base + values.sum(1) - p).max(initial=0.0)),
+        "background": abs(base - float(p_bg.mean())),
+        "hybrid rows": _largest_gap(explainer, model, _hybrids(x, bg), features),
+    }
+    for where, gap in gaps.items():
+        if not gap <= TREE_OUTPUT_TOLERANCE:  # `not <=`: a NaN gap fails too
+            raise TreeShapUnavailable(MSG_OUTPUT.format(gap=gap, where=where, tol=TREE_OUTPUT_TOLERANCE))
     return Attributions(
         values=values,
         base=base,
