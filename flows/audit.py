@@ -21,8 +21,10 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import CreditModel, remove_temporaries, resolve_device, scoring
+from pipeline import CreditModel, atomic_write_bytes, remove_temporaries, resolve_device, scoring
 from pipeline import outputs as O
+from pipeline import schema as S
+from pipeline.audited_model import AuditedModel
 from pipeline.config import AuditConfig
 from pipeline.constants import EXPLAIN_CHUNK_ROWS
 from pipeline.drift import compare_runs
@@ -37,6 +39,7 @@ from pipeline.run_record import (
     HumanOverrides,
     RecordError,
     RunRecord,
+    SchemaRecord,
     load_record,
     record_digest,
     write_record,
@@ -54,8 +57,18 @@ from .sealing import seal_and_publish
 NOTICE_CHUNK = 1000
 
 
-def find_previous_run(run_dir: Path, current_id: str) -> Path | None:
-    """The newest other finished run beside this one (by its recorded creation time), for 'what changed'."""
+def _schema_of(record: RunRecord) -> str:
+    """The SHA-256 of the schema file a run read its data with (a run that records none read the default)."""
+    return record.schema_file.sha256 if record.schema_file else _sha256(S.read_schema(None)[1])
+
+
+def _sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def find_previous_run(run_dir: Path, current_id: str, schema_sha256: str) -> Path | None:
+    """The newest other finished run beside this one (by its recorded creation time) of the same schema
+    file, for 'what changed': a run of other columns is not an earlier version of this one."""
     candidates = []
     for audit in run_dir.resolve().parent.glob(f"*/{O.AUDIT_JSON}"):
         if audit.parent == run_dir.resolve() or not (audit.parent / O.MANIFEST).exists():
@@ -64,7 +77,7 @@ def find_previous_run(run_dir: Path, current_id: str) -> Path | None:
             record = load_record(audit.parent)
         except RecordError:
             continue  # damaged, or written by another format version: not comparable
-        if record.run_id != current_id:
+        if record.run_id != current_id and _schema_of(record) == schema_sha256:
             candidates.append((record.created, audit.parent))
     return max(candidates)[1] if candidates else None
 
@@ -83,11 +96,13 @@ class _Timer:
 
 
 def _model(portfolio, split, config, device, run_dir: Path, key,
-           model_dir: str | None) -> tuple[CreditModel, list[Path]]:
+           model_dir: str | None) -> tuple[AuditedModel, list[Path]]:
     """A given production model is loaded as is; otherwise train (durable) and load what was saved."""
     if model_dir:
-        model = T.load_model(model_dir, device)
-        return model, model.save(run_dir / O.MODEL_DIR)  # the audited model travels with its run
+        model = T.load_given_model(model_dir, device)
+        if isinstance(model, CreditModel):
+            return model, model.save(run_dir / O.MODEL_DIR)  # the audited model travels with its run
+        return model, T.keep_model_files(model_dir, run_dir)
     files = durable(T.train_model, run_dir)(portfolio, split, config, device, str(run_dir / O.MODEL_DIR),
                                             key=key("train"))
     return T.load_model(str(Path(files[0]).parent), device), [Path(f) for f in files]
@@ -199,6 +214,7 @@ def audit_flow(
     out: str | None = None,
     config: dict | None = None,
     model_dir: str | None = None,
+    schema_file: str | None = None,
     previous: str | None = None,
     explain_chunk_rows: int = EXPLAIN_CHUNK_ROWS,
     notice_workers: int = 2,
@@ -210,7 +226,9 @@ def audit_flow(
     """The whole audit of one data file. Returns the run directory.
 
     `config` is `AuditConfig.to_dict()` (plain data, so deployments and schedules carry it);
-    `model_dir` audits a saved model without retraining; `previous` is the run to compare
+    `model_dir` audits a saved model without retraining (a run's model/ folder, or a lender's model
+    file with its card); `schema_file` is the schema file of the data (None: the default UCI layout;
+    it is copied into the run); `previous` is the run to compare
     with (default: the newest other run beside this one). `notice_limit` renders only the
     first N declined applicants' notices (a dry run; None = all). A folder that holds another
     run is refused unless `replace` (then it is cleared first). `reproducible` (or the
@@ -219,6 +237,8 @@ def audit_flow(
     sealed with the operator's signing key; without one it is refused at the start unless
     `unsigned` (then `verify` can only check internal consistency).
     """
+    spec, schema_raw, schema_shown = S.read_schema(schema_file)
+    S.activate(spec)  # before the configuration, which may name the schema's attributes
     config = AuditConfig.from_dict(config or {})
     device = str(resolve_device(config.device))
     seed_everything(config.seed)
@@ -226,8 +246,8 @@ def audit_flow(
     located = T.locate_data(data)
     fixed = fixed_time(located, reproducible)
     portfolio = T.load_data(located)
-    reused_hash = CreditModel.load(model_dir).model_hash() if model_dir else None
-    run_id = run_id_for(portfolio.data_hash, config.identity(), reused_hash)
+    reused_hash = T.load_given_model(model_dir).model_hash() if model_dir else None
+    run_id = run_id_for(portfolio.data_hash, config.identity(), reused_hash, T.schema_hash(schema_file, schema_raw))
     run_dir = Path(out) if out else Path("runs") / run_id
     resolve_signer(unsigned=unsigned, run_dir=run_dir)  # no key: refused now, not after the whole audit
     run_dir = O.claim_run_dir(run_dir, run_id, replace)
@@ -239,6 +259,10 @@ def audit_flow(
 
     split = T.split_data(portfolio, config)
     model, written = _model(portfolio, split, config, device, run_dir, key, model_dir)
+    if schema_file:  # the run is read with its own schema again (reports.load_run, the review app)
+        written.append(atomic_write_bytes(run_dir / O.SCHEMA_FILE, schema_raw))
+    schema_record = SchemaRecord(name=spec.source.name, file=O.SCHEMA_FILE if schema_file else schema_shown,
+                                 sha256=_sha256(schema_raw))
     timer.lap("model")
     surrogate = T.fit_surrogate(portfolio, split, model, config)
     table = T.score(portfolio, split, model, surrogate)
@@ -260,12 +284,13 @@ def audit_flow(
         table=table, reused_from=model_dir,
     )
     record = core.model_copy(update={
+        "schema_file": schema_record,
         "explanations": ExplanationsSection.model_validate({**explanations, "timings": {}} if fixed else explanations),
         "fairness": FairnessSection.model_validate_json(Path(fairness_json).read_text()),
         "flags": FlagsSection.model_validate(flags),
         "versions": {**core.versions, "weasyprint_patches": ", ".join(pdf_engine_patches()) or "none (refused)"},
     })
-    previous_dir = Path(previous) if previous else find_previous_run(run_dir, run_id)
+    previous_dir = Path(previous) if previous else find_previous_run(run_dir, run_id, schema_record.sha256)
     before = load_record(previous_dir) if previous_dir else None  # read once: comparison, gates, report key
     if before:
         record = _compare(record, table, previous_dir, before)

@@ -65,7 +65,11 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=DEVICE_CHOICES, default=None, help="where tensors run (default: auto)")
     p.add_argument("--seed", type=_count(0, SEED_MAX), default=None, help="random seed (default: 0)")
     p.add_argument("--config", help="TOML file with [audit] settings (policy, lender, ...)")
-    p.add_argument("--model", help="audit this saved model (a run's model/ folder) without retraining")
+    p.add_argument("--model", help="audit this model as is, never retrained: a run's model/ folder, or a lender's model"
+                                   " file (ONNX, TorchScript, skops, XGBoost JSON/UBJ, LightGBM text) with its"
+                                   " <stem>.card.toml beside it")
+    p.add_argument("--schema", help="schema file declaring the data's columns (default: the UCI credit-card layout;"
+                                    " `credit-audit init-schema` writes one)")
     p.add_argument("--previous", help="run directory to compare with (default: the newest other run beside --out)")
     p.add_argument("--reproducible", action="store_true",
                    help="byte-identical outputs for the same inputs (creation time from SOURCE_DATE_EPOCH, else the"
@@ -86,8 +90,10 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
 
 def audit_config(args: argparse.Namespace) -> AuditConfig:
     """The configuration file with the command line's settings over it (validated: ConfigError names the key)."""
+    from pipeline import schema as S
     from pipeline.config import AuditConfig, load_config
 
+    S.activate(S.read_schema(args.schema)[0])  # first: the configuration may name the schema's attributes
     config = load_config(args.config).with_overrides(device=args.device, seed=args.seed)
     if args.check_shift is None and args.fail_on_degradation is None:
         return config
@@ -101,7 +107,7 @@ def audit_config(args: argparse.Namespace) -> AuditConfig:
 
 def flow_parameters(args: argparse.Namespace, config: AuditConfig, data: str | None) -> dict:
     """The audit flow's parameters from the shared options (plain data: deployments carry them too)."""
-    return {"data": data, "out": args.out, "config": config.to_dict(), "model_dir": args.model,
+    return {"data": data, "out": args.out, "config": config.to_dict(), "model_dir": args.model, "schema_file": args.schema,
             "previous": args.previous, "notice_limit": args.notice_limit,
             "explain_chunk_rows": args.explain_chunk_rows, "replace": args.replace,
             "reproducible": args.reproducible, "unsigned": args.unsigned}
@@ -126,25 +132,30 @@ def preflight(args: argparse.Namespace) -> tuple[AuditConfig, str]:
     waits for torch to import.
     """
     from pipeline import check_audit_size, load_portfolio
+    from pipeline import schema as S
     from pipeline.acquire import locate_dataset
     from pipeline.outputs import check_run_dir
     from pipeline.signing import resolve_signer
 
     from .identity import run_id_for
 
-    config = audit_config(args)
+    config = audit_config(args)  # activates the schema file
+    raw = S.read_schema(args.schema)[1]
     resolve_signer(unsigned=args.unsigned, run_dir=Path(args.out) if args.out else None)  # a key, or --unsigned
     data = locate_dataset(args.data)
     portfolio = load_portfolio(data)
     check_audit_size(portfolio, config.test_fraction)
     _check_shifts(portfolio, config)
 
-    from pipeline import CreditModel, resolve_device
+    from pipeline import resolve_device
+
+    from .tasks import check_given_model, schema_hash
 
     resolve_device(config.device)
-    model_hash = CreditModel.load(args.model).model_hash() if args.model else None  # missing, malformed or altered
+    model_hash = check_given_model(args.model, portfolio).model_hash() if args.model else None
     if args.out:
-        check_run_dir(Path(args.out), run_id_for(portfolio.data_hash, config.identity(), model_hash), args.replace)
+        run_id = run_id_for(portfolio.data_hash, config.identity(), model_hash, schema_hash(args.schema, raw))
+        check_run_dir(Path(args.out), run_id, args.replace)
     return config, str(data)
 
 

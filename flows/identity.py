@@ -71,7 +71,12 @@ def fixed_time(data: str | Path, reproducible: bool) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def run_id_for(data_hash: str, config: dict, model_hash: str | None = None) -> str:
-    """Deterministic: the same data, configuration, model and code give the same run (and resume it)."""
-    payload = json.dumps([config, model_hash, code_version()], sort_keys=True).encode()
+def run_id_for(data_hash: str, config: dict, model_hash: str | None = None, schema_hash: str | None = None) -> str:
+    """Deterministic: the same data, configuration, model, schema file and code give the same run (and resume it).
+
+    `schema_hash` is a lender's schema file's SHA-256 (None for the default, so runs of the default
+    keep their ids): its labels and reason wording are in every notice.
+    """
+    parts = [config, model_hash, code_version(), *([schema_hash] if schema_hash else [])]
+    payload = json.dumps(parts, sort_keys=True).encode()
     return O.check_run_id(f"run-{data_hash[:10]}-{hashlib.sha256(payload).hexdigest()[:10]}")

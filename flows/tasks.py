@@ -8,6 +8,7 @@ per chunk, so it can be mapped over a Dask cluster and resumed chunk by chunk.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 from functools import partial
@@ -18,11 +19,13 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline import CreditModel, Portfolio, check_audit_size, load_portfolio, scoring
+from pipeline import CreditModel, Portfolio, atomic_write_bytes, check_audit_size, load_portfolio, scoring
 from pipeline import outputs as O
 from pipeline import schema as S
 from pipeline.acquire import locate_dataset
+from pipeline.audited_model import AuditedModel, decisions
 from pipeline.config import AuditConfig
+from pipeline.policy import policy_of
 from pipeline.run_record import (
     BenchmarksSection,
     ConclusionSection,
@@ -79,10 +82,46 @@ def load_model(model_dir: str, device: str) -> CreditModel:
     return CreditModel.load(model_dir, device=device)
 
 
+def schema_hash(path: str | None, raw: bytes) -> str | None:
+    """A lender's schema file's SHA-256, part of the run's identity (None for the default schema)."""
+    return hashlib.sha256(raw).hexdigest() if path else None
+
+
+def load_given_model(path: str, device: str = "cpu") -> AuditedModel:
+    """The model to audit as is: a credit-audit model folder (a run's model/), or a lender's model file
+    with its card (`pipeline.adapters`), whose inputs must be columns of the active schema."""
+    if Path(path).is_dir():
+        return CreditModel.load(path, device=device)
+    from pipeline.adapters import check_inputs, load_audited_model
+
+    model = load_audited_model(path)
+    check_inputs(model, S.FEATURE_NAMES)
+    return model
+
+
+def check_given_model(path: str, portfolio: Portfolio) -> AuditedModel:
+    """`load_given_model`, and a lender's model scores every applicant with a probability in [0, 1]."""
+    model = load_given_model(path)
+    if not isinstance(model, CreditModel):
+        from pipeline.adapters import check_outputs
+
+        check_outputs(model, portfolio.features, portfolio.ids)
+    return model
+
+
+def keep_model_files(path: str, run_dir: Path) -> list[Path]:
+    """Copies of a lender's model file and its card in the run's model/ folder: the audited model
+    travels with its run and is sealed by its manifest."""
+    from pipeline.adapters import card_path
+
+    folder = run_dir / O.MODEL_DIR
+    return [atomic_write_bytes(folder / Path(f).name, Path(f).read_bytes()) for f in (path, card_path(path))]
+
+
 @plain
 def fit_surrogate(portfolio: Portfolio, split: SplitIndex, model: CreditModel, config: AuditConfig) -> Surrogate:
     X = portfolio.features.iloc[split.train]
-    return Surrogate(features=model.features, max_depth=config.surrogate_depth, seed=config.seed).fit(X, model.predict(X))
+    return Surrogate(features=model.features, max_depth=config.surrogate_depth, seed=config.seed).fit(X, decisions(model, X))
 
 
 @plain
@@ -110,9 +149,10 @@ def explain_chunk(
     """Durable: explain one chunk of applicants; writes its summary (JSON) and columns (Parquet)."""
     from pipeline.explain import explain_portfolio
 
+    S.activate_for_run(run_dir)  # a Dask worker is another process: the run's schema, not the default
     settings = {} if counterfactual_margin is None else {"counterfactual_margin": counterfactual_margin}
     result = explain_portfolio(
-        model.to(device), surrogate, frame, declined, background, device=device, seed=seed,
+        model.to(device) if isinstance(model, CreditModel) else model, surrogate, frame, declined, background, device=device, seed=seed,
         training_frame=training, labels=labels, max_limit_factor=max_limit_factor, **settings,
     )
     out = Path(run_dir) / WORK_DIR
@@ -161,7 +201,7 @@ def benchmark_models(portfolio: Portfolio, split: SplitIndex, model: CreditModel
     test = table.iloc[split.test]  # the production scores the performance section reads
     return benchmark(portfolio.features.iloc[split.train], portfolio.labels.iloc[split.train].to_numpy(),
                      portfolio.features.iloc[split.test], portfolio.labels.iloc[split.test].to_numpy(),
-                     test["probability"].to_numpy(), model.threshold_, model.policy, model.features, seed=seed)
+                     test["probability"].to_numpy(), model.threshold_, policy_of(model), model.features, seed=seed)
 
 
 @plain
@@ -185,7 +225,7 @@ def shift_fairness(portfolio: Portfolio, split: SplitIndex, model: CreditModel, 
 
     X_test = portfolio.features.iloc[split.test]
     p_default = model.predict_proba(X_test)[:, 1]  # as the fairness audit reads them
-    return audit_shift(X_test, portfolio.labels.iloc[split.test].to_numpy(), model.predict(X_test), p_default, checks,
+    return audit_shift(X_test, portfolio.labels.iloc[split.test].to_numpy(), decisions(model, X_test), p_default, checks,
                        device=torch.device(device), seed=seed, n_boot=n_boot)
 
 

@@ -52,7 +52,7 @@ MSG_BAD_ID = (
     "{file}: line {line}, column ID: expected an applicant id written as a whole number from 0 to"
     " 9223372036854775807 (digits only: no sign, decimal point, exponent or leading zero), got {value!r}"
 )
-MSG_ONE_CLASS = "{file}: column {column}: every row has label {value}; an audit needs both defaulters (1) and non-defaulters (0)"
+MSG_ONE_CLASS = "{file}: column {column}: every row has label {value!r}; an audit needs rows of both {adverse!r} and {other!r}"
 MSG_LONG_LINE = "{file}: line {line}: the line is {length:,} characters long; expected at most {limit:,} characters"
 MSG_LONG_CELL = (
     "{file}: line {line}, column {column}: the cell is {length:,} characters long; expected at most {limit}"
@@ -83,11 +83,18 @@ MIN_ROWS_PER_LABEL_PER_SPLIT = 20
 VALIDATION_FRACTION = 0.15  # share of the training split the model holds out (CreditModel's default)
 ID_MAX_TEXT = str(np.iinfo(np.int64).max)
 _ID_PATTERN = r"0|[1-9][0-9]{0,18}"
-_LABEL_MEANINGS = S.LABEL_MEANINGS
+MSG_INVALID_CODE = "{file}: line {line}, column {column}: got {value!r}, expected one of the codes {expected}"
 
-LABEL_ALIASES = S.LABEL_ALIASES  # the schema file's [label] aliases
-_RENAMES = S.ALIASES  # the schema file's features' aliases: PAY_1 for PAY_0
-_X_NAMES = {f"X{i + 1}": name for i, name in enumerate(S.FEATURE_NAMES)}
+
+def _x_names() -> dict[str, str]:
+    """The numbered header variant (`X1..Xn`, the label `Y`) of the active schema's features."""
+    return {f"X{i + 1}": name for i, name in enumerate(S.FEATURE_NAMES)}
+
+
+def label_meaning(label: int) -> str:
+    """The schema's meaning of a loaded label: 1 is the adverse outcome, 0 the other value."""
+    adverse = str(S.ADVERSE)
+    return next(m for v, m in S.LABEL_MEANINGS.items() if (str(v) == adverse) == bool(label))
 
 
 class DataValidationError(ValueError):
@@ -135,11 +142,11 @@ def _read_text(path: Path) -> str:
 
 def _canonical(name: str) -> str:
     name = name.strip()
-    if name in LABEL_ALIASES:
+    if name in S.LABEL_ALIASES:
         return S.LABEL_COLUMN
     if name.upper() == S.ID_COLUMN:
         return S.ID_COLUMN
-    return _X_NAMES.get(name, _RENAMES.get(name, name))
+    return _x_names().get(name, S.ALIASES.get(name, name))
 
 
 def _header(rows: list[list[str]], file: Path) -> tuple[list[str], int, str]:
@@ -149,11 +156,12 @@ def _header(rows: list[list[str]], file: Path) -> tuple[list[str], int, str]:
         for delim in (";", "\t", "|"):
             if delim in first[0]:
                 raise _fail(MSG_DELIMITER, file=file, line=1, delim=delim)
-    is_x = any(c in _X_NAMES for c in first)
-    if is_x and len(rows) > 1 and any(c.strip() in S.FEATURE_NAMES or c.strip() in _RENAMES for c in rows[1]):
+    x_names = _x_names()
+    is_x = any(c in x_names for c in first)
+    if is_x and len(rows) > 1 and any(c.strip() in S.FEATURE_NAMES or c.strip() in S.ALIASES for c in rows[1]):
         return [_canonical(c) for c in rows[1]], 2, "two-row"
-    renamed = [c for c in first if c in _RENAMES]  # the variant is named by the first alias: "PAY_1"
-    variant = "X1..X23" if is_x else (renamed[0] if renamed else "named")
+    renamed = [c for c in first if c in S.ALIASES]  # the variant is named by the first alias: "PAY_1"
+    variant = f"X1..X{len(x_names)}" if is_x else (renamed[0] if renamed else "named")
     names = [_canonical(c) if c else S.ID_COLUMN for c in first]
     return names, 1, variant
 
@@ -213,8 +221,44 @@ def _parse_ids(cells: pd.Series, file: Path, lines: list[int]) -> np.ndarray:
 
 
 def _pandera_schema() -> pa.DataFrameSchema:
-    """The default schema file's value checks (the same `credit-audit check-schema` applies)."""
-    return pandera_schema(S.SPEC)
+    """The active schema file's value checks (the same `credit-audit check-schema` applies), for the
+    numeric columns: text codes were checked and numbered by `_decode_text` before."""
+    schema = pandera_schema(S.SPEC)
+    return schema.remove_columns([c for c in _text_columns() if c in schema.columns])
+
+
+def _text_columns() -> dict[str, tuple[str, ...]]:
+    """{column: its codes in order} of the columns the data writes as text (categories, the label)."""
+    columns = {f.name: f.text_codes for f in S.FEATURES if f.text_codes}
+    if any(isinstance(v, str) for v in S.LABEL_MEANINGS):
+        columns[S.LABEL_COLUMN] = tuple(map(str, S.LABEL_MEANINGS))
+    return columns
+
+
+def _decode_text(cells: pd.DataFrame, file: Path, lines: list[int]) -> pd.DataFrame:
+    """Text categories to their position in the schema's code list (as text, for `_to_numbers`).
+
+    The comparison is exact after stripping spaces: a code spelt another way is refused with the
+    codes the schema allows, not guessed.
+    """
+    cells = cells.copy()
+    for column, codes in _text_columns().items():
+        text = cells[column].str.strip()
+        position = text.map({code: str(i) for i, code in enumerate(codes)})
+        if position.isna().any():
+            r = int(np.flatnonzero(position.isna().to_numpy())[0])
+            raise _fail(MSG_INVALID_CODE, file=file, line=lines[r], column=column, value=text.iat[r],
+                        expected=list(codes))
+        cells[column] = position
+    return cells
+
+
+def _labels(frame: pd.DataFrame) -> pd.Series:
+    """1 for the schema's adverse outcome, 0 for the other value (a text label arrives as its position)."""
+    column = frame[S.LABEL_COLUMN]
+    values = list(S.LABEL_MEANINGS)
+    adverse = float(values.index(S.ADVERSE)) if S.LABEL_COLUMN in _text_columns() else float(S.ADVERSE)
+    return (column == adverse).astype("int64").rename("default")
 
 
 def _validate_values(frame: pd.DataFrame, file: Path, lines: list[int]) -> None:
@@ -245,7 +289,8 @@ def _check_unique_ids(ids: np.ndarray, file: Path, lines: list[int]) -> None:
 def _check_labels(labels: pd.Series, file: Path) -> None:
     values = labels.unique()
     if len(values) == 1:
-        raise _fail(MSG_ONE_CLASS, file=file, column=S.LABEL_COLUMN, value=int(values[0]))
+        raise _fail(MSG_ONE_CLASS, file=file, column=S.LABEL_COLUMN, value=label_meaning(int(values[0])),
+                    adverse=label_meaning(1), other=label_meaning(0))
 
 
 def _findings(features: pd.DataFrame) -> tuple[Finding, ...]:
@@ -347,14 +392,14 @@ def load_portfolio(path: str | Path) -> Portfolio:
         ids = _parse_ids(cells.pop(S.ID_COLUMN), file, lines)
     else:
         ids = np.arange(1, len(cells) + 1, dtype=np.int64)
-    frame = _to_numbers(cells, file, lines)
+    frame = _to_numbers(_decode_text(cells, file, lines), file, lines)
     _validate_values(frame, file, lines)
     _check_unique_ids(ids, file, lines)
-    _check_labels(frame[S.LABEL_COLUMN], file)
+    _check_labels(_labels(frame), file)
     features = frame[list(S.FEATURE_NAMES)].astype(
         {f.name: ("int64" if f.kind != "amount" else "float64") for f in S.FEATURES}
     )
-    labels = frame[S.LABEL_COLUMN].astype("int64").rename("default")
+    labels = _labels(frame)
     id_series = pd.Series(ids, name="id", dtype="int64")
     return Portfolio(
         features=features,
@@ -385,5 +430,5 @@ def check_audit_size(portfolio: Portfolio, test_fraction: float,
         validation = int(np.floor(validation_fraction * (count - np.ceil(test_fraction * count))))
         if min(test, validation) < MIN_ROWS_PER_LABEL_PER_SPLIT:
             raise _fail(MSG_TOO_FEW_OF_LABEL, file=file, column=S.LABEL_COLUMN, count=count, label=label,
-                        meaning=_LABEL_MEANINGS[label], fraction=test_fraction, test=test, validation=validation,
+                        meaning=label_meaning(label), fraction=test_fraction, test=test, validation=validation,
                         minimum=MIN_ROWS_PER_LABEL_PER_SPLIT)

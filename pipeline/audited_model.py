@@ -167,3 +167,8 @@ def require(model: object, protocol: type[P], what: str) -> P:
     if found is None:
         raise MissingCapability(what, model, protocol)
     return found
+
+
+def decisions(model: AuditedModel, frame: pd.DataFrame) -> np.ndarray:
+    """1 = decline, 0 = approve: P(default) at or above the model's threshold (every model's policy)."""
+    return (model.predict_proba(frame)[:, 1] >= model.threshold_).astype(np.int64)

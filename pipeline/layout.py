@@ -18,5 +18,6 @@ NOTICES_DIR = Path("reports") / "notices"
 BACKGROUND = "background.parquet"
 FAIRNESS = "fairness.parquet"
 FLAGS = "flags.parquet"
+SCHEMA_FILE = "schema.toml"  # a copy of the lender's schema file the run was made with (none: the default)
 # Signed addenda to the manifest: files added to a sealed run later (re-issued notices), NNNN.json each.
 ADDENDA_DIR = "manifest-addendum"

@@ -33,6 +33,7 @@ from .layout import (  # noqa: F401 - re-exported: the run layout
     MODEL_DIR,
     NOTICES_DIR,
     REPORT_PDF,
+    SCHEMA_FILE,
 )
 from .signing import PublicKey, Signer
 

@@ -47,3 +47,10 @@ class ThresholdPolicy:
     @classmethod
     def from_dict(cls, d: dict) -> ThresholdPolicy:
         return cls(kind=d["kind"], value=float(d["value"]))
+
+
+def policy_of(model: object) -> ThresholdPolicy:
+    """The policy that set a model's threshold: the project's MLP keeps its own; a lender's model declares a
+    fixed threshold on its card, so its challengers are held to that same fixed cut-off."""
+    own = getattr(model, "policy", None)
+    return own if isinstance(own, ThresholdPolicy) else ThresholdPolicy("fixed", float(model.threshold_))  # type: ignore[attr-defined]

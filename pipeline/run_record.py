@@ -73,6 +73,14 @@ class Range(_Section):
     max: float
 
 
+class SchemaRecord(_Section):
+    """The schema file the data was read with: the shipped default, or the lender's (copied into the run)."""
+
+    name: str  # the file's [source] name
+    file: str  # "pipeline/schemas/uci_credit_card.toml", or the run's copy "schema.toml"
+    sha256: str
+
+
 class DataSection(_Section):
     source: str
     rows: int
@@ -117,6 +125,9 @@ class ModelSection(_Section):
     calibration: JsonValue
     history: tuple[Epoch, ...]
     reused_from: str | None = None
+    # A lender's model audited as is (pipeline.adapters): its type, name, files and their SHA-256, the
+    # library that ran it, and the card's decision policy. None for the project's own MLP.
+    card: dict[str, JsonValue] | None = None
 
 
 class Confusion(_Section):
@@ -285,7 +296,7 @@ class ExplanationsSection(_Section):
     stability: StabilitySummary
     counterfactuals: CounterfactualSummary
     surrogate_vs_mlp: dict[str, JsonValue]
-    integrated_gradients: CompletenessSummary
+    integrated_gradients: CompletenessSummary | None = None  # None: the model is not differentiable
     limitations: dict[str, str]
     timings: dict[str, float]
     chunks: int = 1
@@ -590,6 +601,7 @@ class RunRecord(_Section):
     governance: Governance | None = None
     notice: NoticeSection = NoticeSection()
     data: DataSection
+    schema_file: SchemaRecord | None = None  # absent in runs of the default schema made before it was recorded
     split: SplitSection
     model: ModelSection
     performance: dict[str, Performance]

@@ -33,9 +33,11 @@ search (pipeline.explain._counterfactual reads it; pipeline.explain's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from pathlib import Path
+from typing import Literal
 
-from .schema_file import FeatureSpec, SchemaSpec, shipped_schema
+from .layout import SCHEMA_FILE
+from .schema_file import DEFAULT_SCHEMA, FeatureSpec, SchemaSpec, load_schema, parse_schema, shipped_schema
 
 Kind = Literal["amount", "count", "category", "repayment_status"]
 Direction = Literal["none", "increase", "decrease", "any"]
@@ -43,11 +45,9 @@ ChangedBy = Literal["nobody", "applicant", "lender"]
 
 # The schema file calls an ordered status "status"; the code keeps its historic name for the kind.
 _KIND_IN_CODE = {"status": "repayment_status"}
-T = TypeVar("T")
-MSG_DEFAULT_NEEDS = "the default schema file must declare {key}"
-MSG_NOT_NUMERIC = (
-    "feature {name!r}: date features and text codes are checked by `credit-audit check-schema` but are not yet"
-    " model inputs"
+MSG_DATE_INPUT = (
+    "feature {name!r}: date features are checked by `credit-audit check-schema` but are not model inputs;"
+    " give the model a number derived from the date (e.g. months since) instead"
 )
 
 
@@ -118,6 +118,10 @@ class Feature:
     improves_to: dict[int, tuple[int, ...]] = field(default_factory=dict)  # code -> reachable codes, easiest first
     max_factor: float | None = None  # a change stays within [value / max_factor, value * max_factor]
     pays: PaysBill | None = None
+    # A category written as text in the data ("no checking account"): the model, explainers and tables
+    # see its position in this tuple (documented codes first, in the schema file's order), so every
+    # model input is a number; `codes` then maps those positions to their meanings.
+    text_codes: tuple[str, ...] = ()
 
     @property
     def mutable(self) -> bool:
@@ -149,10 +153,14 @@ def _feature(spec: SchemaSpec, f: FeatureSpec) -> Feature:
     if f.change.pays is not None and rules is not None:
         pays = PaysBill(bill=f.change.pays.bill, status=f.change.pays.status, slack_fraction=rules.slack_fraction,
                         slack_amount=rules.slack_amount, min_share={int(k): v for k, v in rules.min_share.items()})
+    if f.kind == "date":
+        raise ValueError(MSG_DATE_INPUT.format(name=f.name))
     codes, extra = spec.codes(f), spec.undocumented(f)
+    text = tuple(str(c) for c in (*codes, *extra)) if any(isinstance(c, str) for c in (*codes, *extra)) else ()
+    if text:  # text codes reach the model as their position in the schema's list (`Feature.text_codes`)
+        codes = {i: meaning for i, meaning in enumerate(codes.values())}
+        extra = {len(codes) + i: meaning for i, meaning in enumerate(extra.values())}
     every = [*codes, *extra]
-    if f.kind == "date" or any(isinstance(c, str) for c in every):
-        raise ValueError(MSG_NOT_NUMERIC.format(name=f.name))
     return Feature(
         name=f.name,
         label=f.label,
@@ -171,6 +179,7 @@ def _feature(spec: SchemaSpec, f: FeatureSpec) -> Feature:
         improves_to={int(k): tuple(v) for k, v in f.change.improves_to.items()},
         max_factor=f.change.max_factor,
         pays=pays,
+        text_codes=text,
     )
 
 
@@ -179,49 +188,132 @@ def features_of(spec: SchemaSpec) -> tuple[Feature, ...]:
     return tuple(_feature(spec, f) for f in spec.features)
 
 
-def _declared(value: T | None, key: str) -> T:
-    """A key the default schema must declare (the UCI flow needs it; a lender's schema may leave it out)."""
-    if value is None:
-        raise ValueError(MSG_DEFAULT_NEEDS.format(key=key))
-    return value
+def derive(spec: SchemaSpec) -> dict[str, object]:
+    """Every name this module exposes, derived from one schema (see `activate`)."""
+    features = features_of(spec)
+    status = next((f for f in features if f.kind == "repayment_status"), None)
+    rules = spec.payment_rules
+    protected = tuple(f.name for f in features if f.protected)
+    names = tuple(f.name for f in features)
+    banded = next((f for f in spec.features if f.bands), None)
+    return {
+        "SPEC": spec,
+        "FEATURES": features,
+        # A schema without an id column numbers its rows from 1; "ID" is then only the table's header name.
+        "ID_COLUMN": spec.id_column or DEFAULT_ID_COLUMN,
+        "LABEL_COLUMN": spec.label.column,
+        "LABEL_TEXT": spec.label.text,
+        "LABEL_MEANINGS": spec.label_values,
+        "ADVERSE": spec.label.adverse,
+        # Other names of the label and of features in real copies of the data (the loader maps them).
+        "LABEL_ALIASES": (spec.label.column, *spec.label.aliases),
+        "ALIASES": {alias: f.name for f in spec.features for alias in f.aliases},
+        # -2, -1 and 0 say how an account was used and paid, 1..9 how many months it is late: only the
+        # months late are an order. "No balance to pay" is not something a person can do: not a target.
+        "PAY_STATUS_MEANINGS": dict(status.codes) if status else {},
+        "PAY_STATUS_CATEGORIES": status.unordered_codes if status else (),
+        "PAID_IN_FULL": rules.paid_in_full if rules else None,
+        "PAID_MINIMUM": rules.paid_minimum if rules else None,
+        # How notices name a feature group: its heading over the applicant's data, and a reason's subject.
+        "GROUP_TITLES": {name: g.title for name, g in spec.groups.items()},
+        "REASON_SUBJECTS": {name: g.reason_subject for name, g in spec.groups.items() if g.reason_subject},
+        "FEATURE_NAMES": names,
+        "BY_NAME": {f.name: f for f in features},
+        "PROTECTED": protected,
+        # Audited but, by default, not model inputs: a principal reason may never be withheld, and an
+        # attribute that may not be given as a reason must therefore not be an input (README "Protected
+        # attributes": the choice and its measured AUC cost). `protected_inputs = true` keeps them in;
+        # they are then disclosed as reasons like any other input.
+        "EXCLUDED_FROM_MODEL": protected,
+        "DEFAULT_MODEL_FEATURES": tuple(n for n in names if n not in protected),
+        "BANDED": banded.name if banded else None,  # the attribute audited in bands (age)
+        "AGE_BANDS": tuple((b.low, b.high, b.label) for b in banded.bands) if banded else (),
+        # How notices and the report speak of the data and its outcome: the schema file's words, so a
+        # lender's data never reads as another data set's ([label] outcome and [source]; README).
+        "OUTCOME": spec.label.outcome or f'the outcome "{spec.label.values[str(spec.label.adverse)]}"',
+        "SUBJECTS": spec.source.subjects,
+        "RECORDS": spec.source.records,
+        "GRANTED": spec.source.granted,
+        "DATA_DESCRIPTION": spec.source.description,
+        "POPULATION": spec.source.population,
+        "DATA_WINDOW": spec.source.window,
+    }
 
 
-SPEC: SchemaSpec = shipped_schema()
-FEATURES: tuple[Feature, ...] = features_of(SPEC)
-ID_COLUMN: str = _declared(SPEC.id_column, "id_column")
-LABEL_COLUMN: str = SPEC.label.column
-LABEL_TEXT: str = SPEC.label.text
-LABEL_MEANINGS: dict[int | str, str] = SPEC.label_values
-# Other names of the label and of features in real copies of the data (the loader maps them).
-LABEL_ALIASES: tuple[str, ...] = (LABEL_COLUMN, *SPEC.label.aliases)
-ALIASES: dict[str, str] = {alias: f.name for f in SPEC.features for alias in f.aliases}
-_STATUS = next(f for f in FEATURES if f.kind == "repayment_status")
-PAY_STATUS_MEANINGS: dict[int, str] = dict(_STATUS.codes)
-# -2, -1 and 0 say how an account was used and paid, 1..9 how many months it is late: only the
-# months late are an order. "No balance to pay" is not something a person can do: it is not a target.
-PAY_STATUS_CATEGORIES: tuple[int, ...] = _STATUS.unordered_codes
-_RULES = _declared(SPEC.payment_rules, "[payment_rules]")
-PAID_IN_FULL, PAID_MINIMUM = _RULES.paid_in_full, _RULES.paid_minimum
-# How notices name a feature group: its heading over the applicant's data, and a reason's subject.
-GROUP_TITLES: dict[str, str] = {name: g.title for name, g in SPEC.groups.items()}
-REASON_SUBJECTS: dict[str, str] = {name: g.reason_subject for name, g in SPEC.groups.items() if g.reason_subject}
+def activate(spec: SchemaSpec) -> None:
+    """Make `spec` the schema every module reads through this module's names.
 
-FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
-BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
-PROTECTED: tuple[str, ...] = tuple(f.name for f in FEATURES if f.protected)
-# Audited but, by default, not model inputs: a principal reason may never be withheld, and an attribute
-# that may not be given as a reason must therefore not be an input (README "Protected attributes":
-# the choice and its measured AUC cost). `protected_inputs = true` keeps them in; they are then
-# disclosed as reasons like any other input.
-EXCLUDED_FROM_MODEL: tuple[str, ...] = PROTECTED
-DEFAULT_MODEL_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n not in EXCLUDED_FROM_MODEL)
-
-_BANDED = next(f for f in SPEC.features if f.bands)
-AGE_BANDS: tuple[tuple[int, int, str], ...] = tuple((b.low, b.high, b.label) for b in _BANDED.bands)
+    One process audits one data layout at a time, so the schema is process
+    state: `credit-audit run --schema FILE` activates the lender's schema
+    before loading, and `reports.load_run` activates the schema a run was
+    made with before rendering it. Modules read the names as `S.NAME` at call
+    time and never copy them at import, so an activation reaches all of them
+    (tests/test_architecture.py checks that no module copies one).
+    """
+    globals().update(derive(spec))
 
 
-def feature_groups(names: tuple[str, ...] | list[str] = FEATURE_NAMES) -> dict[str, list[str]]:
-    """Feature groups in schema order, restricted to `names` (for grouped explanations)."""
+def active_spec() -> SchemaSpec:
+    """The schema the process audits now."""
+    return SPEC
+
+
+def read_schema(path: str | Path | None) -> tuple[SchemaSpec, bytes, str]:
+    """The schema file at `path` (None: the shipped default), checked, with its exact bytes and the
+    name a run records for it (the default's package path)."""
+    if path is None:
+        from importlib import resources
+
+        raw = (resources.files("pipeline") / "schemas" / DEFAULT_SCHEMA).read_bytes()
+        shown = f"pipeline/schemas/{DEFAULT_SCHEMA}"
+        return parse_schema(raw.decode("utf-8"), shown), raw, shown
+    spec = load_schema(path)  # size and syntax checked first: the bytes below are a file already read once
+    return spec, Path(path).read_bytes(), str(path)
+
+
+def activate_for_run(run_dir: str | Path) -> None:
+    """Activate the schema a finished run was made with: its copy of the lender's file, else the default."""
+    copy = Path(run_dir) / SCHEMA_FILE
+    activate(load_schema(copy) if copy.is_file() else shipped_schema())
+
+
+DEFAULT_ID_COLUMN = "ID"
+# The default schema's names; `activate` rebinds every one of them (tests/test_architecture.py reads this list).
+_DEFAULT = derive(shipped_schema())
+SPEC: SchemaSpec = _DEFAULT["SPEC"]  # type: ignore[assignment]
+FEATURES: tuple[Feature, ...] = _DEFAULT["FEATURES"]  # type: ignore[assignment]
+ID_COLUMN: str = _DEFAULT["ID_COLUMN"]  # type: ignore[assignment]
+LABEL_COLUMN: str = _DEFAULT["LABEL_COLUMN"]  # type: ignore[assignment]
+LABEL_TEXT: str = _DEFAULT["LABEL_TEXT"]  # type: ignore[assignment]
+LABEL_MEANINGS: dict[int | str, str] = _DEFAULT["LABEL_MEANINGS"]  # type: ignore[assignment]
+ADVERSE: int | str = _DEFAULT["ADVERSE"]  # type: ignore[assignment]
+LABEL_ALIASES: tuple[str, ...] = _DEFAULT["LABEL_ALIASES"]  # type: ignore[assignment]
+ALIASES: dict[str, str] = _DEFAULT["ALIASES"]  # type: ignore[assignment]
+PAY_STATUS_MEANINGS: dict[int, str] = _DEFAULT["PAY_STATUS_MEANINGS"]  # type: ignore[assignment]
+PAY_STATUS_CATEGORIES: tuple[int, ...] = _DEFAULT["PAY_STATUS_CATEGORIES"]  # type: ignore[assignment]
+PAID_IN_FULL: int | None = _DEFAULT["PAID_IN_FULL"]  # type: ignore[assignment]
+PAID_MINIMUM: int | None = _DEFAULT["PAID_MINIMUM"]  # type: ignore[assignment]
+GROUP_TITLES: dict[str, str] = _DEFAULT["GROUP_TITLES"]  # type: ignore[assignment]
+REASON_SUBJECTS: dict[str, str] = _DEFAULT["REASON_SUBJECTS"]  # type: ignore[assignment]
+FEATURE_NAMES: tuple[str, ...] = _DEFAULT["FEATURE_NAMES"]  # type: ignore[assignment]
+BY_NAME: dict[str, Feature] = _DEFAULT["BY_NAME"]  # type: ignore[assignment]
+PROTECTED: tuple[str, ...] = _DEFAULT["PROTECTED"]  # type: ignore[assignment]
+EXCLUDED_FROM_MODEL: tuple[str, ...] = _DEFAULT["EXCLUDED_FROM_MODEL"]  # type: ignore[assignment]
+DEFAULT_MODEL_FEATURES: tuple[str, ...] = _DEFAULT["DEFAULT_MODEL_FEATURES"]  # type: ignore[assignment]
+BANDED: str | None = _DEFAULT["BANDED"]  # type: ignore[assignment]
+AGE_BANDS: tuple[tuple[int, int, str], ...] = _DEFAULT["AGE_BANDS"]  # type: ignore[assignment]
+OUTCOME: str = _DEFAULT["OUTCOME"]  # type: ignore[assignment]
+SUBJECTS: str = _DEFAULT["SUBJECTS"]  # type: ignore[assignment]
+RECORDS: str = _DEFAULT["RECORDS"]  # type: ignore[assignment]
+GRANTED: str = _DEFAULT["GRANTED"]  # type: ignore[assignment]
+DATA_DESCRIPTION: str = _DEFAULT["DATA_DESCRIPTION"]  # type: ignore[assignment]
+POPULATION: str = _DEFAULT["POPULATION"]  # type: ignore[assignment]
+DATA_WINDOW: str = _DEFAULT["DATA_WINDOW"]  # type: ignore[assignment]
+
+
+def feature_groups(names: tuple[str, ...] | list[str] | None = None) -> dict[str, list[str]]:
+    """Feature groups in schema order, restricted to `names` (default: every feature; for grouped explanations)."""
+    names = FEATURE_NAMES if names is None else names
     groups: dict[str, list[str]] = {}
     for f in FEATURES:
         if f.name in names:
@@ -249,4 +341,4 @@ def age_band(age: float) -> str:
     for low, high, label in AGE_BANDS:
         if low <= age <= high:
             return label
-    raise ValueError(f"{_BANDED.name} must be between {AGE_BANDS[0][0]} and {AGE_BANDS[-1][1]}, got {age}")
+    raise ValueError(f"{BANDED} must be between {AGE_BANDS[0][0]} and {AGE_BANDS[-1][1]}, got {age}")

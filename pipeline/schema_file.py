@@ -60,6 +60,8 @@ MSG_NOBODY = "change.by = \"nobody\" cannot have {key}: nobody can make that cha
 MSG_PAYS_RULES = "a feature declares change.pays, so the file needs a [payment_rules] table"
 MSG_GROUP = "expected the name of a feature group ({groups})"
 MSG_NOT_A_FILE = "{file}: no such schema file"
+MSG_NOT_PROTECTED = "expected the name of a feature marked protected = true ({protected}), got {name!r}"
+MSG_AGE_KIND = "expected a count feature with bands (the applicants' age), got {name!r}"
 
 _INTEGER = re.compile(r"-?[0-9]+")
 # A column name as a header cell holds it after stripping: no control characters, no space at either end,
@@ -169,12 +171,18 @@ class FeatureSpec(_Strict):
 
 
 class Label(_Strict):
-    """The outcome column and which of its values is the adverse outcome (the one the model predicts)."""
+    """The outcome column and which of its values is the adverse outcome (the one the model predicts).
+
+    `outcome` is the adverse outcome as a notice and the report phrase it, completing "a 70% chance
+    of ...": "missing next month's payment", "being a bad credit risk". Without it they fall back on
+    the adverse value's meaning (`pipeline.schema.OUTCOME`), never on another data set's wording.
+    """
 
     column: ColumnName
     text: str = Field(min_length=1)
     adverse: int | str
     values: dict[str, str]  # every label value -> its meaning
+    outcome: str = Field(default="", max_length=120)
     aliases: list[ColumnName] = Field(default_factory=list)  # the column's other names in real copies of the data
 
     @model_validator(mode="after")
@@ -204,11 +212,42 @@ class Group(_Strict):
 
 
 class Source(_Strict):
-    """Where the data comes from: printed in reports, never used to find the file."""
+    """Where the data comes from and whom it is about: printed in notices and reports, never used to find the file.
+
+    Every sentence a notice or the report says about the data is written here, so a lender's own
+    data never reads as another data set's (README, "Your own data: the schema file"):
+    `subjects` (who the records are about, plural: "card holders", "borrowers"; notices say "past
+    card holders"), `records` (what the model learned from: "payment records"), `granted` (what
+    everyone in the data had already been granted: "a card", "credit"), `description` (the report's
+    provenance sentence: which data, whom, which facts, which outcome), `population` (the people and
+    period, for the report's risk table) and `window` (how the records are spread in time, the
+    heading of the report's note that no out-of-time test is possible).
+    """
 
     name: str
     citation: str = ""
     licence: str = ""
+    subjects: str = Field(default="customers", min_length=1, max_length=60)
+    records: str = Field(default="records", min_length=1, max_length=60)
+    granted: str = Field(default="credit", min_length=1, max_length=60)
+    description: str = Field(default="", max_length=1000)
+    population: str = Field(default="", max_length=300)
+    window: str = Field(default="", max_length=80)
+
+
+class Fairness(_Strict):
+    """What the fairness audit compares beyond each protected attribute on its own.
+
+    `intersections`: pairs of protected features audited together ("SEX x AGE band");
+    `merge_undocumented`: protected categories whose undocumented codes are too rare to judge one
+    by one and form one group; `mitigate`: the attribute the post-processing comparison
+    (ThresholdOptimizer) equalises; `age`: the applicants' age (Regulation B's elderly rule).
+    """
+
+    intersections: list[Annotated[list[ColumnName], Field(min_length=2, max_length=2)]] = Field(default_factory=list)
+    merge_undocumented: list[ColumnName] = Field(default_factory=list)
+    mitigate: ColumnName | None = None
+    age: ColumnName | None = None
 
 
 class SchemaSpec(_Strict):
@@ -222,6 +261,7 @@ class SchemaSpec(_Strict):
     payment_rules: PaymentRules | None = None
     groups: dict[str, Group] = Field(default_factory=dict)
     features: list[FeatureSpec] = Field(min_length=1)
+    fairness: Fairness = Field(default_factory=Fairness)
 
     @model_validator(mode="after")
     def _consistent(self) -> SchemaSpec:
@@ -247,6 +287,7 @@ class SchemaSpec(_Strict):
                 raise _AtKey(("groups", name), MSG_GROUP.format(groups=sorted(used)))
         for i, f in enumerate(self.features):
             _check_relations(f, by_name, ("features", i), self.payment_rules, self.code_lists)
+        _check_fairness(self.fairness, by_name)
         return self
 
     @property
@@ -265,9 +306,22 @@ class SchemaSpec(_Strict):
         return {_code(k): v for k, v in self.label.values.items()}
 
 
+def _check_fairness(fairness: Fairness, by_name: dict[str, FeatureSpec]) -> None:
+    """Every column the [fairness] table names is a protected feature; the age is a banded count."""
+    protected = sorted(n for n, f in by_name.items() if f.protected)
+    named = [(("intersections", i, k), n) for i, pair in enumerate(fairness.intersections) for k, n in enumerate(pair)]
+    named += [(("merge_undocumented", i), n) for i, n in enumerate(fairness.merge_undocumented)]
+    named += [((key,), n) for key, n in (("mitigate", fairness.mitigate), ("age", fairness.age)) if n is not None]
+    for at, name in named:
+        if name not in protected:
+            raise _AtKey(("fairness", *at), MSG_NOT_PROTECTED.format(protected=protected, name=name))
+    if fairness.age is not None and not (by_name[fairness.age].kind == "count" and by_name[fairness.age].bands):
+        raise _AtKey(("fairness", "age"), MSG_AGE_KIND.format(name=fairness.age))
+
+
 _NESTED: dict[str, type[BaseModel]] = {"features": FeatureSpec, "change": Change, "pays": Pays, "label": Label,
                                        "source": Source, "payment_rules": PaymentRules, "groups": Group,
-                                       "bands": Band}
+                                       "bands": Band, "fairness": Fairness}
 
 
 class _AtKey(ValueError):

@@ -145,7 +145,10 @@ def infer_schema(path: str | Path) -> str:
         lines.append(f"id_column = {_q(id_column)}  # TODO: check (unique values, named like an id)")
     else:
         lines.append("# no id column found (rows will be numbered); TODO: add id_column = \"...\" if there is one")
-    lines += ["", "[source]", f"name = {_q(file.name)}  # TODO: where the data comes from", ""]
+    lines += ["", "[source]", f"name = {_q(file.name)}  # TODO: where the data comes from",
+              "# TODO: how notices and the report speak of the data (README, \"Your own data: the schema file\"):",
+              '# subjects = "borrowers"  records = "credit records"  granted = "credit"  window = "..."',
+              '# description = "..."  population = "..."', ""]
     lines += ["[label]"]
     if label is None:
         lines += ['column = "TODO"  # TODO: no column has two values; name the outcome column',
@@ -158,7 +161,9 @@ def infer_schema(path: str | Path) -> str:
                   'text = "TODO: what the adverse outcome means, e.g. Defaulted within 12 months"',
                   (f"adverse = {adverse if _INT.fullmatch(adverse) else _q(adverse)}"
                    "  # TODO: the value that means the adverse outcome (this: a guess)"),
-                  "values = { " + ", ".join(f"{_q(k)} = {_q(k)}" for k in keys) + " }  # TODO: each value's meaning"]
+                  "values = { " + ", ".join(f"{_q(k)} = {_q(k)}" for k in keys) + " }  # TODO: each value's meaning",
+                  "# TODO: the adverse outcome as a notice says it (\"a 70% chance of ...\"), e.g."
+                  " outcome = \"being a bad credit risk\""]
     for name in features:
         lines += ["", *_feature(name, frame[name])]
     return "\n".join(lines) + "\n"

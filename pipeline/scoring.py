@@ -10,9 +10,11 @@ import pandas as pd
 
 from . import schema as S
 from ._loading import Portfolio
+from .audited_model import AuditedModel
 from .config import AuditConfig
 from .metrics import performance
 from .model import CreditModel
+from .policy import policy_of
 from .run_record import DataSection, ModelSection, Performance, RunRecord, SplitSection, SurrogateSection
 from .splitting import SplitIndex
 from .surrogate import DECISIONS, Surrogate
@@ -52,7 +54,40 @@ def split_section(split: SplitIndex) -> SplitSection:
                         seed=split.seed)
 
 
-def model_section(model: CreditModel, reused_from: str | None = None) -> ModelSection:
+# How the report names each model card type.
+MODEL_KINDS = {"onnx": "ONNX, run by onnxruntime", "torchscript": "TorchScript", "skops": "scikit-learn, saved with skops",
+               "xgboost": "XGBoost native model", "lightgbm": "LightGBM text model",
+               "credit-audit-mlp": "credit-audit MLP"}
+
+
+def lender_model_section(model: AuditedModel, reused_from: str | None) -> ModelSection:
+    """A lender's model, audited as is: what its card and files say; nothing about training, which the audit
+    did not do (pipeline.adapters `describe`)."""
+    card = model.describe()  # type: ignore[attr-defined]
+    policy = policy_of(model)
+    return ModelSection(
+        model_hash=model.model_hash(),  # type: ignore[attr-defined]
+        features=tuple(model.features),
+        excluded_inputs=tuple(n for n in S.FEATURE_NAMES if n not in model.features),
+        architecture=f"{card['name']} ({MODEL_KINDS.get(card['type'], card['type'])}, the lender's model, audited as"
+                     " given: not trained by this audit)",
+        hidden=(),
+        threshold=model.threshold_,
+        policy=policy.to_dict(),
+        policy_text=card.get("policy") or policy.describe(model.threshold_),
+        best_epoch=None,
+        training={},
+        preprocessing="the model's own (inside the model file)",
+        calibration="the model's own",
+        history=(),
+        reused_from=reused_from,
+        card=json.loads(json.dumps(card)),
+    )
+
+
+def model_section(model: AuditedModel, reused_from: str | None = None) -> ModelSection:
+    if not isinstance(model, CreditModel):
+        return lender_model_section(model, reused_from)
     meta = model.metadata()
     return ModelSection(
         model_hash=model.model_hash(),

@@ -33,14 +33,6 @@ AMOUNT_SHIFT = 0.10
 STRESS_BOOTSTRAP = 1000  # replicates of the paired bootstrap
 METHOD = (f"paired bootstrap of the held-out rows ({STRESS_BOOTSTRAP:,} replicates, percentile intervals): each "
           "replicate scores the same resampled applicants with and without the change")
-BILLS = tuple(f.name for f in S.FEATURES if f.name.startswith("BILL_AMT"))
-PAYMENTS = tuple(f.name for f in S.FEATURES if f.name.startswith("PAY_AMT"))
-STATUSES = tuple(f.name for f in S.FEATURES if f.kind == "repayment_status")
-LATEST_STATUS = STATUSES[0]
-MAX_MONTHS_LATE = max(S.PAY_STATUS_MEANINGS)
-# The two oldest months of history (April and May): what a shorter history would leave unknown.
-OLDEST_MONTHS = tuple(n for n in (*STATUSES[-2:], *BILLS[-2:], *PAYMENTS[-2:]))
-
 Perturb = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 
 
@@ -60,32 +52,79 @@ def _scaled(columns: tuple[str, ...], factor: float) -> Perturb:
     return perturb
 
 
-def _one_month_later(frame: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:  # noqa: ARG001
-    """Last month's status one month worse: n months late -> n + 1; paid (codes -2, -1, 0) -> 1 month late."""
-    out = frame.copy()
-    status = out[LATEST_STATUS]
-    out[LATEST_STATUS] = np.where(status >= 1, np.minimum(status + 1, MAX_MONTHS_LATE), 1).astype(status.dtype)
-    return out
+def _one_month_later(status_column: str) -> Perturb:
+    """The newest repayment status one month worse: n months late -> n + 1; paid (the status's
+    unordered codes: no balance, paid in full, paid the minimum) -> 1 month late."""
+    def perturb(frame: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:  # noqa: ARG001
+        out = frame.copy()
+        status = out[status_column]
+        worst = max(S.BY_NAME[status_column].codes)
+        out[status_column] = np.where(status >= 1, np.minimum(status + 1, worst), 1).astype(status.dtype)
+        return out
+    return perturb
 
 
-def _oldest_months_unknown(frame: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
-    """The two oldest months replaced by the training data's median (what an imputer would fill in)."""
-    out = frame.copy()
-    for column in OLDEST_MONTHS:
-        if column in out.columns:
-            out[column] = training[column].median()
-    return out
+def _unknown(columns: tuple[str, ...]) -> Perturb:
+    """These columns replaced by the training data's median (what an imputer would fill in)."""
+    def perturb(frame: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        for column in columns:
+            if column in out.columns:
+                out[column] = training[column].median()
+        return out
+    return perturb
 
 
-CASES: tuple[Case, ...] = (
-    Case("amounts_up", f"Bills and payments {AMOUNT_SHIFT:+.0%}", _scaled(BILLS + PAYMENTS, 1 + AMOUNT_SHIFT)),
-    Case("amounts_down", f"Bills and payments {-AMOUNT_SHIFT:+.0%}", _scaled(BILLS + PAYMENTS, 1 - AMOUNT_SHIFT)),
-    Case("limit_down", f"Credit limit {-AMOUNT_SHIFT:+.0%}", _scaled(("LIMIT_BAL",), 1 - AMOUNT_SHIFT)),
-    Case("one_month_later", "Last month's repayment one month later (paid on time becomes 1 month late)",
-         _one_month_later),
-    Case("oldest_months_unknown", "April and May unknown (status, bill and payment set to the training median)",
-         _oldest_months_unknown),
-)
+def _listed(names: list[str]) -> str:
+    """"a, b and c" with the first letter capitalised, for a case's description."""
+    text = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return text[:1].upper() + text[1:]
+
+
+def _group_titles(columns: tuple[str, ...]) -> str:
+    """A case's subject: the columns' labels when there are one or two ("Credit amount"), else the
+    schema's titles of their groups ("Bill statements and amounts paid")."""
+    if len(columns) <= 2:
+        return _listed([S.BY_NAME[c].label.lower() for c in columns])
+    titles = dict.fromkeys(S.GROUP_TITLES.get(S.BY_NAME[c].group, S.BY_NAME[c].group) for c in columns)
+    return _listed([t.lower() for t in titles])
+
+
+def _amount_cases() -> list[Case]:
+    """Amounts the applicant's own conduct sets, up and down; amounts the lender sets (a limit), down."""
+    amounts = [f for f in S.FEATURES if f.kind == "amount"]
+    own = tuple(f.name for f in amounts if f.changed_by != "lender")
+    lender = tuple(f.name for f in amounts if f.changed_by == "lender")
+    cases = []
+    if own:
+        cases += [Case("amounts_up", f"{_group_titles(own)} {AMOUNT_SHIFT:+.0%}", _scaled(own, 1 + AMOUNT_SHIFT)),
+                  Case("amounts_down", f"{_group_titles(own)} {-AMOUNT_SHIFT:+.0%}", _scaled(own, 1 - AMOUNT_SHIFT))]
+    if lender:
+        cases.append(Case("limit_down", f"{_group_titles(lender)} {-AMOUNT_SHIFT:+.0%}",
+                          _scaled(lender, 1 - AMOUNT_SHIFT)))
+    return cases
+
+
+def _history_cases() -> list[Case]:
+    """For a schema with a monthly repayment history: the newest month one month later, and the two oldest
+    months unknown (what a shorter history would leave)."""
+    statuses = [f for f in S.FEATURES if f.kind == "repayment_status"]
+    months = list(dict.fromkeys(f.month for f in S.FEATURES if f.month))
+    cases = []
+    if statuses:
+        cases.append(Case("one_month_later", f"{statuses[0].label} one month later (paid on time becomes 1 month"
+                          " late)", _one_month_later(statuses[0].name)))
+    if len(months) > 2:
+        oldest = months[-2:][::-1]
+        columns = tuple(f.name for f in S.FEATURES if f.month in oldest)
+        cases.append(Case("oldest_months_unknown", f"{' and '.join(oldest)} unknown (every value of those months"
+                          " set to the training median)", _unknown(columns)))
+    return cases
+
+
+def cases() -> tuple[Case, ...]:
+    """The stress cases the active schema allows (a case needs the fields it changes)."""
+    return (*_amount_cases(), *_history_cases())
 
 
 def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -114,7 +153,7 @@ def _interval(value: float, replicates: np.ndarray) -> Interval:
 
 def stress_test(model, X_test: pd.DataFrame, y_test: np.ndarray, training: pd.DataFrame, *,  # noqa: ANN001
                 seed: int = 0, n_boot: int = STRESS_BOOTSTRAP) -> StressSection:
-    """Every case in `CASES` on the held-out rows, against the unperturbed scores of the same model."""
+    """Every case of `cases()` on the held-out rows, against the unperturbed scores of the same model."""
     y = np.asarray(y_test, dtype=int)
     threshold = model.threshold_
     base = model.predict_proba(X_test)[:, 1]
@@ -124,14 +163,14 @@ def stress_test(model, X_test: pd.DataFrame, y_test: np.ndarray, training: pd.Da
     base_auc = roc_auc_score(y, base)
     base_auc_reps = _auc_replicates(counts, y, base)
     base_rate_reps = share @ base_decline
-    cases = []
-    for case in CASES:
+    results = []
+    for case in cases():
         p = model.predict_proba(case.perturb(X_test, training))[:, 1]
         decline = p >= threshold
         auc, auc_reps = float(roc_auc_score(y, p)), _auc_replicates(counts, y, p)
         rate_change = float(decline.mean() - base_decline.mean())
         changed = decline != base_decline
-        cases.append(StressCase(
+        results.append(StressCase(
             key=case.key, description=case.description, roc_auc=auc,
             decline_rate=float(decline.mean()), decline_rate_change=rate_change,
             decisions_changed=float(changed.mean()),
@@ -141,4 +180,4 @@ def stress_test(model, X_test: pd.DataFrame, y_test: np.ndarray, training: pd.Da
             decisions_changed_ci=_interval(float(changed.mean()), share @ changed),
         ))
     # The unperturbed figures are the performance section's (same model, same rows): not repeated here.
-    return StressSection(rows=len(y), cases=tuple(cases), method=METHOD, n_boot=n_boot, ci_level=CI_LEVEL)
+    return StressSection(rows=len(y), cases=tuple(results), method=METHOD, n_boot=n_boot, ci_level=CI_LEVEL)

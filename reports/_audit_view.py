@@ -15,6 +15,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from markupsafe import Markup
 
@@ -27,6 +28,7 @@ from . import _charts as C
 from ._env import DASH, NOT_COMPUTED, num, pct, points
 from ._notice_view import long_date
 from ._run import RunResult
+from ._schema_prose import about_data
 
 TOP_AGREEMENT = 5
 # The method the principal reasons are computed with (pipeline.explain): the importance headline uses it.
@@ -150,6 +152,13 @@ def _data(run: RunResult) -> dict:
 
 
 # ---- model and performance -------------------------------------------------------------
+def _card(card: Mapping[str, Any]) -> dict:
+    """A lender's model as its card and files describe it (pipeline.adapters `describe`)."""
+    return {"file": str(card.get("file", DASH)), "sha256": str(card.get("sha256", DASH)),
+            "card": str(card.get("card", DASH)), "card_sha256": str(card.get("card_sha256", DASH)),
+            "runtime": f"{card.get('library', DASH)} {card.get('library_version', '')}".strip()}
+
+
 def _model(run: RunResult) -> dict:
     model = run.record.model
     history = [e.model_dump() for e in model.history]
@@ -160,6 +169,7 @@ def _model(run: RunResult) -> dict:
         "calibration": str(model.calibration),
         "best_epoch": str(model.best_epoch if model.best_epoch is not None else DASH),
         "training": [(str(k).replace("_", " "), str(v)) for k, v in model.training.items()],
+        "card": _card(model.card) if model.card else None,
         "history_chart": _svg(C.training_history(history, model.best_epoch),
                               f"Training loss and validation ROC AUC over {len(history)} epochs; the weights of epoch "
                               f"{model.best_epoch} were kept.") if history else None,
@@ -733,6 +743,7 @@ def _risks(run: RunResult, benchmarks: dict | None) -> list[dict]:
     strongest = max(proxies, key=lambda p: p["roc_auc"], default=None)
     held_out = r.held_out()
     best = benchmarks["best"] if benchmarks else None
+    about = about_data(run)
     return [
         {"risk": "Different treatment of protected groups",
          "evidence": ", ".join(f"{n} {v}" for v, n in counts.most_common()) + f" of {len(verdicts)} attributes"
@@ -741,10 +752,11 @@ def _risks(run: RunResult, benchmarks: dict | None) -> list[dict]:
         {"risk": "Discrimination through proxies of a protected attribute",
          "evidence": (f"{_label(str(strongest.get('attribute', '')))} is predictable from the inputs with ROC AUC "
                       f"{num(strongest['roc_auc'])} ({strongest.get('strength', DASH)})") if strongest else NOT_COMPUTED,
-         "control": "Sex and marital status are not inputs; proxy strength and group outcomes are measured every run."},
+         "control": (f"{about['excluded']} {'is' if ' and ' not in about['excluded'] else 'are'} not inputs; "
+                     if about["excluded"] else "Every protected attribute is an input; ")
+                    + "proxy strength and group outcomes are measured every run."},
         {"risk": "Population and period unlike those of use",
-         "evidence": "Existing card holders of one bank, April to September 2005; the test split is random within that "
-                     "window, so no out-of-time test is possible",
+         "evidence": f"{about['population']}; the test split is random within that window, so no out-of-time test is possible",
          "control": "Validate on the lender's own recent applicants before use; the monitoring plan's triggers below."},
         {"risk": "Probabilities read as chances of default",
          "evidence": f"Expected calibration error {num(held_out.ece)} on held-out data",
@@ -806,6 +818,7 @@ def audit_view(run: RunResult, previous: RunResult | None = None) -> dict:
     fairness, flags, benchmarks = _fairness(run), _flags(run), _benchmarks(run)
     return {
         "id": _identity(run),
+        "about": about_data(run),  # what the report says of the data and its outcome: the schema's words
         "conclusion": _conclusion(run),
         "governance": _governance(run),
         "headline": _headline(run, benchmarks),

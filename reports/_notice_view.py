@@ -29,10 +29,10 @@ from datetime import datetime
 from pipeline import schema as S
 from pipeline.constants import MAX_REASONS
 from pipeline.run_record import RunRecord
-from pipeline.schema import PAID_MINIMUM
 
 from ._env import NOT_COMPUTED, distinct_pcts
 from ._run import Applicant, RunResult
+from ._schema_prose import WAYS, and_list, changeable, monthly_history
 
 CHART_FACTORS = 5  # then "all other factors": the four reasons and one more, one line each
 BAR_MAX_WIDTH = 76  # % of the right half of the row (the label takes the left half); the number needs the rest
@@ -155,7 +155,6 @@ def _probabilities(run: RunResult, applicant: Applicant) -> dict[str, str]:
 
 # Why a reason counts against the applicant, in words a person without training can read
 # (measured: the notice's prose is at Flesch-Kincaid grade 8 or below, tests/test_notices.py).
-_SUBJECT = S.REASON_SUBJECTS  # how a sentence names a feature group's value (the schema file's [groups])
 _LATE = "Late payments count against you in the model."
 _MINIMUM = "You paid only the minimum, not the whole bill. The model counts this against you."
 
@@ -166,13 +165,13 @@ def _why(feature: str, value: float, typical: float | None) -> str:
     if f.kind == "repayment_status":
         if int(value) >= 1:
             return _LATE
-        if int(value) == PAID_MINIMUM:
+        if int(value) == S.PAID_MINIMUM:
             return _MINIMUM
     if typical is None or value == typical:
         return "The model counts this against you."
     if f.is_categorical:
         return f'Most people had "{f.describe(typical)}" here. The model counts this against you.'
-    subject = _SUBJECT.get(f.group, f"Your {f.label.lower()}")
+    subject = S.REASON_SUBJECTS.get(f.group, f"Your {f.label.lower()}")  # the schema file's [groups]
     side = "higher" if value > typical else "lower"
     return f"{subject} is {side} than usual ({f.describe(typical)}). The model counts this against you."
 
@@ -215,14 +214,19 @@ def _chart(applicant: Applicant, shown: dict[str, str]) -> dict | None:
     }
 
 
+def _lender_noun(f: S.Feature) -> str:
+    """How a sentence names a value the lender sets, in short: "limit" for "Credit limit"."""
+    return f.label.lower().split()[-1]
+
+
 def _change_text(change: Mapping, applicant: Applicant) -> str:
     """One proposed change as the applicant reads it: in the past tense, about the month it concerns."""
     f = S.BY_NAME[str(change["feature"])]
     before, after = float(change["from"]), float(change["to"])
     if change.get("by") == "lender" or f.changed_by == "lender":
         side = "higher" if after > before else "lower"
-        return (f"your {f.label.lower()} had been {f.describe(after)}, not {f.describe(before)}. We set credit limits,"
-                f" so this is not something you did. You can ask us for a {side} limit.")
+        return (f"your {f.label.lower()} had been {f.describe(after)}, not {f.describe(before)}. We set"
+                f" {f.label.lower()}s, so this is not something you did. You can ask us for a {side} {_lender_noun(f)}.")
     if f.kind == "repayment_status":
         return f'in {f.month}, your repayment status had been "{f.describe(after)}", not "{f.describe(before)}".'
     if f.pays is not None and f.pays.bill in applicant.features:
@@ -257,11 +261,59 @@ def _counterfactual(applicant: Applicant, shown: dict[str, str], review: Reviewe
         "changes": [_change_text(c, applicant) for c in sorted(cf["changes"], key=lambda c: c.get("by") == "lender")],
         "probability": shown["counterfactual"],
         "margin": f"{margin * 100:g}" if isinstance(margin, int | float) and not math.isnan(margin) else "",
+        "closing": _closing(cf["changes"]),
     }
 
 
+# After the changes that would have changed the decision: a change to a past month cannot be made now,
+# a change to the application's own terms (a shorter credit, a smaller amount) can be asked for next time.
+_PAST_MONTHS = "You cannot change the past. But the months ahead will count if you apply again."
+_NEXT_TIME = "You can ask for a change like this if you apply again."
+
+
+def _closing(changes: list) -> str:
+    about_a_month = any(S.BY_NAME[str(c["feature"])].month for c in changes if str(c.get("feature")) in S.BY_NAME)
+    return _PAST_MONTHS if about_a_month else _NEXT_TIME
+
+
+def _own_changes(features: list[S.Feature], payment_rule: str | None = None) -> list[str]:
+    """What the search changes on the applicant's side, as a notice names it.
+
+    A repayment status and a payment (a feature with `change.pays`) are "your latest repayment status"
+    and "your latest payment"; with `payment_rule` (page 1's short form) they are one item, "your
+    latest repayment status and payment" followed by the rule. Any other value the applicant can
+    change is named by its label and the way it may move ("only lower").
+    """
+    status = any(f.kind == "repayment_status" for f in features)
+    pays = any(f.pays is not None for f in features)
+    parts = []
+    if status and pays and payment_rule is not None:
+        parts.append(f"your latest repayment status and payment{payment_rule}")
+    else:
+        parts += ["your latest repayment status"] if status else []
+        parts += [f"your latest payment{payment_rule or ''}"] if pays else []
+    parts += [f"the {f.label.lower()} ({WAYS[f.direction]})" for f in features
+              if f.kind != "repayment_status" and f.pays is None and f.direction in WAYS]
+    return parts
+
+
+def _tried(run: RunResult) -> str:
+    """Page 1, when no change was found: what the search tried, the applicant's own changes first."""
+    own = and_list(_own_changes(changeable(run.model_features), ", never more than you owed"))
+    lender = and_list([f"your {f.label.lower()}" for f in changeable(run.model_features, "lender")])
+    if own and lender:
+        return f"We tried {own}, and then {lender}."
+    if own or lender:
+        return f"We tried {own or lender}."
+    return "Nothing the model uses is something you could change."
+
+
+def _fixed() -> str:
+    """Page 1: what the search never changes."""
+    return "Your earlier history cannot change." if monthly_history() else "The other facts about you cannot change."
+
+
 # How the notice titles each feature group when it lists the applicant's data (the schema file's [groups]).
-DATA_GROUP_TITLES = S.GROUP_TITLES
 
 
 def _data_groups(run: RunResult, applicant: Applicant) -> list[dict]:
@@ -281,7 +333,7 @@ def _data_groups(run: RunResult, applicant: Applicant) -> list[dict]:
             marked = label + ("*" if name not in used else "")
             value = f.describe(applicant.features[name])
             items.append(f"{marked}: {value}" if marked else value)
-        groups.append({"title": DATA_GROUP_TITLES.get(group, group.capitalize()), "items": items})
+        groups.append({"title": S.GROUP_TITLES.get(group, group.capitalize()), "items": items})
     return groups
 
 
@@ -292,12 +344,15 @@ def _categories(used: set[str]) -> str:
         kept = [n for n in names if n in used]
         if not kept:
             continue
+        months = {S.BY_NAME[n].month for n in kept}
         if len(kept) == 1 and S.BY_NAME[kept[0]].label.lower() == group:
             parts.append(group)
         elif group == "personal":
             parts.append("personal details (" + ", ".join(S.BY_NAME[n].label.lower() for n in kept) + ")")
-        else:
+        elif "" not in months and len(months) == len(kept):  # a monthly series: one value per month
             parts.append(f"{group} ({len(kept)} months)")
+        else:
+            parts.append(f"{group} ({len(kept)} {'fact' if len(kept) == 1 else 'facts'})")
     return "; ".join(parts)
 
 
@@ -308,24 +363,40 @@ def _or(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " or " + items[-1]
 
 
-def _between(factor: float) -> str:
+def _between(factor: float, noun: str = "limit") -> str:
     """'between half and twice your limit'"""
     if factor == 2.0:
-        return "between half and twice your limit"
-    return f"between 1/{factor:g} and {factor:g} times your limit"
+        return f"between half and twice your {noun}"
+    return f"between 1/{factor:g} and {factor:g} times your {noun}"
 
 
 def _search_rules(run: RunResult) -> dict:
-    """What page 2 states about the counterfactual search: the recorded margin and limit factor, the schema's slack."""
+    """What page 2 states about the counterfactual search: what it changes (the schema's `change.by`), the
+    recorded margin and limit factor, the schema's payment slack.
+
+    `controls`: the applicant's own changes; `status_example`: a status that needs a matching payment
+    (schemas with payment rules); `lender`/`lender_noun`: a value the lender sets, tried last.
+    """
     explanations = run.record.explanations
     cf = explanations.counterfactuals if explanations else None
     margin = cf.margin if cf and cf.margin is not None else None
     factor = cf.max_limit_factor if cf and cf.max_limit_factor is not None else None
-    pays = next((f.pays for f in S.FEATURES if f.pays is not None and f.name in run.model_features), None)
+    payment = next((f for f in S.FEATURES if f.pays is not None and f.name in run.model_features), None)
+    own = changeable(run.model_features)
+    lender = changeable(run.model_features, "lender")
+    noun = _lender_noun(lender[0]) if lender else ""
+    status = payment is not None and any(f.kind == "repayment_status" for f in own)
     return {
         "margin": f"{margin * 100:g}" if margin is not None else "",
-        "factor": _between(factor) if factor else "",
-        "slack": f"{pays.slack_fraction:.0%} plus NT$ {pays.slack_amount:,.0f}" if pays else "",
+        "factor": _between(factor, noun) if factor and lender else "",
+        "slack": (f"{payment.pays.slack_fraction:.0%} plus {payment.describe(payment.pays.slack_amount)}"
+                  if payment is not None and payment.pays is not None else ""),
+        "controls": and_list(_own_changes(own)),
+        "status_example": S.PAY_STATUS_MEANINGS.get(S.PAID_IN_FULL, "") if status and S.PAID_IN_FULL is not None else "",
+        "lender": lender[0].label.lower() if lender else "",
+        "lender_noun": noun,
+        "fixed": ("Your earlier history, your age and your other personal facts" if monthly_history()
+                  else "The other facts about you"),
     }
 
 
@@ -339,6 +410,9 @@ def _logic(run: RunResult) -> dict:
         "excluded": _or(excluded),
         "protected_used": " and ".join(protected_used),
         "train_rows": f"{run.record.split.train_rows:,}",
+        "records": S.RECORDS,
+        "subjects": S.SUBJECTS,
+        "outcome": S.OUTCOME,
         "background_rows": f"{explanations.shap.background_rows:,}" if explanations else "",
         "has_shap": run.has_shap,
         **_search_rules(run),
@@ -370,6 +444,9 @@ def letter_view(run: RunResult, applicant_id: object, review: ReviewedDecision |
         "review": None if review is None else _review(review),
         "probability": shown["probability"],
         "threshold": shown["threshold"],
+        "outcome": S.OUTCOME,
+        "tried": _tried(run),
+        "fixed": _fixed(),
         "reasons_title": _reasons_title(declined, review),
         "reasons": _reasons(applicant),
         "chart": _chart(applicant, shown),

@@ -167,6 +167,7 @@ def load_run(run_dir: str | Path) -> RunResult:
     for name in (O.AUDIT_JSON, O.APPLICANTS):
         if not (path / name).is_file():
             raise FileNotFoundError(MSG_NOT_A_RUN.format(path=path, missing=name))
+    S.activate_for_run(path)  # names, labels and reason wording of the data this run audited
     record = load_record(path)
     applicants = pd.read_parquet(path / O.APPLICANTS)
     missing = [c for c in REQUIRED_COLUMNS if c not in applicants.columns]

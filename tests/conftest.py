@@ -17,6 +17,7 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from pipeline import CreditModel, Portfolio, load_portfolio  # noqa: E402
+from pipeline import schema as S  # noqa: E402
 from pipeline.acquire import DEFAULT_PATH, ENV_VAR  # noqa: E402
 from pipeline.run_record import RunRecord  # noqa: E402
 from pipeline.splitting import split_portfolio  # noqa: E402
@@ -30,12 +31,21 @@ MSG_NO_DATA = (
     "  ${env}  (now {env_value})\n"
     "  {local}  (where `credit-audit run` looks by default)"
 )
+DEFAULT_SPEC = S.SPEC  # the shipped schema, active at import
 # The smoke run renders this many notices; bench/reports.py measures all of them.
 NOTICE_LIMIT = 40
 # Kernel SHAP's cost is linear in the background rows and is most of the smoke run's time
 # (100 rows: ~135 s of its ~230 s on 2 cores). The smoke run checks what the run writes,
 # not explanation precision (tests/test_explain_shap.py does, on the default background).
 SMOKE_BACKGROUND = 25
+
+
+@pytest.fixture(autouse=True)
+def default_schema() -> Iterator[None]:
+    """Every test ends with the default schema active again (a test may audit another schema file)."""
+    yield
+    if S.SPEC is not DEFAULT_SPEC:
+        S.activate(DEFAULT_SPEC)
 
 
 @pytest.fixture(scope="session", autouse=True)

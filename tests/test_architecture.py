@@ -12,11 +12,15 @@
 3. One lazy-import mechanism: packages set `__getattr__ = lazy_getattr(...)` from
    `pipeline`; no module writes its own module-level `__getattr__` function.
 4. `pipeline.constants`, which reports, notices and the command-line help read, imports no torch.
+5. No module copies a name of the active schema at import (`X = S.FEATURES`, or
+   `from pipeline.schema import FEATURES`): `pipeline.schema.activate` rebinds them when a
+   run uses another schema file, and a copy would keep auditing the old columns.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -221,3 +225,77 @@ def test_checks_catch_a_private_import_a_hidden_cycle_and_a_second_lazy_loader(t
     ]
     assert cycles(modules, ("a", "b")) == [["a._x", "a._y"], ["b._d", "b.c", "b.e"]]
     assert own_lazy_loaders(modules) == ["a.sub"]
+
+
+SCHEMA_MODULE = "pipeline.schema"
+
+
+def _active_names(modules: dict[str, tuple[Path, bool]]) -> set[str]:
+    """The names `activate` rebinds: those `pipeline/schema.py` declares as `NAME: type = _DEFAULT["NAME"]`."""
+    tree = ast.parse(modules[SCHEMA_MODULE][0].read_text())
+    return {n.target.id for n in tree.body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and isinstance(n.value, ast.Subscript)
+            and isinstance(n.value.value, ast.Name) and n.value.value.id == "_DEFAULT"}
+
+
+def schema_copies(root: Path) -> list[str]:
+    """`file:line` of each module-level statement that copies a name of the active schema."""
+    found = []
+    modules = project_modules(root)
+    active = _active_names(modules)
+    for name, (path, is_pkg) in modules.items():
+        if name == SCHEMA_MODULE:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom):
+                target = _absolute(node, name if is_pkg else name.rpartition(".")[0])
+                if target == SCHEMA_MODULE and any(a.name in active for a in node.names):
+                    found.append(f"{path.name}:{node.lineno}")
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                if any(isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "S"
+                       and n.attr in active for n in ast.walk(node.value)):
+                    found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_no_module_copies_a_name_of_the_active_schema_at_import():
+    assert schema_copies(REPO) == []
+
+
+def test_the_schema_copy_check_catches_both_forms(tmp_path):
+    pkg = tmp_path / "pipeline"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "schema.py").write_text("SEP = ' x '\n_DEFAULT = {'FEATURES': ()}\nFEATURES: tuple = _DEFAULT['FEATURES']\n")
+    (pkg / "a.py").write_text("from . import schema as S\nNAMES = tuple(f for f in S.FEATURES)\n")
+    (pkg / "b.py").write_text("from .schema import FEATURES\n")
+    (pkg / "c.py").write_text("from . import schema as S\nSEP = S.SEP\ndef names():\n    return S.FEATURES\n")
+    assert sorted(schema_copies(tmp_path)) == ["a.py:2", "b.py:1"]
+
+
+def uci_names_in_code(root: Path) -> list[str]:
+    """`file:line name` of each string in the code (docstrings aside) that names a column of the UCI data.
+
+    Every other module reads columns through the active schema, so a lender's data with other columns
+    is audited by the same code; a name written in the code would audit the UCI layout only.
+    """
+    from pipeline.schema_file import shipped_schema
+
+    spec = shipped_schema()
+    names = {f.name for f in spec.features} | {a for f in spec.features for a in f.aliases} | {spec.label.column}
+    found = []
+    for _, (path, _) in project_modules(root).items():
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings:
+                words = set(re.split(r"[^A-Za-z0-9_.]+", n.value))
+                found += [f"{path.name}:{n.lineno} {name}" for name in sorted(names & words)]
+    return found
+
+
+def test_no_column_name_of_the_uci_data_is_written_in_the_code():
+    assert uci_names_in_code(REPO) == []

@@ -151,7 +151,7 @@ def test_short_row(real_rows, tmp_path):
 def test_one_class_label(real_rows, tmp_path):
     header, body = real_rows
     zeros = [r for r in body[:200] if r[-1] == "0"]
-    with pytest.raises(DataValidationError, match=r"every row has label 0"):
+    with pytest.raises(DataValidationError, match=r"every row has label 'no default'; an audit needs rows of both 'default' and 'no default'"):
         load_portfolio(_write(tmp_path / "o.csv", header, zeros))
 
 

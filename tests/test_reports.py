@@ -60,7 +60,6 @@ from pipeline.run_record import (
 )
 from pipeline.stress import stress_test
 from pipeline.surrogate import Surrogate
-from reports._notice_view import DATA_GROUP_TITLES
 
 HOSTILE = '<img src="file:///etc/passwd"> <link rel=stylesheet href="http://127.0.0.1:9/x.css">'
 LOCAL_SOURCE = "/srv/credit/incoming/2026-11/UCI_Credit_Card.csv"  # a local path: never printed, only its name
@@ -467,7 +466,7 @@ def test_declined_notice_carries_every_checklist_item(run, tmp_path):  # noqa: A
     for f in S.FEATURES:
         named = f"{f.month}: {f.describe(a.features[f.name])}" if f.month else f.describe(a.features[f.name])
         assert flat(named) in text, f.name
-    for title in DATA_GROUP_TITLES.values():
+    for title in S.GROUP_TITLES.values():
         assert title in text
     # logic and rights
     for phrase in ("How we made the decision", "neural network", "Article 22(3)", "Article 16", "contest",

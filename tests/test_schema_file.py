@@ -76,9 +76,11 @@ def _code_strings(path: Path) -> str:
 
 def test_no_uci_column_name_is_left_in_the_code_of_schema_py():
     code = _code_strings(Path(S.__file__))
-    for name in ("LIMIT_BAL", "EDUCATION", "MARRIAGE", "BILL_AMT", "PAY_AMT", "PAY_0", "AGE", "default.payment",
-                 "September", "NT$", "graduate school"):
-        assert name not in code, name
+    words = set(re.split(r"[^A-Za-z0-9_]+", code))  # "AGE" is a column, the derived name "AGE_BANDS" is not
+    for name in ("LIMIT_BAL", "EDUCATION", "MARRIAGE", "PAY_0", "AGE", "September"):
+        assert name not in words, name
+    for text in ("BILL_AMT", "PAY_AMT", "default.payment", "NT$", "graduate school"):
+        assert text not in code, text
     assert "repayment_status" in code  # the walk sees the code's strings
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import schema as S
 from ..audited_model import check_auditable
 from ..constants import COUNTERFACTUAL_MARGIN, ELDERLY_AGE
 from ._importance import rank_agreement
@@ -43,7 +44,6 @@ NOT_APPLICABLE = "not_applicable"  # summary key: {method: why it could not expl
 # The assembly's own per-applicant columns (docs/outputs.md); the methods' columns come first.
 REASONS, STABILITY = "reasons", "stability"
 SURROGATE_NOTE = "overlap of the top-4 features by |SHAP| of the audited model and by |TreeSHAP| of the surrogate"
-AGE = "AGE"  # the schema's age column, for Regulation B's elderly rule
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,12 @@ def elderly_rule(shap: np.ndarray, frame: pd.DataFrame, features: tuple[str, ...
 
     Where age is not a model input nothing can count it against anyone: `age_is_input` False, counts 0.
     """
-    if AGE not in features:
-        return {"age_is_input": False, "min_age": ELDERLY_AGE, "elderly": int((frame[AGE] >= ELDERLY_AGE).sum())
-                if AGE in frame else 0, "age_counted_against": 0, "declined_age_counted_against": 0}
-    elderly = frame[AGE].to_numpy(np.float64) >= ELDERLY_AGE
-    against = elderly & (np.nan_to_num(shap[:, features.index(AGE)]) > MIN_CONTRIBUTION)
+    age = S.SPEC.fairness.age  # the schema's age column
+    if age is None or age not in features:
+        return {"age_is_input": False, "min_age": ELDERLY_AGE, "elderly": int((frame[age] >= ELDERLY_AGE).sum())
+                if age in frame else 0, "age_counted_against": 0, "declined_age_counted_against": 0}
+    elderly = frame[age].to_numpy(np.float64) >= ELDERLY_AGE
+    against = elderly & (np.nan_to_num(shap[:, features.index(age)]) > MIN_CONTRIBUTION)
     was_declined = np.zeros(len(frame), dtype=bool)
     was_declined[declined] = True
     return {"age_is_input": True, "min_age": ELDERLY_AGE, "elderly": int(elderly.sum()),

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..audited_model import decisions
 from ..constants import CI_LEVEL, EQUALIZED_ODDS_GAP_MAX, FOUR_FIFTHS, MIN_GROUP_SIZE, MIN_OUTCOME_COUNT, PARITY_GAP_MAX
 from ..device import DEVICE_CHOICES, resolve_device
 from ._by_group import AttributeResult, group_disparities
@@ -124,7 +125,7 @@ def audit_fairness(X_train: pd.DataFrame, y_train, X_test: pd.DataFrame, y_test,
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     p_default = model.predict_proba(X_test)[:, 1]
-    decline = model.predict(X_test)
+    decline = decisions(model, X_test)
     table, results = group_disparities(X_test, y, decline, p_default, device=dev, seed=seed, n_boot=n_boot,
                                        surrogate_decisions=surrogate_decisions)
     timings["groups_and_bootstrap"] = time.perf_counter() - t0

@@ -1,9 +1,10 @@
 """Which groups the audit compares: protected attributes, age bands, intersections.
 
 Group labels are built from the schema's human meanings so the table and the
-report read "female, under 30", not "2, 1". Undocumented EDUCATION codes are
-too rare to judge one by one, so they are merged into one group and the merge
-is stated in the audit summary.
+report read "female, under 30", not "2, 1". Which intersections are audited and
+which attributes' undocumented codes are too rare to judge one by one (merged
+into one group, and the merge stated in the audit summary) is the schema
+file's [fairness] table.
 """
 
 from __future__ import annotations
@@ -20,17 +21,14 @@ OVERALL_GROUP = "all applicants"
 AGE_BAND_SUFFIX = S.AGE_BAND_SUFFIX
 INTERSECTION_SEP = S.INTERSECTION_SEP
 GROUP_SEP = ", "
-# Attributes whose undocumented codes are merged into one group (others keep one group per code).
-MERGE_UNDOCUMENTED: tuple[str, ...] = ("EDUCATION",)
-# The intersections the issue asks for, as pairs of protected schema columns.
-INTERSECTIONS: tuple[tuple[str, str], ...] = (("SEX", "AGE"), ("SEX", "EDUCATION"))
 
 MSG_MISSING_COLUMN = "the fairness audit needs the protected column {name!r}, which the frame lacks"
 
-for _pair in INTERSECTIONS:
-    for _name in _pair:
-        if _name not in S.PROTECTED:  # pragma: no cover - guards a schema edit
-            raise ValueError(f"intersection column {_name!r} is not protected in the schema")
+
+
+def _merged(name: str) -> bool:
+    """Whether an attribute's undocumented codes form one group (the schema's [fairness] merge_undocumented)."""
+    return name in S.SPEC.fairness.merge_undocumented
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ def _single_groups(name: str) -> tuple[str, ...]:
     if _is_banded(name):
         return tuple(label for _, _, label in S.AGE_BANDS)
     documented = tuple(f.codes.values())
-    if name in MERGE_UNDOCUMENTED and f.extra_codes:
+    if _merged(name) and f.extra_codes:
         return (*documented, _undocumented_label(name))
     return (*documented, *f.extra_codes.values())
 
@@ -74,7 +72,7 @@ def _single_labels(frame: pd.DataFrame, name: str) -> pd.Series:
         return values.map(S.age_band).astype(object)
     f = S.BY_NAME[name]
     mapping = {int(c): label for c, label in f.allowed_codes.items()}
-    if name in MERGE_UNDOCUMENTED:
+    if _merged(name):
         mapping.update({int(c): _undocumented_label(name) for c in f.extra_codes})
     return values.astype(int).map(mapping).astype(object)
 
@@ -82,7 +80,7 @@ def _single_labels(frame: pd.DataFrame, name: str) -> pd.Series:
 def audited_attributes() -> tuple[AuditedAttribute, ...]:
     """Every protected attribute in schema order, then the intersections."""
     out = [AuditedAttribute(_attribute_name(n), (n,), "attribute", _single_groups(n)) for n in S.PROTECTED]
-    for a, b in INTERSECTIONS:
+    for a, b in S.SPEC.fairness.intersections:
         groups = tuple(f"{ga}{GROUP_SEP}{gb}" for ga in _single_groups(a) for gb in _single_groups(b))
         out.append(AuditedAttribute(_attribute_name(a) + INTERSECTION_SEP + _attribute_name(b), (a, b), "intersection", groups))
     return tuple(out)
@@ -105,7 +103,7 @@ def grouping_notes() -> list[str]:
         if _is_banded(n):
             bands = "; ".join(f"{label} ({lo}-{hi})" for lo, hi, label in S.AGE_BANDS)
             notes.append(f"{f.label} is audited in bands: {bands}.")
-        elif f.extra_codes and n in MERGE_UNDOCUMENTED:
+        elif f.extra_codes and _merged(n):
             notes.append(f"{f.label}: the undocumented codes {sorted(f.extra_codes)} are merged into one group "
                          f"'{_undocumented_label(n)}' (each is too rare to judge alone).")
         elif f.extra_codes:

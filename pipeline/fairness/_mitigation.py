@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import torch
 from fairlearn.postprocessing import ThresholdOptimizer
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from .. import schema as S
 from ._by_group import group_disparities
 from ._groups import audited_attributes
 
-MITIGATED_ATTRIBUTE = "SEX"
 MITIGATION_CONSTRAINTS: tuple[str, ...] = ("demographic_parity", "equalized_odds")
 MITIGATION_OBJECTIVE = "accuracy_score"  # what the thresholds maximise under the constraint
 # Replicates for the comparison's disparity intervals: a side analysis, so fewer than the audit's.
@@ -54,15 +54,37 @@ def _variant(name: str, description: str, X_test: pd.DataFrame, y: np.ndarray, d
     }
 
 
-def _threshold_optimizer(model, X_train, y_train, X_test, constraints: str, seed: int) -> np.ndarray:
+class _Scores(ClassifierMixin, BaseEstimator):
+    """Any audited model as the fitted scikit-learn classifier ThresholdOptimizer(prefit=True) expects
+    (a lender's model is not a scikit-learn estimator); it only forwards `predict_proba`."""
+
+    def __init__(self, model: object = None) -> None:
+        self.model = model
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> _Scores:  # noqa: ARG002 - prefit: never trained here
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(X)  # type: ignore[union-attr]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.array([0, 1])
+
+
+def _threshold_optimizer(model, X_train, y_train, X_test, constraints: str, attribute: str,
+                         seed: int) -> np.ndarray:
     """Decisions (1 = decline) of group-specific thresholds on the production model's P(default)."""
-    opt = ThresholdOptimizer(estimator=model, constraints=constraints, prefit=True, predict_method="predict_proba",
+    opt = ThresholdOptimizer(estimator=_Scores(model), constraints=constraints, prefit=True, predict_method="predict_proba",
                              objective=MITIGATION_OBJECTIVE)
     with warnings.catch_warnings():
         # fairlearn warns that a prefit estimator is used as is: that is the point here.
         warnings.filterwarnings("ignore", message=".*prefit.*", category=UserWarning)
-        opt.fit(X_train, np.asarray(y_train, dtype=int), sensitive_features=X_train[MITIGATED_ATTRIBUTE].to_numpy())
-        return np.asarray(opt.predict(X_test, sensitive_features=X_test[MITIGATED_ATTRIBUTE].to_numpy(),
+        opt.fit(X_train, np.asarray(y_train, dtype=int), sensitive_features=X_train[attribute].to_numpy())
+        return np.asarray(opt.predict(X_test, sensitive_features=X_test[attribute].to_numpy(),
                                       random_state=seed), dtype=np.int64)
 
 
@@ -72,20 +94,21 @@ def unawareness_and_mitigation(X_train: pd.DataFrame, y_train, X_test: pd.DataFr
     y = np.asarray(y_test, dtype=np.int64)
     p_prod = model.predict_proba(X_test)[:, 1]
     variants = [_variant("production", f"production model, inputs exclude {', '.join(S.EXCLUDED_FROM_MODEL)}",
-                         X_test, y, model.predict(X_test), p_prod, device=device, seed=seed)]
-    # Same hyper-parameters, every schema input (sklearn.clone refuses CreditModel: it normalises `device`).
-    params = {**model.get_params(deep=False), "features": S.FEATURE_NAMES, "seed": seed, "device": device}
-    aware = type(model)(**params).fit(X_train, y_train)
-    variants.append(_variant("with protected inputs", "same architecture and training, every schema input including "
-                             + ", ".join(S.PROTECTED), X_test, y, aware.predict(X_test),
-                             aware.predict_proba(X_test)[:, 1], device=device, seed=seed))
-    for c in MITIGATION_CONSTRAINTS:
-        decline = _threshold_optimizer(model, X_train, y_train, X_test, c, seed)
-        variants.append(_variant(f"ThresholdOptimizer ({c.replace('_', ' ')} on {MITIGATED_ATTRIBUTE})",
+                         X_test, y, (p_prod >= model.threshold_).astype(np.int64), p_prod, device=device, seed=seed)]
+    if hasattr(model, "get_params") and hasattr(model, "fit"):  # a model the audit trained can be retrained
+        # Same hyper-parameters, every schema input (sklearn.clone refuses CreditModel: it normalises `device`).
+        params = {**model.get_params(deep=False), "features": S.FEATURE_NAMES, "seed": seed, "device": device}
+        aware = type(model)(**params).fit(X_train, y_train)
+        variants.append(_variant("with protected inputs", "same architecture and training, every schema input"
+                                 " including " + ", ".join(S.PROTECTED), X_test, y, aware.predict(X_test),
+                                 aware.predict_proba(X_test)[:, 1], device=device, seed=seed))
+    attribute = S.SPEC.fairness.mitigate  # the schema's [fairness] mitigate
+    for c in MITIGATION_CONSTRAINTS if attribute else ():
+        decline = _threshold_optimizer(model, X_train, y_train, X_test, c, attribute, seed)
+        variants.append(_variant(f"ThresholdOptimizer ({c.replace('_', ' ')} on {attribute})",
                                  f"fairlearn ThresholdOptimizer, prefit on the production model's P(default), "
-                                 f"{c} constraint for {MITIGATED_ATTRIBUTE}, maximising {MITIGATION_OBJECTIVE}, "
-                                 f"randomised thresholds seeded {seed}; "
-                                 f"uses {MITIGATED_ATTRIBUTE} at decision time",
+                                 f"{c} constraint for {attribute}, maximising {MITIGATION_OBJECTIVE}, "
+                                 f"randomised thresholds seeded {seed}; uses {attribute} at decision time",
                                  X_test, y, decline, None, device=device, seed=seed))
     return {
         "note": "analysis only: the production decisions are not changed",
