@@ -18,9 +18,13 @@ otherwise, never reaching into a model's layers:
 - `Blockwise`: additionally, that function written as a per-feature encoder
   feeding one linear layer and a head (`BlockwiseParts`), which lets Kernel
   SHAP and LIME compute each feature's share of the first layer once and
-  recombine shares instead of running the whole network per sample.
+  recombine shares instead of running the whole network per sample;
+- `TreeEnsemble`: the model is a tree ensemble whose native booster reads
+  the raw features in `features` order and whose probability is exactly
+  `predict_proba`'s column 1, which lets SHAP be computed exactly by
+  TreeSHAP instead of estimated from sampled coalitions.
 
-`pipeline.model.CreditModel` implements all three. Torch is imported only
+`pipeline.model.CreditModel` implements the first three. Torch is imported only
 for type checking here: the protocols cost nothing to import.
 """
 
@@ -100,6 +104,23 @@ class Blockwise(Differentiable, Protocol):
 
     def blockwise(self, device: torch.device | str) -> BlockwiseParts:
         """The parts of `torch_function(device)`, on `device`, for share-wise evaluation."""
+        ...
+
+
+@runtime_checkable
+class TreeEnsemble(Protocol):
+    """A model that is a tree ensemble shap.TreeExplainer can read (XGBoost, LightGBM, scikit-learn trees)."""
+
+    def tree_booster(self) -> object:
+        """The native model: an xgboost.Booster, a lightgbm.Booster or a fitted scikit-learn tree ensemble.
+
+        Its input columns are the raw features in `features` order (no
+        preprocessing outside it) and its probability of class 1 is
+        `predict_proba(frame)[:, 1]`. The explainer checks this on every
+        call and falls back to Kernel SHAP, saying why, when it does not hold
+        (e.g. a calibration layered on top of the trees), so a wrong booster
+        costs speed, never correctness.
+        """
         ...
 
 

@@ -221,6 +221,7 @@ class NoticeSection(_Section):
 
 # ---- explanations --------------------------------------------------------------------------------
 class ShapSummary(_Section):
+    variant: str | None = None  # "TreeSHAP", "batched Kernel SHAP" or "shap KernelExplainer"; None: older records
     base: float
     background_rows: int
     n_coalitions: int | None

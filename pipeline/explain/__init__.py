@@ -9,8 +9,11 @@ through the model's layers. The package computes, for the whole portfolio:
 
 - SHAP values (`shap_values`): interventional Shapley values of P(default)
   against a recorded background sample (`background_sample`); base + sum of
-  values = P(default). Backends: `batched_shap` (Kernel SHAP in batched torch, on CPU or CUDA) and
-  `kernel_explainer_shap` (shap's KernelExplainer, the reference);
+  values = P(default). A `TreeEnsemble` model gets exact TreeSHAP from its trees
+  (`tree_ensemble_shap`); any other model Kernel SHAP, by backend: `batched_shap`
+  (batched torch, on CPU or CUDA, any model through `predict_proba`) or
+  `kernel_explainer_shap` (shap's KernelExplainer, the reference); `shap_variant`
+  says which computed them;
   `exact_shap` / `grouped_shap` enumerate every coalition (exact; grouped
   over the schema's feature groups such as "repayment history");
 - `tree_shap`: TreeExplainer values of the surrogate tree, to compare;
@@ -51,9 +54,10 @@ from ._portfolio import BACKENDS, LIMITATIONS, NOT_APPLICABLE, PortfolioExplanat
 from ._reasons import MAX_REASONS, Reason, principal_reasons, reasons_json
 from ._registry import METHODS, importance_merges
 from ._saliency import saliency
-from ._shap import shap_values
+from ._shap import ShapRun, shap_values, shap_variant
 from ._shap_batched import DEFAULT_BACKGROUND_SIZE, DEFAULT_COALITIONS, background_sample, batched_shap
 from ._shap_reference import REFERENCE_NSAMPLES, kernel_explainer_shap
+from ._shap_tree import TREE_OUTPUT_TOLERANCE, TreeShapUnavailable, tree_ensemble_shap
 from ._stability import STABILITY_FLAG_BELOW, TOP_K, path_factors, stability, top_factors, unstable
 from ._tree import tree_shap
 from ._values import Attributions
@@ -75,6 +79,7 @@ __all__ = [
     "STABILITY_FLAG_BELOW",
     "STD_SCALED",
     "TOP_K",
+    "TREE_OUTPUT_TOLERANCE",
     "Attributions",
     "Change",
     "CoalitionDesign",
@@ -85,6 +90,8 @@ __all__ = [
     "PortfolioExplanation",
     "PortfolioInputs",
     "Reason",
+    "ShapRun",
+    "TreeShapUnavailable",
     "background_sample",
     "batched_shap",
     "completeness_gap",
@@ -110,10 +117,12 @@ __all__ = [
     "saliency",
     "scaled_by_std",
     "shap_values",
+    "shap_variant",
     "shapley_from_table",
     "solve_shap",
     "stability",
     "top_factors",
+    "tree_ensemble_shap",
     "tree_shap",
     "unstable",
 ]

@@ -5,6 +5,12 @@ With P players there are 2^P coalitions. For the schema's feature groups
 portfolio, so grouped values are exact, not estimated. For single features
 it is the ground truth used to check the Kernel SHAP estimators when P is
 small enough (tests) or a device is large enough.
+
+Grouped values are enumerated for every kind of model, tree ensembles
+included: a group's Shapley value is not the sum of its features' Shapley
+values (for f = x1*x2*x3 with groups {x1, x2} and {x3}, each feature gets 1/3
+so the sum gives the first group 2/3, while the two-player game gives each
+group 1/2), so TreeSHAP's per-feature values cannot be summed into them.
 """
 
 from __future__ import annotations

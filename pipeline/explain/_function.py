@@ -67,7 +67,8 @@ class ModelFunction:
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise ValueError(MSG_MISSING_COLUMNS.format(what=what, missing=missing))
-        values = np.asarray(frame[list(self.features)].to_numpy(), dtype=_NUMPY_DTYPE[self.dtype])
+        # a copy: a float frame's array can be pandas' read-only view, which torch must not share
+        values = frame[list(self.features)].to_numpy(dtype=_NUMPY_DTYPE[self.dtype], copy=True)
         return torch.as_tensor(values, device=self.device)
 
     @torch.no_grad()

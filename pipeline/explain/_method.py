@@ -80,8 +80,10 @@ class MethodResult:
     stability assembly. `columns`: numeric applicants-table columns;
     `records`: per-applicant JSON text columns (both aligned with the frame).
     `importance`: global importance per method key, in order. `description`:
-    the summary's `methods` entry. `details`: the method's own summary
-    sections (e.g. `shap`, `counterfactuals`).
+    the summary's `methods` entry. `limitation`: this run's own wording of
+    the method's limitation (e.g. which variant computed it), replacing
+    `Method.limitation` in the summary the report prints. `details`: the
+    method's own summary sections (e.g. `shap`, `counterfactuals`).
     """
 
     attributions: Attributions | None = None
@@ -89,6 +91,7 @@ class MethodResult:
     records: Mapping[str, list] = field(default_factory=dict)
     importance: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     description: str | None = None
+    limitation: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
 

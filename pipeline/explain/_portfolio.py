@@ -43,7 +43,7 @@ LIMITATIONS = limitations()
 NOT_APPLICABLE = "not_applicable"  # summary key: {method: why it could not explain this model}
 # The assembly's own per-applicant columns (docs/outputs.md); the methods' columns come first.
 REASONS, STABILITY = "reasons", "stability"
-SURROGATE_NOTE = "overlap of the top-4 features by |SHAP| of the MLP and by |TreeSHAP| of the surrogate"
+SURROGATE_NOTE = "overlap of the top-4 features by |SHAP| of the audited model and by |TreeSHAP| of the surrogate"
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,6 @@ class PortfolioExplanation:
                 "low": int(np.sum(unstable(stab))),
                 "undefined": int(np.sum(np.isnan(stab))),
             },
-            "limitations": LIMITATIONS,
         }
 
 
@@ -223,6 +222,7 @@ def explain_portfolio(
         "declined": len(inputs.declined),
         "features": list(inputs.features),
         "methods": {name: r.description for name, r in results.items() if r.description is not None},
+        "limitations": {**LIMITATIONS, **{name: r.limitation for name, r in results.items() if r.limitation}},
         "elderly_rule": elderly,
     }
     for r in results.values():

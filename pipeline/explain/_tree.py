@@ -1,8 +1,10 @@
-"""SHAP values of the surrogate tree (shap's TreeExplainer), to compare with the MLP's.
+"""SHAP values of the surrogate tree (shap's TreeExplainer), to compare with the audited model's.
 
-The surrogate imitates the MLP's decisions; explaining the tree with the
-same interventional definition and the same background as the MLP shows
-where the readable rules and the model lean on different features.
+The surrogate imitates the model's decisions; explaining the tree with the
+same interventional definition and the same background as the model shows
+where the readable rules and the model lean on different features. (A model
+that is itself a tree ensemble has its own SHAP computed by TreeSHAP too:
+`_shap_tree`.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ._values import Attributions
 NAME = "tree_shap"
 IMPURITY = "surrogate_impurity"
 LIMITATION = (
-    "Explains the surrogate tree, not the MLP: where it differs from SHAP, the rules are a"
+    "Explains the surrogate tree, not the audited model: where it differs from SHAP, the rules are a"
     " simplification of what the model does."
 )
 
