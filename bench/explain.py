@@ -216,6 +216,7 @@ def german_models(folder: Path, seed: int) -> tuple[object, dict[str, object], s
     """The German data, its models by name, and where the models came from."""
     sys.path.insert(0, str(REPO / "tests"))
     from german import load_german, write_models  # the example models' writer (tests/german.py)
+
     from pipeline.adapters import load_audited_model
 
     data = load_german()
