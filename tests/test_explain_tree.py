@@ -363,3 +363,32 @@ def test_kernel_shap_scores_a_black_box_in_large_batches(onnx_model, portfolio):
     assert scored == hybrid_rows + len(apps) + len(bg)  # every hybrid row once, plus f(x) and f(b)
     assert len(onnx_model.calls) <= 5 < len(apps)  # not one call per applicant: measured 3 + 2
     assert max(onnx_model.calls) >= 40_000
+
+
+def test_a_lenders_forest_saved_with_skops_gets_exact_treeshap_and_a_pipeline_says_why_not(data, tmp_path):
+    """Through the real hand-over: skops files and cards, loaded by pipeline.adapters."""
+    import skops.io
+    from german import write_card
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from pipeline.adapters import load_audited_model
+
+    X, y, bg = data
+    features = list(X.columns)
+    rows = X.iloc[EXPLAINED]
+    handed = {"forest": _forest().fit(X.iloc[TRAIN], y[TRAIN]),  # fitted on the frame: it records the names
+              "pipeline": make_pipeline(StandardScaler(), _forest()).fit(X.iloc[TRAIN], y[TRAIN])}
+    runs = {}
+    for name, estimator in handed.items():
+        path = tmp_path / f"{name}.skops"
+        skops.io.dump(estimator, path)
+        write_card(path, "skops", name, features, adverse_column=1)
+        runs[name] = shap_variant(load_audited_model(path), rows, bg.iloc[:30], n_coalitions=256)
+    forest = runs["forest"]
+    assert forest.variant == TREE and "RandomForestClassifier" in forest.result.method
+    p = handed["forest"].predict_proba(rows)[:, 1]
+    np.testing.assert_allclose(forest.result.base + forest.result.values.sum(1), p, atol=1e-6)
+    pipeline = runs["pipeline"]
+    assert pipeline.variant == BATCHED_KERNEL
+    assert "Pipeline is not a forest of trees" in pipeline.why_not_tree

@@ -20,6 +20,8 @@ from ._card import CardFile
 from ._errors import MSG_NOT_FORMAT, MSG_UNTRUSTED, ModelFileError
 from ._files import zip_names
 
+MSG_NOT_TREES = ("a scikit-learn {kind} is not a forest of trees over the raw columns (exact TreeSHAP needs a bare"
+                 " RandomForestClassifier, ExtraTreesClassifier or DecisionTreeClassifier)")
 TRUSTED_PACKAGES = frozenset({"sklearn", "numpy", "scipy"})
 SKOPS_SCHEMA_MEMBER = "schema.json"
 
@@ -59,6 +61,17 @@ class SkopsModel(FileModel):
     def _raw(self, block: pd.DataFrame) -> np.ndarray:
         frame = block if self.input_names is not None else block.to_numpy()
         return np.asarray(self._estimator.predict_proba(frame))
+
+    def tree_booster(self) -> object:
+        """`TreeEnsemble`: a bare forest (or tree) of scikit-learn over the card's columns, whose probability
+        is the average of its trees' leaf probabilities, so TreeSHAP of P(adverse) is exact. A pipeline or
+        any other estimator raises: the explainer then uses Kernel SHAP and records why."""
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+        from sklearn.tree import DecisionTreeClassifier
+
+        if not isinstance(self._estimator, (RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier)):
+            raise TypeError(MSG_NOT_TREES.format(kind=type(self._estimator).__name__))
+        return self._estimator
 
 
 def trusted(name: str) -> bool:
