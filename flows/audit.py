@@ -102,7 +102,7 @@ def _model(portfolio, split, config, device, run_dir: Path, key,
         model = T.load_given_model(model_dir, device)
         if isinstance(model, CreditModel):
             return model, model.save(run_dir / O.MODEL_DIR)  # the audited model travels with its run
-        return model, T.keep_model_files(model_dir, run_dir)
+        return model, T.keep_model_files(model, run_dir)
     files = durable(T.train_model, run_dir)(portfolio, split, config, device, str(run_dir / O.MODEL_DIR),
                                             key=key("train"))
     return T.load_model(str(Path(files[0]).parent), device), [Path(f) for f in files]

@@ -109,13 +109,12 @@ def check_given_model(path: str, portfolio: Portfolio) -> AuditedModel:
     return model
 
 
-def keep_model_files(path: str, run_dir: Path) -> list[Path]:
+def keep_model_files(model: AuditedModel, run_dir: Path) -> list[Path]:
     """Copies of a lender's model file and its card in the run's model/ folder: the audited model
-    travels with its run and is sealed by its manifest."""
-    from pipeline.adapters import card_path
-
+    travels with its run and is sealed by its manifest. The bytes copied are the bytes the adapter
+    hashed and loaded (never the file read again, which could have changed since)."""
     folder = run_dir / O.MODEL_DIR
-    return [atomic_write_bytes(folder / Path(f).name, Path(f).read_bytes()) for f in (path, card_path(path))]
+    return [atomic_write_bytes(folder / f.path.name, f.data) for f in (model, model.card_file)]  # type: ignore[attr-defined]
 
 
 @plain
