@@ -80,6 +80,18 @@ def test_each_format_is_audited_into_a_sealed_run_read_with_its_schema(runs, mod
     assert (run_dir / O.REPORT_PDF).stat().st_size > 50_000
 
 
+@pytest.mark.parametrize(("key", "differentiable"), [("xgboost_json", False), ("onnx", False), ("skops", False),
+                                                     ("torchscript", True)])
+def test_explanations_follow_what_each_model_offers(runs, key, differentiable):
+    """SHAP adds up to each model's own probability; gradients only where the model is differentiable."""
+    explanations = load_run(runs[key]).record.explanations
+    assert explanations.shap.max_additivity_gap < 1e-6
+    assert explanations.shap.variant == "batched Kernel SHAP"  # boosters included: see tests/test_explain_tree.py
+    assert (explanations.integrated_gradients is not None) == differentiable
+    assert ("integrated_gradients" in explanations.not_applicable) != differentiable
+    assert explanations.counterfactuals is not None and "lime" in explanations.global_importance
+
+
 def test_native_and_onnx_copies_of_one_booster_decide_and_explain_alike(runs):
     native = pd.read_parquet(runs["xgboost_json"] / O.APPLICANTS).set_index("id")
     onnx = pd.read_parquet(runs["onnx"] / O.APPLICANTS).set_index("id").loc[native.index]
