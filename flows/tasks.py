@@ -89,10 +89,12 @@ def schema_hash(path: str | None, raw: bytes) -> str | None:
 
 def load_given_model(path: str, device: str = "cpu") -> AuditedModel:
     """The model to audit as is: a credit-audit model folder (a run's model/), or a lender's model file
-    with its card (`pipeline.adapters`), whose inputs must be columns of the active schema."""
-    if Path(path).is_dir():
+    with its card (`pipeline.adapters`), whose inputs must be columns of the active schema. A folder
+    with a card beside it is read through that card, so its type and sha256 are checked too."""
+    from pipeline.adapters import card_path, check_inputs, load_audited_model
+
+    if Path(path).is_dir() and not card_path(path).is_symlink() and not card_path(path).exists():
         return CreditModel.load(path, device=device)
-    from pipeline.adapters import check_inputs, load_audited_model
 
     model = load_audited_model(path)
     check_inputs(model, S.FEATURE_NAMES)

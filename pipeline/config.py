@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from . import schema as S
+from ._toml import loads as toml_loads
 from .constants import COUNTERFACTUAL_MARGIN, SEED_MAX
 from .flags import FlagCode, FlagConfig
 from .gates import GatePolicy
@@ -438,8 +439,7 @@ def _plain(value: Any) -> Any:
 
 def _read_toml(file: Path) -> dict:
     try:
-        with file.open("rb") as fh:
-            return tomllib.load(fh)
+        return toml_loads(file.read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(MSG_NOT_TOML.format(file=file, reason=exc)) from None
     except UnicodeDecodeError as exc:

@@ -25,6 +25,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._toml import loads as toml_loads
+
 FORMAT_VERSION = 1
 DEFAULT_SCHEMA = "uci_credit_card.toml"
 GERMAN_CREDIT_SCHEMA = "german_credit.toml"
@@ -473,7 +475,7 @@ def parse_schema(text: str, file: str | Path) -> SchemaSpec:
     """A schema from TOML text; `file` names it in messages."""
     file = Path(file)
     try:
-        raw = tomllib.loads(text)
+        raw = toml_loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SchemaFileError(MSG_NOT_TOML.format(file=file, reason=exc)) from None
     try:

@@ -33,7 +33,7 @@ from ._errors import (
     ModelFileError,
     ModelMismatchError,
 )
-from ._files import bytes_sha256, folder_sha256, read_model, refuse_pickle
+from ._files import bytes_sha256, folder_sha256, read_model, refuse_pickle, refuse_zip_bomb
 
 __all__ = [
     "CARD_SUFFIX", "CHUNK_ROWS", "MODEL_TYPES", "AdapterError", "CardFile", "FileModel", "ModelCard",
@@ -98,6 +98,7 @@ def load_audited_model(path: str | Path) -> FileModel:
     else:
         data = read_model(path)
         refuse_pickle(path, data)
+        refuse_zip_bomb(path, data)
         sha256 = bytes_sha256(data)
     expected = card_file.card.model.sha256
     if expected is not None and expected != sha256:

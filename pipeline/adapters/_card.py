@@ -30,7 +30,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ._errors import ModelCardError
+from .._toml import loads as toml_loads
+from ._errors import MSG_NOT_REGULAR, ModelCardError
+from ._files import FileTooLarge, NotRegularFile, read_regular
 
 FORMAT_VERSION = 1
 CARD_SUFFIX = ".card.toml"
@@ -128,14 +130,15 @@ def read_card(model_path: str | Path) -> CardFile:
     """The card beside `model_path`, checked key by key (ModelCardError naming the card and key path)."""
     model_path = Path(model_path)
     path = card_path(model_path)
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise ModelCardError(MSG_NO_CARD.format(model=model_path, card=path))
-    size = path.stat().st_size
-    if size > MAX_CARD_BYTES:
-        raise ModelCardError(MSG_CARD_TOO_LARGE.format(card=path, size=size, limit=MAX_CARD_BYTES))
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MAX_CARD_BYTES)
         text = data.decode("utf-8")
+    except NotRegularFile as exc:
+        raise ModelCardError(MSG_NOT_REGULAR.format(file=path, what="model card", kind=exc.kind)) from None
+    except FileTooLarge as exc:
+        raise ModelCardError(MSG_CARD_TOO_LARGE.format(card=path, size=exc.size, limit=MAX_CARD_BYTES)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelCardError(MSG_CARD_UNREADABLE.format(card=path, reason=exc)) from None
     return CardFile(parse_card(text, path), path, data)
@@ -144,7 +147,7 @@ def read_card(model_path: str | Path) -> CardFile:
 def parse_card(text: str, path: str | Path) -> ModelCard:
     """A card from TOML text; `path` names it in messages."""
     try:
-        raw = tomllib.loads(text)
+        raw = toml_loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ModelCardError(MSG_CARD_NOT_TOML.format(card=path, reason=exc)) from None
     try:

@@ -35,6 +35,9 @@ WHY_TORCH_SAVE = "the file is a torch.save archive (it holds {member}), not a To
 
 MSG_NO_MODEL = "{file}: no such model file"
 MSG_TOO_LARGE = "{file}: the model file is {size:,} bytes; expected at most {limit:,}"
+MSG_NOT_REGULAR = "{file}: the {what} is {kind}, not a regular file; expected the file itself"
+MSG_ZIP_BOMB = ("{file}: the archive's members unpack to {size:,} bytes from {packed:,}; expected at most {limit:,} "
+                "(a model this large unpacked is refused before any loader expands it)")
 MSG_UNREADABLE = "{file}: cannot read the model file ({reason})"
 MSG_NOT_FORMAT = "{file}: the card {card} says type = {kind!r}, but the file is not {expected} ({reason})"
 MSG_NO_LIBRARY = ("{file}: the card {card} says type = {kind!r}, which needs the Python package {package}; it is not "

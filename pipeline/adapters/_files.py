@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import zipfile
 from pathlib import Path
 
 from ._errors import (
     MSG_NO_MODEL,
+    MSG_NOT_REGULAR,
     MSG_PICKLE,
     MSG_TOO_LARGE,
     MSG_UNREADABLE,
+    MSG_ZIP_BOMB,
     WHY_PROTOCOL,
     WHY_SUFFIX,
     WHY_TORCH_SAVE,
@@ -28,19 +32,63 @@ PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".pt", ".pth"})
 TORCH_SUFFIXES = frozenset({".pt", ".pth"})  # torch.jit.save's examples name TorchScript files .pt
 PICKLE_PROTOCOL_BYTE = 0x80  # pickle protocols 2 and later open with PROTO 0x80
 MAX_MODEL_BYTES = 1 << 30  # credit models are kilobytes to megabytes; the file is held in memory once
+MAX_UNPACKED_BYTES = 1 << 30  # an archive's members unpacked; deflate packs ~1000:1, so a 4 MB zip can hold 4 GB
 
 
 def read_model(path: Path) -> bytes:
     """The model file's bytes, read once: they are hashed, sniffed and loaded, so what was checked is what runs."""
     try:
-        size = path.stat().st_size
-        if size > MAX_MODEL_BYTES:
-            raise ModelFileError(MSG_TOO_LARGE.format(file=path, size=size, limit=MAX_MODEL_BYTES))
-        return path.read_bytes()
+        return read_regular(path, MAX_MODEL_BYTES)
     except FileNotFoundError:
         raise ModelFileError(MSG_NO_MODEL.format(file=path)) from None
+    except NotRegularFile as exc:
+        raise ModelFileError(MSG_NOT_REGULAR.format(file=path, what="model file", kind=exc.kind)) from None
+    except FileTooLarge as exc:
+        raise ModelFileError(MSG_TOO_LARGE.format(file=path, size=exc.size, limit=MAX_MODEL_BYTES)) from None
     except OSError as exc:
         raise ModelFileError(MSG_UNREADABLE.format(file=path, reason=exc.strerror or exc)) from None
+
+
+class NotRegularFile(OSError):
+    """The path is a directory, a fifo, a device (`/dev/zero`) or a socket, not a file of bytes."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class FileTooLarge(OSError):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (fifo)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at `path` (symlinks followed), at most `limit` of them.
+
+    Opened without blocking and checked on the open descriptor, so a fifo (which
+    would wait for a writer forever), a device such as /dev/zero (endless bytes)
+    or a file that grows after its size was checked can neither hang nor exhaust
+    memory: NotRegularFile or FileTooLarge instead.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode_size = os.fstat(fd)
+        if not stat.S_ISREG(mode_size.st_mode):
+            raise NotRegularFile(next((k for test, k in _KINDS if test(mode_size.st_mode)), "not a regular file"))
+        if mode_size.st_size > limit:
+            raise FileTooLarge(mode_size.st_size)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise FileTooLarge(len(data))
+        return data
+    finally:
+        os.close(fd)
 
 
 def bytes_sha256(data: bytes) -> str:
@@ -73,6 +121,21 @@ def zip_names(data: bytes) -> list[str] | None:
             return archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError):
         return None
+
+
+def refuse_zip_bomb(path: Path, data: bytes) -> None:
+    """ModelFileError when a zip's members would unpack to more than MAX_UNPACKED_BYTES (a zip bomb).
+
+    skops and torch unpack members into memory; zipfile never reads past a member's
+    declared size, so the sizes the archive declares bound what a loader can unpack.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ModelFileError(MSG_ZIP_BOMB.format(file=path, size=unpacked, packed=len(data), limit=MAX_UNPACKED_BYTES))
 
 
 def is_torchscript(names: list[str] | None) -> bool:

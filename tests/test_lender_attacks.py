@@ -1,0 +1,172 @@
+"""A hostile or careless lender's hand-over, each failure found by attacking `run --model --schema`.
+
+Every case here once failed: a TOML file nested a few thousand levels deep
+(card, schema or configuration) stopped the run with "maximum recursion depth
+exceeded" and no file named; a model path that is a fifo or a symlink to
+/dev/zero hung the run (waiting for a writer, or reading endless zeros into
+memory); a card that is a directory or fifo was reported as missing; a
+skops or TorchScript zip of a few hundred kilobytes unpacked hundreds of
+megabytes into memory before any check; a CreditModel folder with a card
+beside it was loaded without its card, so the card's sha256 was never checked.
+Each now stops with one message naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from german import MODEL_FILES, card_text, load_german, train_xgboost
+
+from pipeline.adapters import ModelCardError, ModelFileError, card_path, load_audited_model
+from pipeline.config import ConfigError, load_config
+from pipeline.schema_file import SchemaFileError, load_schema
+
+DEEP = "x = " + "[" * 3000 + "]" * 3000 + "\n"  # ~6 kB: far under every size limit, deeper than Python's stack
+TOO_DEEP = "nested too deeply"
+HANG_GUARD_S = 20  # a read that blocks (fifo) or never ends (/dev/zero) fails the test instead of hanging it
+
+
+@pytest.fixture(scope="module")
+def columns() -> list[str]:
+    return list(load_german().X.columns)
+
+
+@pytest.fixture(scope="module")
+def xgb_bytes(tmp_path_factory) -> bytes:
+    """The German XGBoost example as its JSON file's bytes (trained once for the module)."""
+    path = tmp_path_factory.mktemp("xgb") / MODEL_FILES["xgboost_json"]
+    train_xgboost(load_german()).save_model(str(path))
+    return path.read_bytes()
+
+
+@pytest.fixture
+def no_hang() -> Iterator[None]:
+    def stop(*_: object) -> None:
+        raise TimeoutError(f"still reading after {HANG_GUARD_S} s: the read blocks or never ends")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(HANG_GUARD_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def _xgb_model(folder: Path, data: bytes, columns: list[str], card_extra: str = "") -> Path:
+    model = folder / "m.json"
+    model.write_bytes(data)
+    card_path(model).write_text(card_text("xgboost", "German XGBoost", columns) + card_extra)
+    return model
+
+
+# ---- TOML nested too deeply: named as bad TOML in its file -------------------
+
+def test_a_card_nested_too_deeply_is_bad_toml_naming_the_card(xgb_bytes, columns, tmp_path):
+    model = _xgb_model(tmp_path, xgb_bytes, columns, DEEP)
+    with pytest.raises(ModelCardError, match=TOO_DEEP) as err:
+        load_audited_model(model)
+    assert str(card_path(model)) in str(err.value)
+
+
+def test_a_schema_nested_too_deeply_is_bad_toml_naming_the_schema(tmp_path):
+    schema = tmp_path / "schema.toml"
+    schema.write_text("format = 1\n" + DEEP)
+    with pytest.raises(SchemaFileError, match=TOO_DEEP) as err:
+        load_schema(schema)
+    assert str(schema) in str(err.value)
+
+
+def test_a_configuration_nested_too_deeply_is_bad_toml_naming_the_file(tmp_path):
+    config = tmp_path / "audit.toml"
+    config.write_text(DEEP)
+    with pytest.raises(ConfigError, match=TOO_DEEP) as err:
+        load_config(config)
+    assert str(config) in str(err.value)
+
+
+# ---- paths that are not regular files ------------------------------------------
+
+def test_a_model_path_that_is_a_fifo_is_refused_at_once(xgb_bytes, columns, tmp_path, no_hang):
+    model = _xgb_model(tmp_path, xgb_bytes, columns)
+    model.unlink()
+    os.mkfifo(model)
+    with pytest.raises(ModelFileError, match=r"m\.json: the model file is a named pipe \(fifo\), not a regular file"):
+        load_audited_model(model)
+
+
+def test_a_model_symlinked_to_dev_zero_is_refused_unread(xgb_bytes, columns, tmp_path, no_hang):
+    model = _xgb_model(tmp_path, xgb_bytes, columns)
+    model.unlink()
+    model.symlink_to("/dev/zero")
+    with pytest.raises(ModelFileError, match="the model file is a character device, not a regular file"):
+        load_audited_model(model)
+
+
+def test_a_model_path_that_is_a_directory_is_named_as_one(columns, tmp_path):
+    model = tmp_path / "m.json"
+    model.mkdir()
+    card_path(tmp_path / "m.json.x").write_text(card_text("xgboost", "x", columns))  # m.json.card.toml: a folder's card
+    assert card_path(model).is_file()
+    with pytest.raises(ModelFileError, match="the model file is a directory, not a regular file"):
+        load_audited_model(model)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_card_that_is_not_a_file_is_named_as_such_not_as_missing(kind, xgb_bytes, columns, tmp_path, no_hang):
+    model = _xgb_model(tmp_path, xgb_bytes, columns)
+    card = card_path(model)
+    card.unlink()
+    card.mkdir() if kind == "directory" else os.mkfifo(card)
+    with pytest.raises(ModelCardError, match=f"{card}: the model card is a {kind if kind == 'directory' else 'named'}"):
+        load_audited_model(model)
+
+
+def test_a_card_that_grows_past_its_limit_is_refused(xgb_bytes, columns, tmp_path, monkeypatch):
+    from pipeline.adapters import _card
+
+    model = _xgb_model(tmp_path, xgb_bytes, columns, "# " + "x" * 500 + "\n")
+    monkeypatch.setattr(_card, "MAX_CARD_BYTES", 400)
+    with pytest.raises(ModelCardError, match="expected at most 400"):
+        load_audited_model(model)
+
+
+# ---- archives that unpack to far more than they weigh ---------------------------
+
+def _bomb(unpacked: int) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("schema.json", "w") as member:
+        for _ in range(unpacked // (1 << 20)):
+            member.write(b" " * (1 << 20))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("kind", "name"), [("skops", "m.skops"), ("torchscript", "m.torchscript")])
+def test_a_zip_bomb_is_refused_before_any_loader_unpacks_it(kind, name, columns, tmp_path, monkeypatch):
+    from pipeline.adapters import _files
+
+    monkeypatch.setattr(_files, "MAX_UNPACKED_BYTES", 4 << 20)
+    data = _bomb(8 << 20)
+    assert len(data) < 100_000  # kilobytes on disk: the file size limit alone never sees it
+    model = tmp_path / name
+    model.write_bytes(data)
+    card_path(model).write_text(card_text(kind, "bomb", columns, adverse_column=1))
+    with pytest.raises(ModelFileError, match=r"unpack to 8,388,608 bytes from [0-9,]+; expected at most 4,194,304"):
+        load_audited_model(model)
+
+
+# ---- a folder with a card is read through its card --------------------------------
+
+def test_a_model_folder_with_a_card_beside_it_is_read_through_the_card(columns, tmp_path):
+    from flows.tasks import load_given_model
+
+    folder = tmp_path / "lender_model"
+    folder.mkdir()
+    (folder / "model.json").write_text("{}")
+    card_path(folder).write_text(card_text("credit-audit-mlp", "MLP", columns, sha256="0" * 64))
+    with pytest.raises(ModelFileError, match="says sha256 = 0000"):
+        load_given_model(str(folder))
