@@ -62,6 +62,8 @@ MSG_NOBODY = "change.by = \"nobody\" cannot have {key}: nobody can make that cha
 MSG_PAYS_RULES = "a feature declares change.pays, so the file needs a [payment_rules] table"
 MSG_GROUP = "expected the name of a feature group ({groups})"
 MSG_NOT_A_FILE = "{file}: no such schema file"
+MSG_CODE_SPACES = ("expected each code without spaces at either end (the data's cells are read stripped, so it could "
+                   "never match), got {code!r}")
 MSG_NOT_PROTECTED = "expected the name of a feature marked protected = true ({protected}), got {name!r}"
 MSG_AGE_KIND = "expected a count feature with bands (the applicants' age), got {name!r}"
 
@@ -72,6 +74,14 @@ _COLUMN = re.compile(r"[^\x00-\x1f\x7f\s](?:[^\x00-\x1f\x7f]{0,98}[^\x00-\x1f\x7
 MSG_COLUMN = "expected a column name of 1 to 100 characters, without control characters or spaces at either end"
 MAX_SCHEMA_BYTES = 1_000_000  # real schema files are ~10 kB; a larger file is refused unread
 MSG_TOO_LARGE = "{file}: the schema file is {size:,} bytes; expected at most {limit:,}"
+
+
+def _check_code_spacing(codes: list[str]) -> None:
+    """The loader strips each cell before matching it to a code, so a code with a space at either end
+    (or an empty one) could never match: it would be a dead code, or a twin of its stripped spelling."""
+    for code in codes:
+        if not code.strip() or code != code.strip():
+            raise ValueError(MSG_CODE_SPACES.format(code=code))
 
 
 def _column_name(name: str) -> str:
@@ -170,6 +180,7 @@ class FeatureSpec(_Strict):
         numeric = [bool(_INTEGER.fullmatch(k)) for k in keys]
         if any(numeric) and not all(numeric):
             raise ValueError(MSG_MIXED_CODES.format(codes=keys))
+        _check_code_spacing(keys)
 
 
 class Label(_Strict):
@@ -193,6 +204,7 @@ class Label(_Strict):
             raise ValueError(f"expected `adverse` to be one of the label values {list(self.values)}, got {self.adverse!r}")
         if len(self.values) != 2:
             raise ValueError(f"expected exactly two label values (adverse and favourable), got {list(self.values)}")
+        _check_code_spacing(list(self.values))
         return self
 
 

@@ -170,3 +170,67 @@ def test_a_model_folder_with_a_card_beside_it_is_read_through_the_card(columns, 
     card_path(folder).write_text(card_text("credit-audit-mlp", "MLP", columns, sha256="0" * 64))
     with pytest.raises(ModelFileError, match="says sha256 = 0000"):
         load_given_model(str(folder))
+
+
+# ---- text codes: the loader strips cells, so the schema's codes must be stripped too ----------
+
+def _german_schema_with(old: str, new: str, folder: Path) -> Path:
+    from pipeline.schema_file import GERMAN_CREDIT_SCHEMA
+
+    text = (Path(__file__).resolve().parents[1] / "pipeline" / "schemas" / GERMAN_CREDIT_SCHEMA).read_text()
+    assert old in text
+    schema = folder / "schema.toml"
+    schema.write_text(text.replace(old, new, 1))
+    return schema
+
+
+@pytest.mark.parametrize("code", ['"no checking account "', '" no checking account"', '" "'])
+def test_a_text_code_with_spaces_around_it_is_refused(code, tmp_path):
+    line = '"no checking account" = "no checking account"  # A14'
+    schema = _german_schema_with(line, f'{line}\n{code} = "never matched: cells are read stripped"', tmp_path)
+    with pytest.raises(SchemaFileError, match=r"features\[0\] \(status_of_existing_checking_account\)\.codes: expected "
+                                              r"each code without spaces at either end"):
+        load_schema(schema)
+
+
+def test_a_label_value_with_spaces_around_it_is_refused(tmp_path):
+    schema = _german_schema_with('"bad" = "bad credit risk"', '"bad " = "bad credit risk"', tmp_path)
+    schema.write_text(schema.read_text().replace('adverse = "bad"', 'adverse = "bad "', 1))
+    with pytest.raises(SchemaFileError, match=r"label: expected each code without spaces at either end.*'bad '"):
+        load_schema(schema)
+
+
+def _german_csv_with(edit, folder: Path) -> Path:
+    """The real German file with `edit(rows)` applied, written under `folder` (never into the project)."""
+    import csv
+
+    from german import german_csv_path
+
+    with open(german_csv_path(), newline="") as fh:
+        rows = list(csv.reader(fh))
+    edit(rows)
+    path = folder / "german.csv"
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return path
+
+
+def test_a_category_spelt_in_another_case_is_refused_by_line_and_column(tmp_path):
+    from pipeline import DataValidationError
+
+    def shout(rows: list[list[str]]) -> None:
+        rows[5][2] = rows[5][2].upper()  # credit_history of the file's line 6
+
+    with pytest.raises(DataValidationError, match=r"german\.csv: line 6, column credit_history: got 'DELAY IN PAYING"):
+        load_german(_german_csv_with(shout, tmp_path))
+
+
+def test_a_category_with_spaces_around_it_reads_as_its_code():
+    def pad(rows: list[list[str]]) -> None:
+        rows[5][2] = f"  {rows[5][2]} "
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        padded = load_german(_german_csv_with(pad, Path(folder)))
+    assert padded.X.equals(load_german().X)
