@@ -1,9 +1,11 @@
-"""Atomic file writes and content hashes: a crash never leaves a half-written output."""
+"""Atomic file writes, content hashes, and reads of a user's file that cannot hang: a crash never leaves a
+half-written output, and a fifo or a device given as an input file is refused instead of read forever."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -56,3 +58,45 @@ def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
         while chunk := fh.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+class NotRegularFile(OSError):
+    """The path is a directory, a fifo, a device (`/dev/zero`) or a socket, not a file of bytes."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class FileTooLarge(OSError):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (fifo)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of the regular file at `path` (symlinks followed), at most `limit` of them (None: no cap).
+
+    Opened without blocking and checked on the open descriptor, so a fifo (which
+    would wait for a writer forever), a device such as /dev/zero (endless bytes)
+    or a file that grows after its size was checked can neither hang nor exhaust
+    memory: NotRegularFile or FileTooLarge instead.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode_size = os.fstat(fd)
+        if not stat.S_ISREG(mode_size.st_mode):
+            raise NotRegularFile(next((k for test, k in _KINDS if test(mode_size.st_mode)), "not a regular file"))
+        if limit is not None and mode_size.st_size > limit:
+            raise FileTooLarge(mode_size.st_size)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read() if limit is None else fh.read(limit + 1)
+        if limit is not None and len(data) > limit:
+            raise FileTooLarge(len(data))
+        return data
+    finally:
+        os.close(fd)

@@ -31,8 +31,10 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from . import schema as S
+from ._io import NotRegularFile, read_regular
 from .schema_pandera import pandera_schema
 
+MSG_NOT_REGULAR = "{file}: the data file is {kind}, not a regular file; expected a CSV file"
 MSG_EMPTY = "{file}: the file is empty; expected a header line and at least one applicant row"
 MSG_HEADER_ONLY = "{file}: the file has a header but no applicant rows"
 MSG_ENCODING = "{file}: line {line}: the file is not UTF-8 text ({reason}); save it as UTF-8 CSV"
@@ -132,7 +134,10 @@ def _fail(template: str, **kw: object) -> DataValidationError:
 
 
 def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
+    try:
+        raw = read_regular(path)  # a fifo or /dev/zero given as --data is refused, not read forever
+    except NotRegularFile as exc:
+        raise _fail(MSG_NOT_REGULAR, file=path, kind=exc.kind) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -234,3 +234,21 @@ def test_a_category_with_spaces_around_it_reads_as_its_code():
     with tempfile.TemporaryDirectory() as folder:
         padded = load_german(_german_csv_with(pad, Path(folder)))
     assert padded.X.equals(load_german().X)
+
+
+# ---- a data file that is not a regular file --------------------------------------
+
+@pytest.mark.parametrize(("make", "kind"), [("fifo", "a named pipe"), ("dev_zero", "a character device"),
+                                            ("directory", "a directory")])
+def test_a_data_path_that_is_not_a_file_is_refused_at_once(make, kind, tmp_path, no_hang):
+    from pipeline import DataValidationError, load_portfolio
+
+    data = tmp_path / "german.csv"
+    if make == "fifo":
+        os.mkfifo(data)
+    elif make == "dev_zero":
+        data.symlink_to("/dev/zero")
+    else:
+        data.mkdir()
+    with pytest.raises(DataValidationError, match=f"german.csv: the data file is {kind}"):
+        load_portfolio(data)

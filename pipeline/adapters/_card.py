@@ -30,9 +30,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .._io import FileTooLarge, NotRegularFile, read_regular
 from .._toml import loads as toml_loads
 from ._errors import MSG_NOT_REGULAR, ModelCardError
-from ._files import FileTooLarge, NotRegularFile, read_regular
 
 FORMAT_VERSION = 1
 CARD_SUFFIX = ".card.toml"

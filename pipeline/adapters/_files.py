@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import stat
 import zipfile
 from pathlib import Path
 
+from .._io import FileTooLarge, NotRegularFile, read_regular
 from ._errors import (
     MSG_NO_MODEL,
     MSG_NOT_REGULAR,
@@ -47,48 +46,6 @@ def read_model(path: Path) -> bytes:
         raise ModelFileError(MSG_TOO_LARGE.format(file=path, size=exc.size, limit=MAX_MODEL_BYTES)) from None
     except OSError as exc:
         raise ModelFileError(MSG_UNREADABLE.format(file=path, reason=exc.strerror or exc)) from None
-
-
-class NotRegularFile(OSError):
-    """The path is a directory, a fifo, a device (`/dev/zero`) or a socket, not a file of bytes."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
-
-
-class FileTooLarge(OSError):
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
-
-
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (fifo)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-def read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file at `path` (symlinks followed), at most `limit` of them.
-
-    Opened without blocking and checked on the open descriptor, so a fifo (which
-    would wait for a writer forever), a device such as /dev/zero (endless bytes)
-    or a file that grows after its size was checked can neither hang nor exhaust
-    memory: NotRegularFile or FileTooLarge instead.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        mode_size = os.fstat(fd)
-        if not stat.S_ISREG(mode_size.st_mode):
-            raise NotRegularFile(next((k for test, k in _KINDS if test(mode_size.st_mode)), "not a regular file"))
-        if mode_size.st_size > limit:
-            raise FileTooLarge(mode_size.st_size)
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = fh.read(limit + 1)
-        if len(data) > limit:
-            raise FileTooLarge(len(data))
-        return data
-    finally:
-        os.close(fd)
 
 
 def bytes_sha256(data: bytes) -> str:
