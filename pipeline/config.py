@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from . import schema as S
+from ._io import FileTooLarge, NotRegularFile, read_regular
 from ._toml import loads as toml_loads
 from .constants import COUNTERFACTUAL_MARGIN, SEED_MAX
 from .flags import FlagCode, FlagConfig
@@ -437,13 +438,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a configuration is a few kB; a larger file is refused unread
+
+
 def _read_toml(file: Path) -> dict:
     try:
-        return toml_loads(file.read_bytes().decode("utf-8"))
+        return toml_loads(read_regular(file, MAX_CONFIG_BYTES).decode("utf-8"))  # a fifo or device: refused, not read
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(MSG_NOT_TOML.format(file=file, reason=exc)) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(MSG_NOT_TOML.format(file=file, reason=f"not UTF-8 text: {exc.reason}")) from None
+    except FileTooLarge as exc:
+        raise ConfigError(MSG_UNREADABLE.format(file=file, reason=f"{exc.size:,} bytes; expected at most "
+                                                                  f"{MAX_CONFIG_BYTES:,}")) from None
+    except NotRegularFile as exc:
+        raise ConfigError(MSG_UNREADABLE.format(file=file, reason=f"it is {exc.kind}, not a regular file")) from None
     except OSError as exc:
         raise ConfigError(MSG_UNREADABLE.format(file=file, reason=exc.strerror or exc)) from None
 

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._io import FileTooLarge, NotRegularFile, read_regular
 from ._toml import loads as toml_loads
 
 FORMAT_VERSION = 1
@@ -62,6 +63,7 @@ MSG_NOBODY = "change.by = \"nobody\" cannot have {key}: nobody can make that cha
 MSG_PAYS_RULES = "a feature declares change.pays, so the file needs a [payment_rules] table"
 MSG_GROUP = "expected the name of a feature group ({groups})"
 MSG_NOT_A_FILE = "{file}: no such schema file"
+MSG_NOT_REGULAR = "{file}: the schema file is {kind}, not a regular file; expected a TOML file"
 MSG_CODE_SPACES = ("expected each code without spaces at either end (the data's cells are read stripped, so it could "
                    "never match), got {code!r}")
 MSG_NOT_PROTECTED = "expected the name of a feature marked protected = true ({protected}), got {name!r}"
@@ -502,13 +504,14 @@ def parse_schema(text: str, file: str | Path) -> SchemaSpec:
 def load_schema(path: str | Path) -> SchemaSpec:
     """Read and check a schema file."""
     file = Path(path)
-    if not file.is_file():
-        raise SchemaFileError(MSG_NOT_A_FILE.format(file=file))
-    size = file.stat().st_size
-    if size > MAX_SCHEMA_BYTES:
-        raise SchemaFileError(MSG_TOO_LARGE.format(file=file, size=size, limit=MAX_SCHEMA_BYTES))
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_regular(file, MAX_SCHEMA_BYTES).decode("utf-8")  # a fifo or a device: refused, not read
+    except FileNotFoundError:
+        raise SchemaFileError(MSG_NOT_A_FILE.format(file=file)) from None
+    except NotRegularFile as exc:
+        raise SchemaFileError(MSG_NOT_REGULAR.format(file=file, kind=exc.kind)) from None
+    except FileTooLarge as exc:
+        raise SchemaFileError(MSG_TOO_LARGE.format(file=file, size=exc.size, limit=MAX_SCHEMA_BYTES)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaFileError(MSG_UNREADABLE.format(file=file, reason=exc)) from None
     return parse_schema(text, file)

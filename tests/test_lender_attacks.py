@@ -252,3 +252,14 @@ def test_a_data_path_that_is_not_a_file_is_refused_at_once(make, kind, tmp_path,
         data.mkdir()
     with pytest.raises(DataValidationError, match=f"german.csv: the data file is {kind}"):
         load_portfolio(data)
+
+
+@pytest.mark.parametrize("make", ["fifo", "dev_zero"])
+def test_a_schema_or_configuration_that_is_not_a_file_is_refused_at_once(make, tmp_path, no_hang):
+    kind = "a named pipe" if make == "fifo" else "a character device"
+    for name, read, error, words in (("schema.toml", load_schema, SchemaFileError, f"the schema file is {kind}"),
+                                     ("audit.toml", load_config, ConfigError, f"it is {kind}.*, not a regular file")):
+        path = tmp_path / name
+        os.mkfifo(path) if make == "fifo" else path.symlink_to("/dev/zero")
+        with pytest.raises(error, match=f"{name}: .*{words}"):
+            read(path)
