@@ -146,6 +146,7 @@ def preflight(args: argparse.Namespace) -> tuple[AuditConfig, str]:
     portfolio = load_portfolio(data)
     check_audit_size(portfolio, config.test_fraction)
     _check_shifts(portfolio, config)
+    check_previous(args.previous, raw)
 
     from pipeline import resolve_device
 
@@ -166,6 +167,32 @@ def _check_shifts(portfolio, config: AuditConfig) -> None:  # noqa: ANN001 - a P
 
     test = split_portfolio(portfolio, config.test_fraction, config.seed).test
     resolve_shifts(config.shift.checks, portfolio.features.iloc[test], portfolio.labels.iloc[test])
+
+
+MSG_PREVIOUS_NOT_RUN = "--previous {run}: not a finished run to compare with ({reason})"
+MSG_PREVIOUS_SCHEMA = ("--previous {run}: that run read its data with another schema file ({theirs}, SHA-256 {theirs_sha}); "
+                       "this run reads {ours}: a run of other columns is not an earlier version of this one")
+
+
+def check_previous(previous: str | None, raw: bytes) -> None:
+    """An explicit --previous is a finished run of the same schema file (as the automatic choice is): otherwise
+    'what changed' would compare other columns and the report would render under that run's schema."""
+    if previous is None:
+        return
+    import hashlib
+
+    from pipeline import schema as S
+    from pipeline.run_record import RecordError, load_record
+
+    try:
+        record = load_record(previous)
+    except (RecordError, OSError) as exc:
+        raise ValueError(MSG_PREVIOUS_NOT_RUN.format(run=previous, reason=exc)) from None
+    theirs = record.schema_file or None
+    theirs_sha = theirs.sha256 if theirs else hashlib.sha256(S.read_schema(None)[1]).hexdigest()
+    if theirs_sha != hashlib.sha256(raw).hexdigest():
+        raise ValueError(MSG_PREVIOUS_SCHEMA.format(run=previous, theirs=theirs.name if theirs else "the default",
+                                                    theirs_sha=theirs_sha[:12], ours=S.SPEC.source.name))
 
 
 def _fail(args: argparse.Namespace, code: int, message: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import zipfile
 from collections.abc import Iterator
@@ -263,3 +264,22 @@ def test_a_schema_or_configuration_that_is_not_a_file_is_refused_at_once(make, t
         os.mkfifo(path) if make == "fifo" else path.symlink_to("/dev/zero")
         with pytest.raises(error, match=f"{name}: .*{words}"):
             read(path)
+
+
+# ---- --previous: only a finished run of the same schema file ------------------------
+
+def test_an_explicit_previous_run_of_another_schema_or_none_is_refused(slice_record, tmp_path):
+    from flows.cmd_run import MSG_PREVIOUS_SCHEMA, check_previous
+    from pipeline import schema as S
+    from pipeline.run_record import write_record
+
+    previous = tmp_path / "uci-run"
+    write_record(previous, slice_record)  # a run of the default (UCI) schema
+    check_previous(str(previous), S.read_schema(None)[1])  # the same schema: a valid earlier run
+    german, raw = S.read_schema(Path(__file__).resolve().parents[1] / "pipeline" / "schemas" / "german_credit.toml")[:2]
+    S.activate(german)
+    expected = MSG_PREVIOUS_SCHEMA.split("(")[0].format(run=previous)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        check_previous(str(previous), raw)
+    with pytest.raises(ValueError, match="nowhere: not a finished run to compare with"):
+        check_previous(str(tmp_path / "nowhere"), raw)
