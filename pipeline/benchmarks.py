@@ -41,7 +41,7 @@ from .policy import ThresholdPolicy
 from .run_record import BenchmarksSection, Interval, ModelScore
 
 NAMES = {
-    PRODUCTION: "Production neural network",
+    PRODUCTION: "Production model",
     MAJORITY: "Majority class (approve everyone)",
     LOGISTIC: "Logistic regression",
     BOOSTED: "Gradient-boosted trees",
@@ -49,7 +49,7 @@ NAMES = {
 DESCRIPTIONS = {
     PRODUCTION: "the audited model",
     MAJORITY: "scores every applicant with the training default rate, so it ranks no one above anyone",
-    LOGISTIC: "repayment statuses one-hot encoded, NT$ amounts signed-log compressed, all inputs standardised",
+    LOGISTIC: "categories and statuses one-hot encoded, amounts signed-log compressed, all inputs standardised",
     BOOSTED: "scikit-learn HistGradientBoostingClassifier, default settings, early stopping off",
 }
 HIGHER, LOWER, SAME = "higher", "lower", "no clear difference"

@@ -53,7 +53,7 @@ ACTION_FAIRNESS_FAIL = ("Do not use the model for decisions until the disparity 
 ACTION_FAIRNESS_REVIEW = ("Owner and compliance review the gap; justify or mitigate before sign-off; "
                           "re-test in the next run.")
 ACTION_NO_RANKING = "Do not use the model: it ranks applicants no better than chance on held-out data."
-ACTION_CHALLENGER = ("Justify the neural network over the simpler {name} (explainability, stability) or adopt "
+ACTION_CHALLENGER = ("Justify the production model over the simpler {name} (explainability, stability) or adopt "
                      "the challenger after its own validation.")
 ACTION_ACCURACY = ("Justify the threshold by the costs of the two errors (declined good payers, approved defaulters) "
                    "or revise it.")

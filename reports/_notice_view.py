@@ -400,6 +400,24 @@ def _search_rules(run: RunResult) -> dict:
     }
 
 
+# What a notice calls each kind of model (a lender's model card type; None: the audit's own MLP).
+MODEL_NOUNS = {None: "a type of computer program called a neural network",
+               "credit-audit-mlp": "a type of computer program called a neural network",
+               "xgboost": "a type of computer program built from many decision trees",
+               "lightgbm": "a type of computer program built from many decision trees",
+               "skops": "a type of computer program", "onnx": "a type of computer program",
+               "torchscript": "a type of computer program"}
+
+
+def _model_story(run: RunResult) -> dict:
+    """What kind of model decided and what it learned from: a lender's model was not trained by the audit,
+    so its notice does not claim to know on how many people it was trained."""
+    card = run.record.model.card
+    kind = str(card["type"]) if card else None
+    return {"model_noun": MODEL_NOUNS.get(kind, "a type of computer program"),
+            "train_rows": None if card else f"{run.record.split.train_rows:,}"}
+
+
 def _logic(run: RunResult) -> dict:
     used = set(run.model_features)
     excluded = [S.BY_NAME[n].label.lower() for n in S.FEATURE_NAMES if n not in used]
@@ -409,7 +427,7 @@ def _logic(run: RunResult) -> dict:
         "categories": _categories(used),
         "excluded": _or(excluded),
         "protected_used": " and ".join(protected_used),
-        "train_rows": f"{run.record.split.train_rows:,}",
+        **_model_story(run),
         "records": S.RECORDS,
         "subjects": S.SUBJECTS,
         "outcome": S.OUTCOME,

@@ -109,6 +109,17 @@ def test_the_notice_speaks_of_the_german_data(runs):
     assert "Statlog" not in text and "LIMIT_BAL" not in text and "PAY_0" not in text
     labels = [f.label for f in shipped_schema("german_credit.toml").features]
     assert sum(label in text for label in labels) >= 3  # the reasons and facts name the schema's features
+    flat = " ".join(text.split())
+    # the lender's booster is not the audit's neural network, and the audit does not know what it was trained on
+    assert "neural network" not in flat and "built from many decision trees" in flat
+    assert "It learned from" not in flat and "We built it from the credit records of past borrowers" in flat
+
+
+def test_the_report_describes_the_lenders_model_not_the_audits_own(runs):
+    text = " ".join(subprocess.run(["pdftotext", str(runs["onnx"] / O.REPORT_PDF), "-"], capture_output=True,
+                                   text=True, check=True).stdout.split())
+    assert "The lender's own model (German credit XGBoost (ONNX)" in text
+    assert "multi-layer perceptron" not in text and "neural network" not in text
 
 
 # ---- bad hand-overs: exit 2, one message, nothing written ---------------------------------------

@@ -1021,7 +1021,7 @@ def test_audit_report_figures_that_appear_twice_are_equal(audit_pdf, run):  # no
     first, rest = pages[0], " ".join(pages[1:])
     auc, lo, hi = re.search(r"(\d\.\d{3}) ROC AUC \[(\d\.\d{3}), (\d\.\d{3})\] on", first).groups()
     assert f"ROC AUC {auc} " in rest  # the performance table
-    assert f"Production neural network the audited model {auc} [{lo}, {hi}]" in rest  # the benchmarks table
+    assert f"Production model the audited model {auc} [{lo}, {hi}]" in rest  # the benchmarks table
     accuracy, everyone = re.search(r"(\d+\.\d%) accuracy \(held out\) approving everyone (\d+\.\d%)", first).groups()
     assert f"Accuracy {accuracy} " in rest
     assert re.search(r"Majority class \(approve everyone\) .*? 0\.500 \[0\.500, 0\.500\] \S+ \[\S+, \S+\] lower "
