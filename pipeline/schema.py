@@ -37,7 +37,15 @@ from pathlib import Path
 from typing import Literal
 
 from .layout import SCHEMA_FILE
-from .schema_file import DEFAULT_SCHEMA, FeatureSpec, SchemaSpec, load_schema, parse_schema, shipped_schema
+from .schema_file import (
+    DEFAULT_SCHEMA,
+    FeatureSpec,
+    SchemaSpec,
+    load_schema,
+    parse_schema,
+    schema_bytes,
+    shipped_schema,
+)
 
 Kind = Literal["amount", "count", "category", "repayment_status"]
 Direction = Literal["none", "increase", "decrease", "any"]
@@ -267,8 +275,8 @@ def read_schema(path: str | Path | None) -> tuple[SchemaSpec, bytes, str]:
         raw = (resources.files("pipeline") / "schemas" / DEFAULT_SCHEMA).read_bytes()
         shown = f"pipeline/schemas/{DEFAULT_SCHEMA}"
         return parse_schema(raw.decode("utf-8"), shown), raw, shown
-    spec = load_schema(path)  # size and syntax checked first: the bytes below are a file already read once
-    return spec, Path(path).read_bytes(), str(path)
+    raw = schema_bytes(path)  # read once: the bytes parsed are the bytes the run records and copies
+    return parse_schema(raw.decode("utf-8"), path), raw, str(path)
 
 
 def activate_for_run(run_dir: str | Path) -> None:

@@ -503,9 +503,16 @@ def parse_schema(text: str, file: str | Path) -> SchemaSpec:
 
 def load_schema(path: str | Path) -> SchemaSpec:
     """Read and check a schema file."""
+    return parse_schema(schema_bytes(path).decode("utf-8"), Path(path))
+
+
+def schema_bytes(path: str | Path) -> bytes:
+    """A schema file's exact bytes (UTF-8 text of a regular file within the size cap), read once: a run
+    records and copies the very bytes it parsed."""
     file = Path(path)
     try:
-        text = read_regular(file, MAX_SCHEMA_BYTES).decode("utf-8")  # a fifo or a device: refused, not read
+        raw = read_regular(file, MAX_SCHEMA_BYTES)  # a fifo or a device: refused, not read
+        raw.decode("utf-8")
     except FileNotFoundError:
         raise SchemaFileError(MSG_NOT_A_FILE.format(file=file)) from None
     except NotRegularFile as exc:
@@ -514,7 +521,7 @@ def load_schema(path: str | Path) -> SchemaSpec:
         raise SchemaFileError(MSG_TOO_LARGE.format(file=file, size=exc.size, limit=MAX_SCHEMA_BYTES)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaFileError(MSG_UNREADABLE.format(file=file, reason=exc)) from None
-    return parse_schema(text, file)
+    return raw
 
 
 def shipped_schema(name: str = DEFAULT_SCHEMA) -> SchemaSpec:
