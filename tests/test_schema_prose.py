@@ -146,14 +146,14 @@ def test_a_german_notice_carries_no_uci_wording(german_run):
 
 def test_a_german_notice_names_what_its_schema_lets_a_person_change(german_run):
     notices = {case: _text(html) for case, html in _notices(german_run).items()}
-    tried = ("We tried the duration of the credit (higher or lower) and the amount of the credit (only lower)."
+    tried = ("We tried the credit duration (higher or lower) and the credit amount (only lower)."
              " The other facts about you cannot change.")
     assert tried in notices["not_found"]
     assert "You can ask for a change like this if you apply again." in notices["found"]
     assert "You cannot change the past" not in notices["found"]
-    assert re.search(r"your (duration|amount) of the credit had been [^.]+, not ", notices["found"])
-    page_two = ("we tried changes to what you control: the duration of the credit (higher or lower) and the amount"
-                " of the credit (only lower). The other facts about you cannot change, so we never suggest them.")
+    assert re.search(r"your credit (duration|amount) had been [^.]+, not ", notices["found"])
+    page_two = ("we tried changes to what you control: the credit duration (higher or lower) and the credit amount"
+                " (only lower). The other facts about you cannot change, so we never suggest them.")
     assert page_two in notices["found"]
     assert '"paid in full"' not in notices["found"] and "another credit limit" not in notices["found"]
 
@@ -197,7 +197,7 @@ def test_the_german_report_describes_the_german_data(german_run):
     assert "already been granted credit;" in use and "No dates in the data." in use
     assert "The data hold sex and marital status, age and foreign worker only" in use
     assert "probability of being a bad credit risk from the applicant's accounts, credit, history" in methods
-    assert "duration of the credit (higher or lower) and amount of the credit (only lower). Every proposal" in methods
+    assert "credit duration (higher or lower) and credit amount (only lower). Every proposal" in methods
     assert "Past borrowers of one German bank; the data do not say when" in risks
     assert "Sex and marital status, age and foreign worker are not inputs" in risks
 
