@@ -470,6 +470,8 @@ def letter_view(run: RunResult, applicant_id: object, review: ReviewedDecision |
         "chart": _chart(applicant, shown),
         "counterfactual": _counterfactual(applicant, shown, review),
         "data_groups": _data_groups(run, applicant),
+        # the footnote explains a `*`: only where a fact is kept that the model does not use
+        "unused_shown": any(n in applicant.features and n not in run.model_features for n in S.FEATURE_NAMES),
     }
 
 

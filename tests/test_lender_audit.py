@@ -113,6 +113,7 @@ def test_the_notice_speaks_of_the_german_data(runs):
     # the lender's booster is not the audit's neural network, and the audit does not know what it was trained on
     assert "neural network" not in flat and "built from many decision trees" in flat
     assert "It learned from" not in flat and "We built it from the credit records of past borrowers" in flat
+    assert "Not used by the model" not in flat  # this model reads every fact listed: no `*`, no footnote
 
 
 def test_the_report_describes_the_lenders_model_not_the_audits_own(runs):

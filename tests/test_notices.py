@@ -105,6 +105,14 @@ def test_page_two_of_the_default_model_says_which_facts_it_does_not_use(base_dir
     text, pages = _render(base_dir, _declined(base_dir), tmp_path)
     assert "It does not use your sex, education, marital status or age." in pages[1]
     assert "never given as a reason" not in text and "We leave none out." in pages[1]
+    assert "Age*: " in pages[0] and "* Not used by the model." in pages[0]  # the facts kept only for fairness
+
+
+def test_no_footnote_explains_a_star_that_no_fact_carries(base_dir, tmp_path):
+    everything = tuple(S.FEATURE_NAMES)  # a model that reads every fact: none is marked
+    run_dir = _copy(base_dir, tmp_path, features=everything)
+    _, pages = _render(run_dir, _declined(run_dir), tmp_path / "out")
+    assert "*" not in pages[0] and "Not used by the model" not in pages[0]
 
 
 def test_each_reason_says_why_it_counts(base_dir, tmp_path):
