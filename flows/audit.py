@@ -96,10 +96,11 @@ class _Timer:
 
 
 def _model(portfolio, split, config, device, run_dir: Path, key,
-           model_dir: str | None) -> tuple[AuditedModel, list[Path]]:
-    """A given production model is loaded as is; otherwise train (durable) and load what was saved."""
-    if model_dir:
-        model = T.load_given_model(model_dir, device)
+           given: AuditedModel | None) -> tuple[AuditedModel, list[Path]]:
+    """A given production model (loaded once, by the flow) is audited as is; otherwise train (durable) and load
+    what was saved."""
+    if given is not None:
+        model = given
         if isinstance(model, CreditModel):
             return model, model.save(run_dir / O.MODEL_DIR)  # the audited model travels with its run
         return model, T.keep_model_files(model, run_dir)
@@ -246,7 +247,8 @@ def audit_flow(
     located = T.locate_data(data)
     fixed = fixed_time(located, reproducible)
     portfolio = T.load_data(located)
-    reused_hash = T.load_given_model(model_dir).model_hash() if model_dir else None
+    given = T.load_given_model(model_dir, device) if model_dir else None  # read once: hashed and audited
+    reused_hash = given.model_hash() if given is not None else None
     run_id = run_id_for(portfolio.data_hash, config.identity(), reused_hash, T.schema_hash(schema_file, schema_raw))
     run_dir = Path(out) if out else Path("runs") / run_id
     resolve_signer(unsigned=unsigned, run_dir=run_dir)  # no key: refused now, not after the whole audit
@@ -258,7 +260,7 @@ def audit_flow(
     timer.lap("load")
 
     split = T.split_data(portfolio, config)
-    model, written = _model(portfolio, split, config, device, run_dir, key, model_dir)
+    model, written = _model(portfolio, split, config, device, run_dir, key, given)
     if schema_file:  # the run is read with its own schema again (reports.load_run, the review app)
         written.append(atomic_write_bytes(run_dir / O.SCHEMA_FILE, schema_raw))
     schema_record = SchemaRecord(name=spec.source.name, file=O.SCHEMA_FILE if schema_file else schema_shown,
